@@ -1,0 +1,151 @@
+"""Training-free routing policies.
+
+Each policy scores a whole batch of drafted positions in one vectorised call
+(see ``router_models.base`` for the threshold rule: LLM iff ``score > threshold``).
+
+- ``AlwaysSLM`` / ``AlwaysLLM``: constant scores 0.0 / 1.0; with the default
+  threshold 0.5 they reproduce the single models exactly.
+- ``RandomRouter``: a uniform score in [0, 1) fixed by (request seed, absolute
+  position), so batching and the run-ahead window never change a decision.
+  Expected LLM share = P(u > t) = 1 - t for a threshold t in [0, 1].
+- ``ConfidenceRouter``: 1 - max softmax probability of the SLM (BiLD fallback).
+- ``EntropyRouter``: entropy of the SLM softmax / log(vocab), in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from router_models.base import FEATURE_LOGITS, RouterFeatures
+
+# splitmix64 constants (Steele et al.); all arithmetic wraps modulo 2**64.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """Finalizer of splitmix64: a bijective, well-mixed map uint64 -> uint64."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MUL1
+    x = (x ^ (x >> np.uint64(27))) * _MUL2
+    return x ^ (x >> np.uint64(31))
+
+
+def uniform_per_position(seeds: list[int], positions: list[int], stream: int = 0) -> np.ndarray:
+    """Uniform draws in [0, 1), one per (seed, position) pair; [n] float64.
+
+    A pure function of (stream, seed, position): no generator state, so the
+    same position gets the same value in any batch or run-ahead window.
+    Seeds and positions must fit in int64 (negative seeds are allowed).
+    """
+    if len(seeds) != len(positions):
+        raise ValueError(f"got {len(seeds)} seeds but {len(positions)} positions")
+    s = np.asarray(seeds, dtype=np.int64).view(np.uint64)  # [n]
+    p = np.asarray(positions, dtype=np.int64).view(np.uint64)  # [n]
+    with np.errstate(over="ignore"):
+        salt = _splitmix64(np.array([stream], dtype=np.int64).view(np.uint64))  # [1]
+        key = _splitmix64(s ^ salt)
+        bits = _splitmix64(key ^ (p * _MUL2))
+    # Top 53 bits -> exactly representable float64 in [0, 1).
+    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _probs(feats: RouterFeatures, who: str) -> torch.Tensor:
+    """SLM softmax in float32; [n, vocab]."""
+    if feats.logits is None:
+        raise ValueError(f"{who} needs RouterFeatures.logits ({FEATURE_LOGITS!r}); got None")
+    if feats.logits.dim() != 2 or feats.logits.shape[0] != len(feats):
+        raise ValueError(
+            f"{who}: logits must be [n={len(feats)}, vocab], got {tuple(feats.logits.shape)}"
+        )
+    return torch.softmax(feats.logits.detach().float(), dim=-1)
+
+
+class AlwaysSLM:
+    """Every token from the SLM (score 0.0 never exceeds a threshold >= 0)."""
+
+    name = "slm"
+    features: tuple[str, ...] = ()
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.default_threshold = threshold
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        return [0.0] * len(feats)
+
+
+class AlwaysLLM:
+    """Every token from the LLM (score 1.0 exceeds any threshold < 1)."""
+
+    name = "llm"
+    features: tuple[str, ...] = ()
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.default_threshold = threshold
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        return [1.0] * len(feats)
+
+
+class RandomRouter:
+    """Uniform score per (row seed, absolute position); LLM share ~= 1 - threshold.
+
+    ``seed`` selects an independent stream, so two RandomRouters with
+    different seeds disagree while each stays reproducible.
+    """
+
+    name = "random"
+    features: tuple[str, ...] = ()
+
+    def __init__(self, threshold: float = 0.5, seed: int = 0) -> None:
+        self.default_threshold = threshold
+        self.seed = seed
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        n = len(feats)
+        if len(feats.seeds) != n or len(feats.positions) != n:
+            raise ValueError(
+                f"RandomRouter needs one seed and one position per row: {n} rows, "
+                f"{len(feats.seeds)} seeds, {len(feats.positions)} positions"
+            )
+        return uniform_per_position(feats.seeds, feats.positions, self.seed).tolist()
+
+
+class ConfidenceRouter:
+    """score = 1 - max_v softmax(logits)_v, in [0, 1 - 1/vocab]."""
+
+    name = "confidence"
+    features: tuple[str, ...] = (FEATURE_LOGITS,)
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.default_threshold = threshold
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        p = _probs(feats, "ConfidenceRouter")  # [n, vocab]
+        if p.shape[0] == 0:
+            return []
+        return (1.0 - p.amax(dim=-1)).clamp_(0.0, 1.0).tolist()
+
+
+class EntropyRouter:
+    """score = H(softmax(logits)) / log(vocab), in [0, 1] (1 = uniform)."""
+
+    name = "entropy"
+    features: tuple[str, ...] = (FEATURE_LOGITS,)
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.default_threshold = threshold
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        p = _probs(feats, "EntropyRouter")  # [n, vocab]
+        vocab = p.shape[-1]
+        if p.shape[0] == 0:
+            return []
+        if vocab < 2:  # a one-token vocab has no uncertainty
+            return [0.0] * p.shape[0]
+        h = torch.special.entr(p).sum(dim=-1)  # [n] nats; entr(0) = 0
+        return (h / math.log(vocab)).clamp_(0.0, 1.0).tolist()
