@@ -1,0 +1,39 @@
+# Two commands for users: `make serve` and `make test`; both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Pinned thread count keeps CPU runs (and the demo build) reproducible.
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: serve test lint demo-models eval-demo bench-core clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU build, so no dependency pulls a CUDA wheel.
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+serve: $(STAMP)
+	@echo "citer: the gateway is not built yet (issue 5); try: $(VENV)/bin/citer eval --help"
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~45 min on 2 cores.
+demo-models: $(STAMP)
+	$(PY) -m demo.build --out models/demo
+
+eval-demo: $(STAMP)
+	$(VENV)/bin/citer eval --model models/demo/llm --split test --limit 300 --json
+	$(VENV)/bin/citer eval --model models/demo/slm --split test --limit 300 --json
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""Build the embedded demo model pair: ``python -m demo.build --out models/demo``.
+
+Stages (all deterministic, fixed seeds):
+  tokenizer  byte-level BPE trained on the first TOKENIZER_ITEMS train items
+  llm        Llama, 4 x 256, trained LLM_SPEC.steps steps
+  slm        Llama, 2 x 96 (>= 8x fewer non-embedding FLOPs/token), fewer steps
+  cards      greedy test-split accuracy per family -> README.md model cards
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from demo.tokenizer import save_tokenizer, train_tokenizer
+from demo.train import ModelSpec, train_model
+from tasks.splits import load_split
+
+TOKENIZER_ITEMS = 20_000
+LLM_SPEC = ModelSpec("llm", hidden=256, layers=4, heads=8, ffn=768, steps=3200, lr=2e-3)
+SLM_SPEC = ModelSpec("slm", hidden=96, layers=2, heads=3, ffn=256, steps=1200, lr=3e-3)
+TOKENIZER_DIR = Path("build/tokenizer")  # intermediate; each model folder gets a copy
+THREADS = 2  # pinned: bit-for-bit reproducibility depends on the thread count
+
+
+def build_tokenizer(out: Path) -> None:
+    items = load_split("train", TOKENIZER_ITEMS)
+    tok = train_tokenizer(it.prompt_text + "\n" + it.reference for it in items)
+    save_tokenizer(tok, TOKENIZER_DIR)
+
+
+def build_model(out: Path, spec: ModelSpec) -> dict[str, object]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    return train_model(spec, tok, out / spec.name, n_items=spec.steps * spec.batch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", default="models/demo", type=Path)
+    ap.add_argument("--stages", default="tokenizer,llm,slm,cards")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    stages = args.stages.split(",")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if "tokenizer" in stages:
+        build_tokenizer(out)
+    for spec in (LLM_SPEC, SLM_SPEC):
+        if spec.name in stages:
+            st = build_model(out, spec)
+            print(json.dumps({k: v for k, v in st.items() if k != "log"}))
+    if "cards" in stages:
+        from demo.cards import write_cards
+
+        write_cards(out)
+    print(f"built {', '.join(stages)} in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

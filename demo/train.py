@@ -1,0 +1,148 @@
+"""Train one demo causal LM (Llama architecture) from scratch on the CPU.
+
+Deterministic: fixed seeds, a fixed data order, fixed step count, and
+``torch.use_deterministic_algorithms``; the same machine reproduces the
+weights bit for bit (thread count is pinned for that reason).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from demo.data import batches, encode_item
+from tasks.splits import train_stream
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    hidden: int  # d_model
+    layers: int
+    heads: int  # head_dim = hidden / heads
+    ffn: int  # SwiGLU intermediate size
+    steps: int  # optimizer steps
+    lr: float  # peak learning rate (linear warm-up, cosine decay to 10%)
+    batch: int = 32  # items per step (~125 tokens each)
+    warmup: int = 100
+    seed: int = 0
+    max_positions: int = 512  # longest prompt + answer the model is built for
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"steps and batch must be >= 1, got {self.steps}, {self.batch}")
+
+
+def llama_config(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=spec.hidden,
+        intermediate_size=spec.ffn,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+
+
+def flops_per_token(cfg: LlamaConfig, context: int) -> int:
+    """Forward FLOPs per generated token, excluding embeddings and the LM head.
+
+    2 FLOPs per weight of each layer, plus attention scores and values over
+    ``context`` cached tokens (2 * 2 * context * hidden per layer).
+    """
+    d, f, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    per_layer = 2 * (4 * d * d + 3 * d * f) + 4 * context * d
+    return n * per_layer
+
+
+def train_model(
+    spec: ModelSpec,
+    tok: PreTrainedTokenizerFast,
+    out_dir: Path,
+    n_items: int,
+    log_every: int = 50,
+) -> dict[str, object]:
+    """Train, save the HF folder (config, safetensors, tokenizer) and return stats."""
+    torch.manual_seed(spec.seed)
+    torch.use_deterministic_algorithms(True)
+    model = LlamaForCausalLM(llama_config(spec, tok))
+    items = train_stream()
+    encoded = [encode_item(tok, next(items)) for _ in range(n_items)]
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, spec))
+    model.train()
+    log: list[dict[str, float]] = []
+    tokens = 0
+    t0 = time.time()
+    step = 0
+    bar = tqdm(total=spec.steps, desc=f"train {spec.name}", unit="step")
+    epoch = 0
+    while step < spec.steps:
+        for ids, labels in batches(encoded, spec.batch, tok.pad_token_id, seed=spec.seed + epoch):
+            out = model(input_ids=ids, attention_mask=(ids != tok.pad_token_id), labels=labels)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            tokens += int((ids != tok.pad_token_id).sum())
+            step += 1
+            bar.update(1)
+            if step % log_every == 0 or step == spec.steps:
+                rec = {
+                    "step": step,
+                    "loss": round(out.loss.item(), 4),
+                    "tokens": tokens,
+                    "lr": sched.get_last_lr()[0],
+                    "elapsed_s": round(time.time() - t0, 1),
+                }
+                log.append(rec)
+                bar.set_postfix(loss=rec["loss"])
+                tqdm.write(json.dumps(rec))
+            if step >= spec.steps:
+                break
+        epoch += 1
+    bar.close()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(out_dir))
+    tok.save_pretrained(str(out_dir))
+    stats = {
+        "spec": asdict(spec),
+        "train_items": n_items,
+        "train_tokens": tokens,
+        "train_time_s": round(time.time() - t0, 1),
+        "non_embedding_params": non_embedding_params(model),
+        "params": sum(p.numel() for p in model.parameters()),
+        "final_loss": log[-1]["loss"] if log else None,
+        "log": log,
+    }
+    (out_dir / "train_stats.json").write_text(json.dumps(stats, indent=1))
+    return stats
+
+
+def _lr_factor(step: int, spec: ModelSpec) -> float:
+    if step < spec.warmup:
+        return (step + 1) / spec.warmup
+    frac = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))

@@ -1,0 +1,60 @@
+"""Router interface shared by the scheduler, the engines and every policy.
+
+Data flow of one routing call (one per scheduler step):
+
+    SLM engine  --RouterFeatures (tensors, one row per drafted position)-->
+    Router.score(features) -> list[float]   (one score per row)
+    scheduler: route row i to the LLM  iff  score[i] > threshold
+
+Threshold semantics (the only definition; every policy and caller uses it):
+a score estimates how much a position needs the LLM (higher = more critical).
+A position goes to the LLM iff ``score > threshold``, so raising the
+threshold can never raise the LLM token share. ``threshold = 1.0`` with scores
+in [0, 1] means SLM-only; ``threshold = -inf`` means LLM-only.
+
+The scheduler never looks inside ``RouterFeatures``; it only hands the object
+from the engine to the router, so it stays torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+# Feature names an engine can provide and a router card can require.
+FEATURE_HIDDEN = "hidden:final"  # SLM final-layer hidden state (after final norm)
+FEATURE_LOGITS = "logits"  # SLM next-token logits at the drafted position
+FEATURE_TOKEN = "token"  # the drafted token id
+
+
+@dataclass
+class RouterFeatures:
+    """One row per drafted position, for a whole batch of sequences.
+
+    Row i describes the SLM's prediction of one drafted token: the hidden state
+    and logits are those the SLM computed when it produced that token.
+    """
+
+    token_ids: torch.Tensor  # [n] int64, the SLM's drafted token
+    logits: torch.Tensor | None = None  # [n, vocab] float, SLM next-token logits
+    hidden: torch.Tensor | None = None  # [n, hidden] float, SLM final hidden state
+    # Per-row identity, for deterministic per-position randomness:
+    seeds: list[int] = field(default_factory=list)  # request seed of row i
+    positions: list[int] = field(default_factory=list)  # absolute token position
+
+    def __len__(self) -> int:
+        return int(self.token_ids.shape[0])
+
+
+class Router(Protocol):
+    """Scores a batch of drafted positions in one call."""
+
+    name: str
+    features: tuple[str, ...]  # which RouterFeatures fields must be filled
+    default_threshold: float
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        """Return one score per row; higher means the LLM is more needed."""
+        ...
