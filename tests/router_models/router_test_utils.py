@@ -12,7 +12,9 @@ VOCAB = 16
 TOK_HASH = "ab" * 32  # stands in for a tokenizer_hash() digest
 
 
-def make_feats(n: int, *, vocab: int = VOCAB, hidden: int = HIDDEN, seed: int = 0) -> RouterFeatures:
+def make_feats(
+    n: int, *, vocab: int = VOCAB, hidden: int = HIDDEN, seed: int = 0
+) -> RouterFeatures:
     g = torch.Generator().manual_seed(seed)
     return RouterFeatures(
         token_ids=torch.randint(0, vocab, (n,), generator=g),

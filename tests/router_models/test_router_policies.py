@@ -28,9 +28,7 @@ def llm_share(scores: list[float], threshold: float) -> float:
 def logits_feats(logits: list[list[float]]) -> RouterFeatures:
     t = torch.tensor(logits)
     n = t.shape[0]
-    return RouterFeatures(
-        token_ids=t.argmax(-1), logits=t, seeds=[0] * n, positions=list(range(n))
-    )
+    return RouterFeatures(token_ids=t.argmax(-1), logits=t, seeds=[0] * n, positions=list(range(n)))
 
 
 @pytest.mark.parametrize("cls", POLICIES)
