@@ -1,0 +1,101 @@
+"""Router registry: name -> class, and the one place a router is built.
+
+    build_router("confidence", threshold=0.3)              -> (router, 0.3)
+    build_router("citer", card="models/demo/router",
+                 hidden_size=..., tokenizer_hash=...,
+                 available_features=engine.features)       -> (router, card threshold)
+
+Threshold precedence: explicit ``threshold`` > ``target_share`` looked up in
+the card's calibration table > the card's default > the policy's default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from router_models.base import Router
+from router_models.card import load_card, threshold_for_share
+from router_models.citer import CiterRouter
+from router_models.policies import (
+    AlwaysLLM,
+    AlwaysSLM,
+    ConfidenceRouter,
+    EntropyRouter,
+    RandomRouter,
+)
+
+# A plain literal: importing this module builds nothing and loads no weights.
+ROUTERS: dict[str, type] = {
+    "slm": AlwaysSLM,
+    "llm": AlwaysLLM,
+    "random": RandomRouter,
+    "confidence": ConfidenceRouter,
+    "entropy": EntropyRouter,
+    "citer": CiterRouter,
+}
+CARD_ROUTERS = frozenset({"citer"})  # names that are built from a router card
+
+
+def router_names() -> list[str]:
+    return sorted(ROUTERS)
+
+
+def build_router(
+    name: str,
+    *,
+    card: str | None = None,
+    threshold: float | None = None,
+    target_share: float | None = None,
+    available_features: Iterable[str] | None = None,
+    **kw: Any,
+) -> tuple[Router, float]:
+    """Build router ``name`` and return it with the threshold to route with.
+
+    ``available_features`` (the RouterFeatures the engine fills) is checked
+    against what the router reads; it is required for card routers, which
+    also need ``hidden_size`` and ``tokenizer_hash`` of the served SLM in
+    ``kw`` (plus optional ``device``/``dtype``). Other ``kw`` go to the policy
+    constructor (e.g. ``seed`` for "random").
+    """
+    if name not in ROUTERS:
+        raise ValueError(f"unknown router {name!r}; valid names: {', '.join(router_names())}")
+    if threshold is not None and target_share is not None:
+        raise ValueError("pass either threshold or target_share, not both")
+    if threshold is not None and math.isnan(threshold):
+        raise ValueError("threshold must be a number, got nan")
+
+    router: Router
+    if name in CARD_ROUTERS:
+        if card is None:
+            raise ValueError(f"router {name!r} needs a router card: pass card=PATH (--router-card)")
+        needed = ("hidden_size", "tokenizer_hash")
+        lacking = [k for k in needed if k not in kw] + (
+            ["available_features"] if available_features is None else []
+        )
+        if lacking:
+            raise ValueError(f"router {name!r} needs {lacking} of the served SLM to check its card")
+        loaded = load_card(card, available_features=available_features, **kw)
+        router = loaded
+        if target_share is not None:
+            assert loaded.card is not None  # load_card always attaches it
+            threshold = threshold_for_share(loaded.card, target_share)
+    else:
+        if card is not None:
+            raise ValueError(f"router {name!r} is training-free and reads no card: drop {card}")
+        if target_share is not None:
+            raise ValueError(
+                f"target_share needs a calibrated router card; router {name!r} has none "
+                "(pass a threshold instead)"
+            )
+        router = ROUTERS[name](**kw)
+        if available_features is not None:
+            available = set(available_features)
+            missing = [f for f in router.features if f not in available]
+            if missing:
+                raise ValueError(
+                    f"router {name!r} needs features {missing} but the engine provides only "
+                    f"{sorted(available)}: pick another router or engine"
+                )
+    return router, router.default_threshold if threshold is None else float(threshold)
