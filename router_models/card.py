@@ -127,13 +127,10 @@ def parse_calibration(
     """Validate a calibration table: finite thresholds, shares in [0, 1]."""
     out = []
     for row in table:
-        c = (
-            row
-            if isinstance(row, CalibrationPoint)
-            else CalibrationPoint(
-                threshold=float(row["threshold"]), llm_share=float(row["llm_share"])
-            )
-        )
+        if isinstance(row, CalibrationPoint):
+            c = row
+        else:
+            c = CalibrationPoint(float(row["threshold"]), float(row["llm_share"]))
         if not math.isfinite(c.threshold) or not 0.0 <= c.llm_share <= 1.0:
             raise ValueError(f"bad calibration point {c}: need a finite threshold, share in [0, 1]")
         out.append(c)
@@ -198,11 +195,17 @@ def read_card(path: str | Path) -> RouterCard:
     if not file.is_file():
         raise RouterCardError(f"router card {path}: missing file {file}")
     try:
-        return RouterCard.from_json(json.loads(file.read_text(encoding="utf-8")))
+        card = RouterCard.from_json(json.loads(file.read_text(encoding="utf-8")))
     except KeyError as e:
         raise RouterCardError(f"router card {path}: {file} lacks field {e}") from e
     except (ValueError, TypeError, AttributeError) as e:
         raise RouterCardError(f"router card {path}: cannot parse {file}: {_first_line(e)}") from e
+    if card.format_version > FORMAT_VERSION:
+        raise RouterCardError(
+            f"router card {path} has format_version {card.format_version} but this citer reads "
+            f"up to {FORMAT_VERSION}: upgrade citer or re-save the card"
+        )
+    return card
 
 
 def load_card(

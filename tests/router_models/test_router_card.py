@@ -97,8 +97,11 @@ def test_features_the_router_cannot_read_are_refused(card_dir: Path) -> None:
         load(card_dir, available_features=[*ENGINE_FEATURES, "topk_logprobs:8"])
 
 
-def test_wrong_kind_is_refused(card_dir: Path) -> None:
-    edit_json(card_dir, {"kind": "bert"})
+def test_wrong_kind_or_newer_format_is_refused(card_dir: Path) -> None:
+    edit_json(card_dir, {"format_version": 99})
+    with pytest.raises(RouterCardError, match="99"):
+        load(card_dir)
+    edit_json(card_dir, {"format_version": 1, "kind": "bert"})
     with pytest.raises(RouterCardError, match="'bert'"):
         load(card_dir)
 
