@@ -13,7 +13,7 @@ def tokenizer_hash(tokenizer: str | Path) -> str:
     """sha256 (hex) of the canonical vocab of a ``tokenizer.json`` (or its folder).
 
     Hashes the sorted (token, id) pairs, added tokens included, plus the sorted
-    (id, content) pairs of special tokens. Formatting, key order and
+    (id, content) pairs of special tokens and the BPE merges. Formatting, key order and
     non-vocab settings (normalizer, decoder, ...) do not change it; any change
     to a token, an id, or the special-token set does.
     """
@@ -27,6 +27,9 @@ def tokenizer_hash(tokenizer: str | Path) -> str:
         raise ValueError(f"cannot read tokenizer {path}: {msg}") from e
     vocab = sorted(tok.get_vocab(with_added_tokens=True).items())
     special = sorted((i, t.content) for i, t in tok.get_added_tokens_decoder().items() if t.special)
-    canon = {"vocab": vocab, "special": special}
+    # BPE merges decide how text splits into those tokens: same vocab, other
+    # merges would tokenize differently, so they are part of the identity.
+    merges = json.loads(path.read_text(encoding="utf-8")).get("model", {}).get("merges", [])
+    canon = {"vocab": vocab, "special": special, "merges": merges}
     text = json.dumps(canon, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
