@@ -1,0 +1,301 @@
+"""Hugging Face transformers engine: any local causal-LM folder on CPU or CUDA.
+
+One ``step`` runs one padded batched forward over all sequences (each extended
+by its own number of new tokens, see ``engines.kvcache`` for the layout),
+samples one token per sequence from the logits at its last new position, and
+repeats with single-token forwards for run-ahead drafts. Logits are computed
+only at the rows that need them: ``lm_head(final-norm hidden)``, which a probe
+at load time checks against the model's own forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engines import kvcache
+from engines.sampling import sample
+from engines.types import EngineInfo, SeqWork, StepOutput
+from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN, RouterFeatures
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(ValueError):
+    """A model folder that cannot be loaded; the message is one line naming the path."""
+
+
+@dataclass(frozen=True)
+class HFEngineConfig:
+    path: str  # local HF model folder (config.json + weights)
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
+    dtype: str = "float32"  # one of DTYPES; float32 is the exact reference
+    max_batch_tokens: int = 8192  # padded positions (B x T) per forward; more work is split
+
+    def __post_init__(self) -> None:
+        if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r}: must be 'cpu', 'cuda' or 'cuda:N'")
+        if self.device != "cpu" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r}: no CUDA device is available")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}: must be one of {', '.join(DTYPES)}")
+        if self.max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens={self.max_batch_tokens}: must be >= 1")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def load_model(cfg: HFEngineConfig) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    p = Path(cfg.path)
+    if not p.is_dir():
+        raise ModelLoadError(f"{p}: model folder does not exist")
+    if not (p / "config.json").is_file():
+        raise ModelLoadError(f"{p}: no config.json (not a Hugging Face model folder)")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=DTYPES[cfg.dtype])
+    except Exception as e:  # transformers/safetensors raise many unrelated types
+        raise ModelLoadError(f"{p}: cannot load model ({_first_line(e)})") from e
+    text = model.config.get_text_config(decoder=True)
+    kinds = set(getattr(text, "layer_types", None) or ["full_attention"])
+    sliding = getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True)
+    if kinds != {"full_attention"} or sliding:
+        raise ModelLoadError(
+            f"{p}: sliding-window/hybrid attention is not supported by the hf engine"
+        )
+    return model.to(cfg.device).eval()
+
+
+class HFEngine:
+    """Engine protocol (``engines.types.Engine``) over a transformers model."""
+
+    def __init__(self, cfg: HFEngineConfig) -> None:
+        self.cfg = cfg
+        self.model = load_model(cfg)
+        self.dtype = DTYPES[cfg.dtype]
+        self.body = self.model.base_model  # decoder stack ending in the final norm
+        self.head = self.model.get_output_embeddings()
+        c = self.model.config.get_text_config(decoder=True)
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        self.kv_shape = (c.num_hidden_layers, 2, kv_heads, head_dim)
+        eos = self.model.generation_config.eos_token_id
+        eos = c.eos_token_id if eos is None else eos
+        eos_ids = () if eos is None else tuple([eos] if isinstance(eos, int) else eos)
+        self.info = EngineInfo(
+            name=str(cfg.path),
+            hidden_size=c.hidden_size,
+            vocab_size=self.head.weight.shape[0],
+            max_context=c.max_position_embeddings,
+            eos_token_ids=eos_ids,
+            features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN),
+        )
+        self._seqs: dict[int, kvcache.SeqKV] = {}
+        self._probe()
+
+    # -- cache bookkeeping ---------------------------------------------------
+    def cache_len(self, seq_id: int) -> int:
+        s = self._seqs.get(seq_id)
+        return 0 if s is None else s.length
+
+    def cached_tokens(self, seq_id: int) -> list[int]:
+        s = self._seqs.get(seq_id)
+        return [] if s is None else list(s.tokens)
+
+    def crop(self, seq_id: int, length: int) -> None:
+        if seq_id in self._seqs:
+            self._seqs[seq_id].crop(length)
+        elif length:
+            raise ValueError(f"crop seq {seq_id} to {length}: it has no cache")
+
+    def free(self, seq_id: int) -> None:
+        self._seqs.pop(seq_id, None)
+
+    def num_caches(self) -> int:
+        return len(self._seqs)
+
+    # -- compute -------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self, work: list[SeqWork], features: tuple[str, ...] | None = None) -> StepOutput:
+        for w in work:
+            self._check(w)
+        tokens: list[list[int]] = [[] for _ in work]
+        rows: list[tuple[int, int]] = []  # (work index, draft index) of each produced token
+        feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (ids, logits, hidden)
+        probes = None
+        active = list(range(len(work)))
+        feed = [w.new_tokens for w in work]
+        probe_at = [list(w.probe_offsets) for w in work]
+        j = 0
+        while active:
+            hidden, probe_h = self._forward([work[i].seq_id for i in active], feed, probe_at)
+            logits = self.head(hidden).float()  # [B, vocab]
+            pos = [work[i].start + len(work[i].new_tokens) + j for i in active]
+            ids = sample(
+                logits, [work[i].sampling for i in active], [work[i].seed for i in active], pos
+            )  # [B]
+            if probe_h is not None:
+                probes = self._probe_rows(work, probe_h)
+            if features is not None:
+                feats.append((ids, logits, hidden.float()))
+            rows += [(i, j) for i in active]
+            nxt = []
+            for i, t in zip(active, ids.tolist(), strict=True):
+                tokens[i].append(t)
+                if len(tokens[i]) < work[i].n_out and t not in self.info.eos_token_ids:
+                    nxt.append(i)
+            active, feed, probe_at, j = (
+                nxt,
+                [[tokens[i][-1]] for i in nxt],
+                [[] for _ in nxt],
+                j + 1,
+            )
+        out = StepOutput(tokens=tokens, probes=probes)
+        if features is not None:
+            out.features = self._feature_rows(work, rows, feats, features)
+        return out
+
+    def _forward(
+        self, seq_ids: list[int], new: list[list[int]], probe_at: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Extend the caches; return hidden at each last new position [B, hidden]
+        and at the probe offsets [sum(len(probe_at)), hidden] (None if none)."""
+        for sid in seq_ids:
+            if sid not in self._seqs:
+                self._seqs[sid] = kvcache.SeqKV(self.kv_shape, self.dtype, self.cfg.device)
+        order = sorted(range(len(seq_ids)), key=lambda i: -len(new[i]))  # similar T per chunk
+        last: list[torch.Tensor | None] = [None] * len(seq_ids)
+        probe: list[torch.Tensor | None] = [None] * len(seq_ids)
+        chunk: list[int] = []
+        for k, i in enumerate(order):
+            chunk.append(i)
+            nxt = order[k + 1] if k + 1 < len(order) else None
+            width = len(new[chunk[0]])  # longest in the chunk (descending order)
+            if nxt is None or (len(chunk) + 1) * width > self.cfg.max_batch_tokens:
+                h = self._forward_chunk(
+                    [self._seqs[seq_ids[c]] for c in chunk], [new[c] for c in chunk]
+                )
+                for r, c in enumerate(chunk):
+                    last[c] = h[r, len(new[c]) - 1]  # [hidden]
+                    probe[c] = h[r, probe_at[c]]  # [n_probe, hidden]
+                chunk = []
+        h_last = torch.stack(last)  # type: ignore[arg-type]  # [B, hidden]
+        if not any(probe_at):
+            return h_last, None
+        return h_last, torch.cat(probe)  # type: ignore[arg-type]
+
+    def _forward_chunk(self, seqs: list[kvcache.SeqKV], new: list[list[int]]) -> torch.Tensor:
+        """One padded forward; returns the final-norm hidden states [B, T, hidden]."""
+        dev = self.cfg.device
+        n_new = [len(x) for x in new]
+        buf, cache, mask, past = kvcache.gather(seqs, n_new, self.dtype, dev)
+        b, t = len(seqs), max(n_new)
+        ids = torch.zeros(b, t, dtype=torch.long, device=dev)  # [B, T]; pad id 0 is masked
+        for r, x in enumerate(new):
+            ids[r, : len(x)] = torch.tensor(x, device=dev)
+        lengths = torch.tensor([s.length for s in seqs], device=dev)  # [B]
+        pos = lengths[:, None] + torch.arange(t, device=dev)[None, :]  # [B, T] true positions
+        pos = pos.clamp(max=self.info.max_context - 1)  # pad positions only
+        out = self.body(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        kvcache.scatter(buf, seqs, new, past)
+        return out.last_hidden_state  # [B, T, hidden]
+
+    def _check(self, w: SeqWork) -> None:
+        have = self.cache_len(w.seq_id)
+        if w.start != have:
+            raise ValueError(f"seq {w.seq_id}: work starts at {w.start} but the cache holds {have}")
+        if not w.new_tokens or w.n_out < 1:
+            raise ValueError(f"seq {w.seq_id}: needs >= 1 new token and n_out >= 1")
+        end = w.start + len(w.new_tokens) + w.n_out - 1  # positions used incl. the last output
+        if end > self.info.max_context:
+            raise ValueError(
+                f"seq {w.seq_id}: {end} tokens exceed max_context={self.info.max_context}"
+            )
+        bad = [t for t in w.new_tokens if not 0 <= t < self.info.vocab_size]
+        if bad:
+            raise ValueError(
+                f"seq {w.seq_id}: token ids {bad[:3]} outside [0, {self.info.vocab_size})"
+            )
+        if any(not 0 <= o < len(w.new_tokens) for o in w.probe_offsets):
+            raise ValueError(f"seq {w.seq_id}: probe_offsets must lie in [0, {len(w.new_tokens)})")
+
+    def _feature_rows(
+        self,
+        work: list[SeqWork],
+        rows: list[tuple[int, int]],
+        feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        want: tuple[str, ...],
+    ) -> RouterFeatures:
+        """Concatenate the per-forward rows and reorder them work-major."""
+        order = sorted(range(len(rows)), key=lambda r: rows[r])
+        idx = torch.tensor(order, device=self.cfg.device)
+        ids = torch.cat([f[0] for f in feats])[idx]  # [R]
+        logits = torch.cat([f[1] for f in feats])[idx] if FEATURE_LOGITS in want else None
+        hidden = torch.cat([f[2] for f in feats])[idx] if FEATURE_HIDDEN in want else None
+        rows = [rows[r] for r in order]
+        return RouterFeatures(
+            token_ids=ids,
+            logits=logits,
+            hidden=hidden,  # [R], [R, vocab], [R, hidden]
+            seeds=[work[i].seed for i, _ in rows],
+            positions=[work[i].start + len(work[i].new_tokens) + j for i, j in rows],
+        )
+
+    def _probe_rows(self, work: list[SeqWork], h: torch.Tensor) -> RouterFeatures:
+        logits = self.head(h).float()  # [m, vocab]
+        where = [(i, o) for i, w in enumerate(work) for o in w.probe_offsets]
+        return RouterFeatures(
+            token_ids=logits.argmax(-1),
+            logits=logits,
+            hidden=h.float(),
+            seeds=[work[i].seed for i, _ in where],
+            positions=[work[i].start + o + 1 for i, o in where],
+        )
+
+    @torch.inference_mode()
+    def _probe(self) -> None:
+        """Check at load that cached, batched logits equal the model's own forward."""
+        from engines.types import SamplingParams
+
+        ids = [t % self.info.vocab_size for t in (1, 5, 2, 7, 3)]
+        sp = SamplingParams(max_tokens=1)
+        self.step([SeqWork(-1, 0, ids[:3], sp, 0), SeqWork(-2, 0, ids[:1], sp, 0)])
+        h, _ = self._forward([-1, -2], [ids[3:], ids[1:2]], [[], []])  # padded past and new
+        self.free(-1)
+        self.free(-2)
+        dev = self.cfg.device
+        ref = torch.stack(
+            [
+                self.model(torch.tensor([ids], device=dev)).logits[0, -1],
+                self.model(torch.tensor([ids[:2]], device=dev)).logits[0, -1],
+            ]
+        ).float()  # [2, vocab]
+        got = self.head(h).float()
+        tol = 1e-3 if self.dtype == torch.float32 else 5e-2
+        if not torch.allclose(got, ref, atol=tol * float(ref.abs().max()) + tol, rtol=0):
+            raise ModelLoadError(
+                f"{self.cfg.path}: unsupported architecture {type(self.model).__name__} "
+                "(lm_head(final hidden) with a cache differs from its forward logits)"
+            )
+
+
+def load_tokenizer(path: str) -> object:
+    """The HF tokenizer of a model folder (the SLM and LLM share it)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as e:
+        raise ModelLoadError(f"{path}: cannot load tokenizer ({_first_line(e)})") from e

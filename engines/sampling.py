@@ -1,0 +1,80 @@
+"""Batched sampling on next-token logits, one random stream per position.
+
+Each row carries its own (temperature, top_k, top_p) and draws its uniform
+from a pure hash of (request seed, absolute position): no generator state is
+shared, so a position gets the same token in any batch, run-ahead window or
+engine (the SLM drafting position p and the LLM writing position p use the
+same draw). The token is chosen by inverse-CDF on the filtered distribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from engines.types import SamplingParams
+
+__all__ = ["SamplingParams", "position_uniform", "sample"]
+
+_MASK64 = (1 << 64) - 1
+_SALT = 0x5AB1E5EED0C17E27  # separates the sampling stream from routers' streams
+
+
+def _mix64(x: int) -> int:
+    """splitmix64 finalizer: a bijective, well-mixed map on uint64."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def position_uniform(seed: int, position: int) -> float:
+    """Uniform in [0, 1), a pure function of (seed, position)."""
+    key = _mix64((seed & _MASK64) ^ _SALT)
+    bits = _mix64(key ^ ((position & _MASK64) * 0x94D049BB133111EB & _MASK64))
+    return (bits >> 11) * (1.0 / (1 << 53))  # top 53 bits: exact float64
+
+
+def sample(
+    logits: torch.Tensor,
+    params: Sequence[SamplingParams],
+    seeds: Sequence[int],
+    positions: Sequence[int],
+) -> torch.Tensor:
+    """Pick one token per row; logits [n, vocab] -> token ids [n] int64 (same device).
+
+    Row i is the distribution of the token at absolute position positions[i]
+    of a request with sampling params params[i] and seed seeds[i].
+    """
+    n, vocab = logits.shape
+    if not len(params) == len(seeds) == len(positions) == n:
+        raise ValueError(f"sample: {n} rows but {len(params)}/{len(seeds)}/{len(positions)} args")
+    out = logits.argmax(dim=-1)  # [n] greedy for everyone; sampled rows overwrite
+    rows = [i for i, p in enumerate(params) if p.temperature > 0.0]
+    if not rows:
+        return out
+    dev = logits.device
+    idx = torch.tensor(rows, device=dev)
+    temp = torch.tensor([params[i].temperature for i in rows], device=dev)  # [m]
+    top_k = torch.tensor([params[i].top_k or vocab for i in rows], device=dev)  # [m]
+    top_p = torch.tensor([params[i].top_p for i in rows], device=dev)  # [m]
+    u = torch.tensor(
+        [position_uniform(seeds[i], positions[i]) for i in rows], dtype=torch.float64, device=dev
+    )  # [m]
+
+    x = logits[idx].float() / temp[:, None]  # [m, vocab]
+    x_sorted, order = x.sort(dim=-1, descending=True)  # [m, vocab]
+    probs = torch.softmax(x_sorted, dim=-1).double()  # [m, vocab], descending
+    rank = torch.arange(vocab, device=dev)  # [vocab]
+    mass_before = probs.cumsum(dim=-1) - probs  # [m, vocab]
+    # The top token is always kept (rank 0, mass_before 0 < top_p).
+    keep = (rank[None, :] < top_k[:, None]) & (mass_before < top_p[:, None])  # [m, vocab]
+    probs = probs * keep
+    cdf = probs.cumsum(dim=-1)  # [m, vocab]
+    target = u * cdf[:, -1]  # [m] in [0, kept mass)
+    pick = torch.searchsorted(cdf, target[:, None], right=True)  # [m, 1]
+    last_kept = keep.sum(dim=-1, keepdim=True) - 1  # [m, 1]; guards float round-up
+    pick = torch.minimum(pick, last_kept)
+    out[idx] = order.gather(1, pick).squeeze(1)
+    return out

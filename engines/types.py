@@ -1,0 +1,212 @@
+"""Plain messages between the scheduler and the engines (no torch here).
+
+The scheduler sends an engine a list of ``SeqWork`` (one per sequence: the
+tokens to append to its cache and how many tokens to produce after them) and
+gets a ``StepOutput`` back: token ids per sequence, plus an opaque router
+features object it hands to the router untouched. Tensors never leave the
+engine except inside that opaque object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+FINISH_STOP = "stop"  # eos or a stop string
+FINISH_LENGTH = "length"  # max_tokens or the context is full
+FINISH_ABORT = "abort"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine is and can provide; checked against routers at start-up."""
+
+    name: str  # e.g. the model folder
+    hidden_size: int
+    vocab_size: int  # rows of the LM head (may exceed the tokenizer's length)
+    max_context: int  # longest sequence (prompt + completion) in tokens
+    eos_token_ids: tuple[int, ...]
+    features: tuple[str, ...]  # router_models.base FEATURE_* names it can fill
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding parameters, validated when built.
+
+    Every position p of a request draws from its own random stream keyed by
+    (seed, p), so the tokens never depend on batching or the run-ahead window.
+    """
+
+    max_tokens: int = 256  # completion tokens; the scheduler also enforces its cap
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0  # nucleus mass kept, in (0, 1]
+    top_k: int = 0  # 0 = off
+    stop: tuple[str, ...] = ()  # never emitted; the answer ends before them
+    seed: int | None = None  # None: the scheduler draws one at admission
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens={self.max_tokens!r}: must be an integer >= 1")
+        if not self.temperature >= 0.0:  # also rejects NaN
+            raise ValueError(f"temperature={self.temperature!r}: must be >= 0 (0 = greedy)")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p={self.top_p!r}: must be in (0, 1]")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k!r}: must be an integer >= 0 (0 = off)")
+        if isinstance(self.stop, str):  # a bare string would be split into characters
+            object.__setattr__(self, "stop", (self.stop,))
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ValueError(f"stop={self.stop!r}: every stop string must be non-empty")
+        if self.seed is not None and not -(2**63) <= self.seed < 2**63:
+            raise ValueError(f"seed={self.seed!r}: must fit in int64")
+
+
+@dataclass(frozen=True)
+class RoutingParams:
+    """Per-request routing controls."""
+
+    threshold: float | None = None  # LLM iff score > threshold; None = router default
+    max_llm_tokens: int | None = None  # after this many LLM tokens, the SLM writes the rest
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and self.threshold != self.threshold:
+            raise ValueError("threshold=nan: must be a number (LLM iff score > threshold)")
+        if self.max_llm_tokens is not None and self.max_llm_tokens < 0:
+            raise ValueError(f"max_llm_tokens={self.max_llm_tokens!r}: must be >= 0 or None")
+
+
+@dataclass
+class Request:
+    request_id: str
+    prompt_ids: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    routing: RoutingParams = field(default_factory=RoutingParams)
+
+
+@dataclass
+class SeqWork:
+    """Extend one sequence's cache, then produce ``n_out`` tokens.
+
+    The first output token is sampled from the logits after the last of
+    ``new_tokens``; each further one (run-ahead drafting) after feeding the
+    previous output back in. Drafting stops early after an eos token.
+    """
+
+    seq_id: int
+    start: int  # cache length the engine must hold for this sequence before the step
+    new_tokens: list[int]  # appended at absolute positions start, start+1, ...; >= 1 token
+    sampling: SamplingParams
+    seed: int  # the request's seed; position p draws from stream (seed, p)
+    n_out: int = 1
+    # Offsets into new_tokens whose (logits, hidden) are also returned as probe rows
+    # (teacher forcing); the probe row of offset o predicts position start + o + 1.
+    probe_offsets: tuple[int, ...] = ()
+
+
+@dataclass
+class StepOutput:
+    tokens: list[list[int]]  # per SeqWork, the 1..n_out tokens it produced
+    features: Any = None  # RouterFeatures, one row per produced token (work-major), if asked
+    probes: Any = None  # RouterFeatures for the probe_offsets rows, if any were asked
+
+
+class Engine(Protocol):
+    """A model with per-sequence KV caches that persist across steps.
+
+    Invariant: a sequence's cache holds exactly the tokens given to it in
+    ``new_tokens`` (minus what ``crop`` removed); sampled tokens enter a cache
+    only when they are sent back as ``new_tokens``, except the run-ahead
+    drafts of one ``step``, which the caller crops away if not committed.
+    """
+
+    info: EngineInfo
+
+    def step(self, work: list[SeqWork], features: tuple[str, ...] | None = None) -> StepOutput:
+        """One batched forward (plus n_out - 1 single-token forwards) over ``work``.
+
+        ``features`` None: no router rows. A tuple: ``StepOutput.features`` is a
+        RouterFeatures with token ids, seeds and positions of every produced
+        token, plus the named FEATURE_* tensors (logits, hidden).
+        """
+        ...
+
+    def cache_len(self, seq_id: int) -> int:
+        """Tokens in the sequence's cache; 0 if it has none."""
+        ...
+
+    def crop(self, seq_id: int, length: int) -> None:
+        """Keep the first ``length`` cached tokens of a sequence."""
+        ...
+
+    def free(self, seq_id: int) -> None:
+        """Drop a sequence's cache (no error if it has none)."""
+        ...
+
+    def num_caches(self) -> int:
+        """Number of live sequence caches."""
+        ...
+
+
+@dataclass
+class RequestStats:
+    slm_tokens: int = 0  # completion tokens kept from the SLM
+    llm_tokens: int = 0  # completion tokens written by the LLM
+    llm_input_tokens: int = 0  # tokens the LLM prefilled to catch up (prompt included)
+    slm_input_tokens: int = 0  # tokens the SLM prefilled (prompt, LLM tokens, last draft)
+    drafted_tokens: int = 0  # SLM drafts scored by the router (committed or not)
+
+    @property
+    def llm_share(self) -> float:
+        total = self.slm_tokens + self.llm_tokens
+        return self.llm_tokens / total if total else 0.0
+
+
+@dataclass
+class TokenEvent:
+    """One committed token of a request's stream (or its final event).
+
+    ``token_id`` is None only for an abort's final event. ``text`` is the text
+    this token releases: it may be empty (held back while it could be the start
+    of a stop string, or a special token) and never contains a stop string.
+    """
+
+    request_id: str
+    token_id: int | None
+    text: str
+    source: str | None  # "slm" or "llm"
+    score: float | None  # router score at this position
+    finish_reason: str | None = None  # set on the request's last event
+    stats: RequestStats | None = None  # set on the request's last event
+
+
+@dataclass
+class RequestOutput:
+    """A finished request, as ``generate_batch`` returns it."""
+
+    request_id: str
+    prompt_ids: list[int]
+    token_ids: list[int]  # committed completion tokens (eos included if produced)
+    text: str  # the streamed text: no stop string, no special tokens
+    sources: list[str]  # "slm" / "llm" per token
+    scores: list[float]  # router score per token
+    finish_reason: str
+    stats: RequestStats
+
+
+@dataclass
+class StepStats:
+    """Wall time of one scheduler step, by part (seconds)."""
+
+    slm_s: float = 0.0
+    router_s: float = 0.0
+    llm_s: float = 0.0
+    sched_s: float = 0.0  # bookkeeping: planning, commit, detokenize, emit
+    active: int = 0  # sequences decoded in this step
+    drafted: int = 0  # router rows
+    committed: int = 0  # tokens committed (all sequences)
+    llm_calls: int = 0  # sequences that needed an LLM token
+
+    def add(self, other: StepStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
