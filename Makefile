@@ -20,6 +20,8 @@ serve: $(STAMP)
 	@echo "citer: the gateway is not built yet (issue 5); try: $(VENV)/bin/citer eval --help"
 
 test: $(STAMP)
+	# The tenancy tests start a real redis-server; install it if missing (Debian, as root).
+	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
