@@ -202,6 +202,7 @@ class StepStats:
     router_s: float = 0.0
     llm_s: float = 0.0
     sched_s: float = 0.0  # bookkeeping: planning, commit, detokenize, emit
+    steps: int = 0  # steps that decoded anything (1 or 0 for a single step)
     active: int = 0  # sequences decoded in this step
     drafted: int = 0  # router rows
     committed: int = 0  # tokens committed (all sequences)

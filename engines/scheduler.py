@@ -1,0 +1,257 @@
+"""Collaborative SLM/LLM decoding, one scheduler step at a time (plain Python, no torch).
+
+Data flow::
+
+    add_request(Request), abort(id) --inbox (thread-safe)--> step():
+      admit   inbox -> waiting -> running (at most max_batch); aborted: free both caches
+      SLM     slm.step(SeqWork per running sequence: its committed tokens the SLM
+              has not seen, n_out = up to `window` drafts) -> drafts + RouterFeatures
+      route   router.score(RouterFeatures) -> one score per drafted row (one call)
+      commit  keep each sequence's drafts before its first row with score > threshold;
+              crop the SLM cache to the committed length
+      LLM     llm.step(SeqWork per sequence cut short: catch-up on its committed
+              tokens the LLM has not seen, n_out = 1) -> the token at the cut
+      emit    TokenEvent per committed token (id, text delta, source, score);
+              finished sequences (eos / stop string / length) free both caches
+    step() -> list[TokenEvent]
+
+Invariant (lazy commit): after a step each cache holds a prefix of the committed
+tokens. Draft j of a sequence sits at absolute position len(tokens) + j and is
+sampled from the stream (seed, position), as is the LLM's token there, so the
+run-ahead window and the batch never change which token a position gets.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engines.sequence import Sequence
+from engines.types import FINISH_ABORT, Engine, Request, SeqWork, StepStats, TokenEvent
+
+if TYPE_CHECKING:
+    from router_models.base import Router
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    window: int = 4  # k: SLM run-ahead drafts per step (1 = no run-ahead)
+    max_batch: int = 32  # sequences decoded together; the rest wait in FIFO order
+    max_tokens_cap: int = 4096  # the largest max_tokens a request may ask for
+    seed: int | None = None  # draws the seeds of requests that give none (None: OS entropy)
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window={self.window}: must be >= 1")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch={self.max_batch}: must be >= 1")
+        if self.max_tokens_cap < 1:
+            raise ValueError(f"max_tokens_cap={self.max_tokens_cap}: must be >= 1")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        slm: Engine,
+        llm: Engine,
+        router: Router,
+        tokenizer: Any,
+        config: SchedulerConfig | None = None,
+    ) -> None:
+        self.slm, self.llm, self.router, self.tokenizer = slm, llm, router, tokenizer
+        self.config = config or SchedulerConfig()
+        missing = [f for f in router.features if f not in slm.info.features]
+        if missing:
+            raise ValueError(
+                f"router {router.name!r} needs features {missing} that the SLM engine "
+                f"({slm.info.name}) cannot provide (it gives {list(slm.info.features)}); "
+                "use a router made for this engine"
+            )
+        vocab = min(slm.info.vocab_size, llm.info.vocab_size)
+        if len(tokenizer) > vocab:
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} tokens but the models' vocab_size is "
+                f"{slm.info.vocab_size} (SLM) / {llm.info.vocab_size} (LLM): not a matching pair"
+            )
+        eos = {*slm.info.eos_token_ids, *llm.info.eos_token_ids}
+        if getattr(tokenizer, "eos_token_id", None) is not None:
+            eos.add(tokenizer.eos_token_id)
+        self.eos_ids = frozenset(eos)
+        self.vocab = vocab
+        self.max_context = min(slm.info.max_context, llm.info.max_context)
+        self._rng = random.Random(self.config.seed)
+        self._lock = threading.Lock()  # guards _inbox and _ids (callers live on other threads)
+        self._inbox: deque[tuple[str, Any]] = deque()
+        self._ids: set[str] = set()  # ids of requests not yet finished
+        self.waiting: deque[Request] = deque()
+        self.running: dict[str, Sequence] = {}
+        self._next_seq = 0
+        self.last = StepStats()  # the latest step
+        self.totals = StepStats()  # summed over all steps
+
+    # -- requests ------------------------------------------------------------
+    def validate(self, req: Request) -> None:
+        """Raise ValueError naming the bad field and its allowed range."""
+        n = len(req.prompt_ids)
+        if n == 0:
+            raise ValueError("prompt: must have at least 1 token")
+        if n >= self.max_context:
+            ctx = self.max_context
+            raise ValueError(f"prompt: {n} tokens; allowed 1..{ctx - 1} (context {ctx})")
+        if any(not 0 <= t < self.vocab for t in req.prompt_ids):
+            raise ValueError(f"prompt: token ids must lie in [0, {self.vocab})")
+        cap = self.config.max_tokens_cap
+        if req.sampling.max_tokens > cap:
+            raise ValueError(f"max_tokens={req.sampling.max_tokens}: allowed range [1, {cap}]")
+
+    def add_request(self, req: Request) -> None:
+        """Queue a request; bad input raises here, before any engine work."""
+        self.validate(req)
+        with self._lock:
+            if req.request_id in self._ids:
+                raise ValueError(f"request_id={req.request_id!r}: already in use")
+            self._ids.add(req.request_id)
+            self._inbox.append(("add", req))
+
+    def abort(self, request_id: str) -> None:
+        """Drop a request at the start of the next step (unknown ids are ignored)."""
+        with self._lock:
+            self._inbox.append(("abort", request_id))
+
+    def has_work(self) -> bool:
+        return bool(self._inbox or self.waiting or self.running)
+
+    # -- the step ------------------------------------------------------------
+    def step(self) -> list[TokenEvent]:
+        t0 = time.perf_counter()
+        stats = StepStats()
+        events = self._admit()
+        seqs = list(self.running.values())
+        if seqs:
+            work = self._plan_slm(seqs)
+            t = time.perf_counter()
+            out = self.slm.step(work, tuple(self.router.features))
+            t_r = time.perf_counter()
+            scores = self.router.score(out.features)
+            t_c = time.perf_counter()
+            need_llm = self._commit(seqs, work, out.tokens, scores, events)
+            t_l = time.perf_counter()
+            self._run_llm(need_llm, events)
+            t_e = time.perf_counter()
+            self._emit(seqs)
+            stats.slm_s, stats.router_s, stats.llm_s = t_r - t, t_c - t_r, t_e - t_l
+            stats.steps, stats.active, stats.drafted, stats.llm_calls = (
+                1,
+                len(seqs),
+                len(scores),
+                len(need_llm),
+            )
+            stats.committed = sum(e.token_id is not None for e in events)
+        stats.sched_s = time.perf_counter() - t0 - stats.slm_s - stats.router_s - stats.llm_s
+        self.last = stats
+        self.totals.add(stats)
+        return events
+
+    def _admit(self) -> list[TokenEvent]:
+        events: list[TokenEvent] = []
+        with self._lock:
+            inbox, self._inbox = list(self._inbox), deque()
+        for kind, item in inbox:
+            if kind == "add":
+                self.waiting.append(item)
+            elif item in self.running:
+                s = self.running.pop(item)
+                self._free(s)
+                events.append(TokenEvent(item, None, "", None, None, FINISH_ABORT, s.stats))
+            elif any(r.request_id == item for r in self.waiting):
+                self.waiting = deque(r for r in self.waiting if r.request_id != item)
+                self._forget(item)
+                events.append(TokenEvent(item, None, "", None, None, FINISH_ABORT))
+        while self.waiting and len(self.running) < self.config.max_batch:
+            req = self.waiting.popleft()
+            seed = req.sampling.seed
+            seed = self._rng.getrandbits(63) if seed is None else seed
+            thr = req.routing.threshold
+            thr = self.router.default_threshold if thr is None else thr
+            self.running[req.request_id] = Sequence.start(
+                self._next_seq, req, seed, thr, self.max_context, self.tokenizer, self.eos_ids
+            )
+            self._next_seq += 1
+        return events
+
+    def _plan_slm(self, seqs: list[Sequence]) -> list[SeqWork]:
+        work = []
+        for s in seqs:
+            new = s.tokens[s.slm_seen :]
+            s.stats.slm_input_tokens += len(new)
+            n_out = s.draft_len(self.config.window)
+            work.append(SeqWork(s.seq_id, s.slm_seen, new, s.req.sampling, s.seed, n_out))
+        return work
+
+    def _commit(
+        self,
+        seqs: list[Sequence],
+        work: list[SeqWork],
+        drafts: list[list[int]],
+        scores: list[float],
+        events: list[TokenEvent],
+    ) -> list[tuple[Sequence, float]]:
+        """Commit drafts up to each sequence's first LLM-routed row; return (seq, score)
+        of the sequences whose next token the LLM writes."""
+        if len(scores) != sum(map(len, drafts)):
+            raise ValueError(
+                f"router returned {len(scores)} scores for {sum(map(len, drafts))} rows"
+            )
+        need: list[tuple[Sequence, float]] = []
+        row = 0
+        for s, w, toks in zip(seqs, work, drafts, strict=True):
+            sc = scores[row : row + len(toks)]
+            row += len(toks)
+            s.stats.drafted_tokens += len(toks)
+            cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last draft was never fed
+            cut = len(toks)
+            if s.llm_allowed():
+                cut = next((i for i, x in enumerate(sc) if x > s.threshold), cut)
+            for tok, x in zip(toks[:cut], sc[:cut], strict=True):
+                events.append(s.commit(tok, "slm", x))
+                if s.finish_reason:
+                    break
+            s.slm_seen = min(cached, len(s.tokens))
+            if s.slm_seen < cached:
+                self.slm.crop(s.seq_id, s.slm_seen)  # lazy commit: uncommitted drafts leave
+            if s.finish_reason is None and cut < len(toks):
+                need.append((s, sc[cut]))
+        return need
+
+    def _run_llm(self, need: list[tuple[Sequence, float]], events: list[TokenEvent]) -> None:
+        if not need:
+            return
+        work = [
+            SeqWork(s.seq_id, s.llm_seen, s.tokens[s.llm_seen :], s.req.sampling, s.seed, 1)
+            for s, _ in need
+        ]
+        out = self.llm.step(work)
+        for (s, score), w, toks in zip(need, work, out.tokens, strict=True):
+            s.stats.llm_input_tokens += len(w.new_tokens)
+            s.llm_seen = len(s.tokens)
+            events.append(s.commit(toks[0], "llm", score))
+
+    def _emit(self, seqs: list[Sequence]) -> None:
+        """Release finished sequences: both caches and the slot, in this step."""
+        for s in seqs:
+            if s.finish_reason is not None:
+                del self.running[s.request_id]
+                self._free(s)
+
+    def _free(self, s: Sequence) -> None:
+        self.slm.free(s.seq_id)
+        self.llm.free(s.seq_id)
+        self._forget(s.request_id)
+
+    def _forget(self, request_id: str) -> None:
+        with self._lock:
+            self._ids.discard(request_id)

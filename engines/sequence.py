@@ -1,0 +1,94 @@
+"""Per-request decoding state: counters over one token list, no phases.
+
+``tokens`` holds the prompt and every committed completion token. Each engine
+has seen a prefix of it (``slm_seen`` / ``llm_seen`` = its cache length after
+a step); what it has not seen is exactly what it prefills next time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.detok import Detokenizer
+from engines.types import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Request,
+    RequestStats,
+    TokenEvent,
+)
+
+
+@dataclass
+class Sequence:
+    seq_id: int  # engine cache key
+    req: Request
+    seed: int  # request seed (drawn at admission if the request gave none)
+    threshold: float  # LLM iff router score > threshold
+    max_context: int  # prompt + completion cap, the smaller of both engines'
+    detok: Detokenizer
+    eos_ids: frozenset[int]
+    tokens: list[int] = field(default_factory=list)  # prompt + committed completion
+    slm_seen: int = 0
+    llm_seen: int = 0
+    finish_reason: str | None = None
+    stats: RequestStats = field(default_factory=RequestStats)
+
+    @classmethod
+    def start(
+        cls,
+        seq_id: int,
+        req: Request,
+        seed: int,
+        threshold: float,
+        max_context: int,
+        tokenizer: Any,
+        eos_ids: frozenset[int],
+    ) -> Sequence:
+        det = Detokenizer(tokenizer, req.sampling.stop)
+        return cls(seq_id, req, seed, threshold, max_context, det, eos_ids, list(req.prompt_ids))
+
+    @property
+    def request_id(self) -> str:
+        return self.req.request_id
+
+    @property
+    def n_completion(self) -> int:
+        return len(self.tokens) - len(self.req.prompt_ids)
+
+    def draft_len(self, window: int) -> int:
+        """Tokens the SLM may draft this step: window, max_tokens and context allowing."""
+        left = self.req.sampling.max_tokens - self.n_completion
+        return max(1, min(window, left, self.max_context - len(self.tokens)))
+
+    def llm_allowed(self) -> bool:
+        cap = self.req.routing.max_llm_tokens
+        return cap is None or self.stats.llm_tokens < cap
+
+    def commit(self, token: int, source: str, score: float) -> TokenEvent:
+        """Append one committed token; finish on eos / stop string / length."""
+        self.tokens.append(token)
+        if source == "llm":
+            self.stats.llm_tokens += 1
+        else:
+            self.stats.slm_tokens += 1
+        text, stopped = self.detok.add(token)
+        if stopped or token in self.eos_ids:
+            self.finish_reason = FINISH_STOP
+        elif (
+            self.n_completion >= self.req.sampling.max_tokens
+            or len(self.tokens) >= self.max_context
+        ):
+            self.finish_reason = FINISH_LENGTH
+        if self.finish_reason is not None and not stopped:
+            text += self.detok.flush()  # nothing held back can become a stop string now
+        return TokenEvent(
+            self.request_id,
+            token,
+            text,
+            source,
+            score,
+            self.finish_reason,
+            self.stats if self.finish_reason else None,
+        )
