@@ -112,8 +112,9 @@ class Account:
 
     def usage(self, now: float) -> Usage:
         self.refresh(now)
-        return usage_from(self.tenant, self.period_start, self.counters, self.reserved,
-                          len(self.holds))
+        return usage_from(
+            self.tenant, self.period_start, self.counters, self.reserved, len(self.holds)
+        )
 
 
 def usage_from(
@@ -121,14 +122,16 @@ def usage_from(
 ) -> Usage:
     budget = tenant.config.budget
     seconds = PERIOD_SECONDS[budget.period]
+    spent = counters.get("spent", 0)
     return Usage(
         tenant_id=tenant.id,
         period=budget.period,
         period_start=period_start,
         resets_at=period_start + seconds if seconds else None,
         limit=budget.limit,
-        spent=from_micros(counters.get("spent", 0)),
+        spent=from_micros(spent),
         reserved=from_micros(reserved),
+        remaining=from_micros(max(0, to_micros(budget.limit) - spent - reserved)),
         active_requests=active,
         tokens=TokenCounts(**{f: counters.get(f, 0) for f in TOKEN_FIELDS}),
         requests=RequestCounts(**{f: counters.get(f, 0) for f in REQUEST_FIELDS}),
@@ -136,7 +139,12 @@ def usage_from(
 
 
 def decision_from(
-    grant: Grant, rid: str, tenant: Tenant, llm: int, slm: int | None, expires: float,
+    grant: Grant,
+    rid: str,
+    tenant: Tenant,
+    llm: int,
+    slm: int | None,
+    expires: float,
     usage: Usage,
 ) -> Decision:
     """Turn a ledger outcome into the record the HTTP layer sees."""

@@ -27,6 +27,7 @@ from gateway.tenancy.records import (
     TenantExists,
     TenantNotFound,
     Usage,
+    check_cost,
     check_outcome,
     check_tenant_id,
 )
@@ -96,8 +97,10 @@ class EmbeddedStore:
     async def list_keys(self, tenant_id: str) -> list[KeyInfo]:
         with self._lock:
             self._account(tenant_id)
-            return sorted((info for _, info in self._keys[tenant_id].values()),
-                          key=lambda k: (k.created_at, k.key_id))
+            return sorted(
+                (info for _, info in self._keys[tenant_id].values()),
+                key=lambda k: (k.created_at, k.key_id),
+            )
 
     async def authenticate(self, plaintext_key: str) -> Tenant | None:
         digest = hash_key(plaintext_key)
@@ -114,8 +117,10 @@ class EmbeddedStore:
         *,
         ttl_s: float | None = None,
     ) -> Decision:
-        llm = to_micros(worst_case_cost)
-        slm = None if slm_only_cost is None else to_micros(slm_only_cost)
+        llm = to_micros(check_cost("worst_case_cost", worst_case_cost))
+        slm = None
+        if slm_only_cost is not None:
+            slm = to_micros(check_cost("slm_only_cost", slm_only_cost))
         rid = "res_" + secrets.token_hex(8)
         with self._lock:
             account = self._account(tenant_id)
@@ -133,7 +138,7 @@ class EmbeddedStore:
         outcome: Outcome = "completed",
     ) -> SettleResult:
         check_outcome(outcome)
-        actual = to_micros(actual_cost)
+        actual = to_micros(check_cost("actual_cost", actual_cost))
         with self._lock:
             account = self._accounts.get(reservation.tenant_id)
             if account is None:

@@ -34,6 +34,13 @@ def check_outcome(outcome: str) -> Outcome:
     return outcome  # type: ignore[return-value]
 
 
+def check_cost(name: str, value: float) -> float:
+    """Costs crossing the store interface: finite, >= 0, in cost units."""
+    if not 0.0 <= value <= 1e12:  # also refuses NaN
+        raise ValueError(f"{name}: must be within [0, 1e12] cost units, got {value!r}")
+    return value
+
+
 def check_tenant_id(tenant_id: str) -> str:
     if not _TENANT_ID.fullmatch(tenant_id):
         raise ValueError(
@@ -87,7 +94,7 @@ class Rejection:
     code: Literal["insufficient_quota", "rate_limit_exceeded"]
     message: str  # names the budget and when it resets
     should_retry: bool  # -> header x-should-retry
-    resets_at: int | None  # epoch seconds; None when the budget never resets
+    resets_at: int | None  # epoch s the budget resets (insufficient_quota); else None
     http_status: int = 429
 
 
@@ -126,13 +133,10 @@ class Usage:
     limit: float  # cost units per period
     spent: float  # cost units settled in this period
     reserved: float  # cost units held by running requests
+    remaining: float  # cost units: max(0, limit - spent - reserved)
     active_requests: int
     tokens: TokenCounts = field(default_factory=TokenCounts)
     requests: RequestCounts = field(default_factory=RequestCounts)
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.limit - self.spent - self.reserved)
 
 
 def _when(epoch: int | None) -> str:
@@ -148,9 +152,9 @@ def quota_rejection(
     slm = "" if slm_needed is None else f" ({slm_needed:g} with the SLM alone)"
     why = " The tenant's policy is 'reject'." if policy == "reject" else ""
     message = (
-        f"Budget of tenant '{usage.tenant_id}' is exhausted: {usage.spent:g} of "
-        f"{usage.limit:g} cost units spent and {usage.reserved:g} reserved in the current "
-        f"'{usage.period}' period; this request needs up to {needed:g}{slm}.{why} "
+        f"The budget of tenant '{usage.tenant_id}' cannot cover this request: {usage.spent:g} "
+        f"of {usage.limit:g} cost units spent and {usage.reserved:g} reserved in the current "
+        f"'{usage.period}' period; the request needs up to {needed:g}{slm}.{why} "
         + _when(usage.resets_at)
     )
     return Rejection(usage.tenant_id, "insufficient_quota", message, False, usage.resets_at)
@@ -161,4 +165,4 @@ def concurrency_rejection(usage: Usage, max_concurrent: int) -> Rejection:
         f"Tenant '{usage.tenant_id}' already has {usage.active_requests} requests running "
         f"(max_concurrent={max_concurrent}); retry when one finishes."
     )
-    return Rejection(usage.tenant_id, "rate_limit_exceeded", message, True, usage.resets_at)
+    return Rejection(usage.tenant_id, "rate_limit_exceeded", message, True, None)

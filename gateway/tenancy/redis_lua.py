@@ -49,7 +49,7 @@ end
 """
 
 # ARGV[3] id, [4] LLM worst case, [5] SLM-only worst case or '', [6] expires_at
-RESERVE = PRELUDE + """
+_RESERVE = """
 local max_concurrent = tonumber(redis.call('HGET', cfg, 'max_concurrent'))
 if max_concurrent > 0 and redis.call('HLEN', holds) >= max_concurrent then
   redis.call('HINCRBY', use, 'rejected', 1)
@@ -78,7 +78,7 @@ return finish(grant, amount)
 
 # ARGV[3] id, [4] actual cost, [5..8] slm_prompt slm_completion llm_prompt llm_completion,
 # [9] outcome counter name. Detail: micro-units the hold covered.
-SETTLE = PRELUDE + """
+_SETTLE = """
 local rid = ARGV[3]
 local held = redis.call('HGET', holds, rid)
 local status = 'settled'
@@ -105,9 +105,13 @@ return finish(status, held)
 """
 
 # Sweep only (a janitor or a usage read). Detail: holds expired by this call.
-SWEEP = PRELUDE + """
+_SWEEP = """
 return finish('ok', tostring(#swept))
 """
+
+RESERVE = PRELUDE + _RESERVE
+SETTLE = PRELUDE + _SETTLE
+SWEEP = PRELUDE + _SWEEP
 
 # KEYS: cfg, tenant set. ARGV: mode ('create' | 'update'), tenant id, created_at,
 # then field/value pairs for cfg. Returns 1, or 0 (create: exists) / -1 (update: missing).

@@ -31,6 +31,7 @@ from gateway.tenancy.records import (
     TenantExists,
     TenantNotFound,
     Usage,
+    check_cost,
     check_outcome,
     check_tenant_id,
 )
@@ -52,7 +53,11 @@ class RedisStore:
 
     @classmethod
     async def connect(
-        cls, url: str, *, reservation_ttl_s: float = 600.0, namespace: str = "citer",
+        cls,
+        url: str,
+        *,
+        reservation_ttl_s: float = 600.0,
+        namespace: str = "citer",
         clock: Clock = time.time,
     ) -> RedisStore:
         client = aioredis.Redis.from_url(url, decode_responses=True)
@@ -155,8 +160,9 @@ class RedisStore:
         status, detail, flat, active, raw, created = reply
         tenant = _tenant(tenant_id, raw, created)
         counters = {k: int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
-        usage = usage_from(tenant, counters.pop("period_start"), counters,
-                           counters.pop("reserved", 0), int(active))
+        usage = usage_from(
+            tenant, counters.pop("period_start"), counters, counters.pop("reserved", 0), int(active)
+        )
         return status, detail, usage, tenant
 
     async def reserve(
@@ -167,12 +173,18 @@ class RedisStore:
         *,
         ttl_s: float | None = None,
     ) -> Decision:
-        llm = to_micros(worst_case_cost)
-        slm = None if slm_only_cost is None else to_micros(slm_only_cost)
+        llm = to_micros(check_cost("worst_case_cost", worst_case_cost))
+        slm = None
+        if slm_only_cost is not None:
+            slm = to_micros(check_cost("slm_only_cost", slm_only_cost))
         rid = "res_" + secrets.token_hex(8)
         expires = self._clock() + (self._ttl if ttl_s is None else ttl_s)
         grant, _, usage, tenant = await self._run(
-            self._reserve, tenant_id, rid, str(llm), "" if slm is None else str(slm),
+            self._reserve,
+            tenant_id,
+            rid,
+            str(llm),
+            "" if slm is None else str(slm),
             repr(expires),
         )
         return decision_from(_grant(grant), rid, tenant, llm, slm, expires, usage)
@@ -185,13 +197,17 @@ class RedisStore:
         outcome: Outcome = "completed",
     ) -> SettleResult:
         check_outcome(outcome)
-        actual = to_micros(actual_cost)
+        actual = to_micros(check_cost("actual_cost", actual_cost))
         t = tokens or TokenCounts()
         counts = (t.slm_prompt, t.slm_completion, t.llm_prompt, t.llm_completion)
         try:
             status, held, _, _ = await self._run(
-                self._settle, reservation.tenant_id, reservation.id, str(actual),
-                *map(str, counts), outcome,
+                self._settle,
+                reservation.tenant_id,
+                reservation.id,
+                str(actual),
+                *map(str, counts),
+                outcome,
             )
         except TenantNotFound:
             return SettleResult("unknown", 0.0)

@@ -111,6 +111,8 @@ async def open_store(
 ) -> TenantStore:
     """``None`` or ``memory://``: embedded in-process store; ``redis://``/``rediss://``:
     Redis, shared by replicas (connects and pings, so a bad URL fails here)."""
+    if not reservation_ttl_s > 0:
+        raise ValueError(f"reservation_ttl_s: must be > 0 seconds, got {reservation_ttl_s!r}")
     if url is None or url.startswith("memory://"):
         from gateway.tenancy.memory import EmbeddedStore
 

@@ -53,10 +53,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     port = _free_port()
     workdir: Path = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(workdir / "log")],
-    )
+    flags = f"--port {port} --bind 127.0.0.1 --appendonly no --dir {workdir}".split()
+    proc = subprocess.Popen([binary, *flags, "--save", "", "--logfile", str(workdir / "log")])
     client = redis.Redis(port=port)
     try:
         deadline = time.monotonic() + 10

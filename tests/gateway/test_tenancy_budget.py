@@ -46,7 +46,10 @@ async def test_reject_policy_names_budget_and_reset(stores: StoreFactory) -> Non
         refused = await store.reserve("acme", 0.8, 0.2)  # the SLM would fit, policy says no
         assert isinstance(refused, Rejection)
         assert (refused.code, refused.http_status, refused.should_retry) == (
-            "insufficient_quota", 429, False)
+            "insufficient_quota",
+            429,
+            False,
+        )
         next_midnight = (int(stores.clock.now) // 86400 + 1) * 86400
         assert refused.resets_at == next_midnight
         assert "'acme'" in refused.message and "'1d'" in refused.message
@@ -56,8 +59,7 @@ async def test_reject_policy_names_budget_and_reset(stores: StoreFactory) -> Non
 async def test_share_ceiling_is_surfaced(stores: StoreFactory) -> None:
     prices = Prices(slm_prompt=0.1, slm_completion=0.2, llm_prompt=1.0, llm_completion=3.0)
     async with stores() as store:
-        tenant = await store.create_tenant("acme", config(100.0, prices=prices,
-                                                          max_llm_share=0.25))
+        tenant = await store.create_tenant("acme", config(100.0, prices=prices, max_llm_share=0.25))
         res = await _granted(await reserve_for_request(store, tenant, 1000, 200))
         assert res.llm_allowed and res.max_llm_share == 0.25
         assert res.amount == pytest.approx(worst_case_cost(prices, 1000, 200, True))
@@ -100,7 +102,7 @@ async def test_concurrency_cap(stores: StoreFactory) -> None:
         busy = await store.reserve("acme", 1.0)
         assert isinstance(busy, Rejection)
         assert busy.code == "rate_limit_exceeded" and busy.should_retry
-        assert "max_concurrent=2" in busy.message
+        assert "max_concurrent=2" in busy.message and busy.resets_at is None
         await store.settle(first, 0.5)
         await _granted(await store.reserve("acme", 1.0))
 
@@ -173,8 +175,9 @@ async def test_unknown_and_forgotten_reservations_charge_nothing(stores: StoreFa
         res = await _granted(await store.reserve("acme", 1.0))
         forged = dataclasses.replace(res, id="res_0000")
         assert (await store.settle(forged, 5.0)).status == "unknown"
-        assert (await store.settle(dataclasses.replace(res, tenant_id="ghost"), 5.0)).status \
-            == "unknown"
+        assert (
+            await store.settle(dataclasses.replace(res, tenant_id="ghost"), 5.0)
+        ).status == "unknown"
         await store.settle(res, 1.0)
         stores.clock.advance(86400 + 1)  # tombstones are kept a day
         assert (await store.settle(res, 1.0)).status == "unknown"
@@ -204,3 +207,16 @@ async def test_update_takes_effect_on_next_reserve(stores: StoreFactory) -> None
         await store.update_tenant("acme", tenant.config.with_changes(budget={"limit": 3.0}))
         await _granted(await replica.reserve("acme", 2.0))
         assert (await replica.usage("acme")).limit == 3.0
+
+
+async def test_bad_costs_are_refused(stores: StoreFactory) -> None:
+    async with stores() as store:
+        await store.create_tenant("acme", config(10.0))
+        with pytest.raises(ValueError, match="worst_case_cost"):
+            await store.reserve("acme", -1.0)
+        with pytest.raises(ValueError, match="slm_only_cost"):
+            await store.reserve("acme", 1.0, float("nan"))
+        res = await _granted(await store.reserve("acme", 1.0))
+        with pytest.raises(ValueError, match="actual_cost"):
+            await store.settle(res, -0.5)
+        assert (await store.usage("acme")).remaining == pytest.approx(9.0)

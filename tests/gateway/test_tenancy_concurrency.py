@@ -66,8 +66,11 @@ async def test_two_clients_never_overspend(stores: StoreFactory) -> None:
             results: list[list[bool]] = []
 
             async def half(offset: int) -> list[bool]:
-                return list(await asyncio.gather(
-                    *(_request(admin, i, settled) for i in range(offset, 50, 2))))
+                return list(
+                    await asyncio.gather(
+                        *(_request(admin, i, settled) for i in range(offset, 50, 2))
+                    )
+                )
 
             threads = [
                 threading.Thread(target=lambda o=o: results.append(asyncio.run(half(o))))

@@ -21,7 +21,9 @@ async def _stored_text(stores: StoreFactory, store: TenantStore) -> str:
     async for key in client.scan_iter(f"{stores.namespace}:*"):
         kind = await client.type(key)
         value = {
-            "string": client.get, "hash": client.hgetall, "set": client.smembers,
+            "string": client.get,
+            "hash": client.hgetall,
+            "set": client.smembers,
             "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
         }[kind](key)
         parts.append(f"{key}={await value}")
@@ -37,7 +39,7 @@ async def test_keys_are_stored_only_as_hashes(stores: StoreFactory) -> None:
         text = await _stored_text(stores, store)
         assert hash_key(issued.plaintext) in text
         assert issued.plaintext not in text
-        assert issued.plaintext[len(KEY_PREFIX):] not in text
+        assert issued.plaintext[len(KEY_PREFIX) :] not in text
         tenant = await store.authenticate(issued.plaintext)
         assert tenant is not None and tenant.id == "acme" and tenant.config == CONFIG
 
@@ -97,3 +99,19 @@ async def test_open_store_refuses_unknown_urls() -> None:
         await open_store("postgres://db/x")
     with pytest.raises(ConnectionError, match="cannot reach Redis"):
         await open_store("redis://127.0.0.1:1/0")
+
+
+def test_both_stores_implement_the_interface() -> None:
+    import inspect
+
+    from gateway.tenancy.memory import EmbeddedStore
+    from gateway.tenancy.redis_store import RedisStore
+
+    methods = [n for n, f in vars(TenantStore).items() if not n.startswith("_") and callable(f)]
+    assert "reserve" in methods and "settle" in methods
+    for cls in (EmbeddedStore, RedisStore):
+        for name in methods:
+            ours = inspect.signature(getattr(TenantStore, name)).parameters
+            theirs = inspect.signature(getattr(cls, name)).parameters
+            assert list(ours) == list(theirs), (cls.__name__, name)
+            assert inspect.iscoroutinefunction(getattr(cls, name)), (cls.__name__, name)
