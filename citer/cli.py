@@ -10,10 +10,24 @@ import sys
 from citer.modelcheck import ModelFolderError
 from tasks.types import TaskDataError
 
+# Router names of router_models.registry (kept here so `citer --help` imports no torch).
+POLICIES = ("slm", "llm", "random", "confidence", "entropy", "citer")
+
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="decode a task split and report accuracy")
-    p.add_argument("--model", help="one HF model folder, decoded alone (greedy)")
+    p.add_argument("--model", help="one HF model folder, decoded alone (HF generate, greedy)")
+    p.add_argument("--slm", default="models/demo/slm", help="SLM folder (routed decoding)")
+    p.add_argument("--llm", default="models/demo/llm", help="LLM folder (routed decoding)")
+    p.add_argument("--policy", default="citer", choices=POLICIES, help="router (default citer)")
+    p.add_argument("--threshold", type=float, help="LLM iff score > threshold")
+    p.add_argument("--target-share", type=float, help="LLM token share via the card's calibration")
+    p.add_argument("--router", "--router-card", dest="router_card", help="CITER router card")
+    p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step (k)")
+    p.add_argument("--concurrency", type=int, default=16, help="sequences decoded together")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dump", help="write one JSONL line per item (tokens, sources, scores)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--data", help="a JSONL file of items instead of a built-in split")
     p.add_argument("--limit", type=int, default=None, help="first N items (default: all)")
@@ -39,14 +53,37 @@ def _load_items(args: argparse.Namespace) -> list:
     return load_split(args.split, args.limit, fams)
 
 
+def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
+    from citer.routed import PairConfig, ScheduledDecoder, build_pair, make_router
+
+    if args.window < 1:
+        raise ValueError(f"--window must be >= 1, got {args.window}")
+    if args.concurrency < 1:
+        raise ValueError(f"--concurrency must be >= 1, got {args.concurrency}")
+    pair = build_pair(PairConfig(args.slm, args.llm, args.device, args.dtype))
+    router, thr = make_router(
+        pair, args.policy, args.threshold, args.target_share, args.router_card
+    )
+    return ScheduledDecoder(pair, router, thr, args.window, args.concurrency)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from citer.evaluate import HFGenerateDecoder, evaluate
 
-    if not args.model:
-        raise ValueError("citer eval needs --model PATH")
     items = _load_items(args)
-    decoder = HFGenerateDecoder(args.model, batch_size=args.batch_size)
-    report, _ = evaluate(items, decoder)
+    if args.model:
+        decoder = HFGenerateDecoder(args.model, batch_size=args.batch_size)
+        report, gens = evaluate(items, decoder)
+    else:
+        decoder = _routed_decoder(args)
+        report, gens = evaluate(items, decoder)
+        report.extra = {"policy": args.policy, "threshold": decoder.threshold,
+                        "window": args.window, "concurrency": args.concurrency,
+                        **decoder.stats()}  # fmt: skip
+    if args.dump:
+        from citer.routed import write_dump
+
+        write_dump(args.dump, items, gens, report.correct)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -54,6 +91,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for fam, acc in report.per_family.items():
             print(f"{fam:<10} {acc:>8.3f}")
         print(f"{'all':<10} {report.accuracy:>8.3f}   n={report.n}")
+        if report.extra:
+            x = report.extra
+            print(f"policy {x['policy']} threshold {x['threshold']:.4g}  LLM token share "
+                  f"{x['llm_token_share']:.3f}  time share {x['time_share']}")  # fmt: skip
         print(
             f"tokens {report.tokens}  tokens/s {report.tokens_per_s:.1f}  "
             f"wall {report.wall_s:.1f} s"
