@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
+from engines import features as features_mod
 from engines import kvcache
 from engines.sampling import sample
-from engines.types import EngineInfo, SeqWork, StepOutput
-from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN, RouterFeatures
+from engines.types import EngineInfo, SamplingParams, SeqWork, StepOutput
+from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -33,6 +34,7 @@ class HFEngineConfig:
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     dtype: str = "float32"  # one of DTYPES; float32 is the exact reference
     max_batch_tokens: int = 8192  # padded positions (B x T) per forward; more work is split
+    pad_free_tokens: int = 256  # batches this small are never split to save padding
 
     def __post_init__(self) -> None:
         if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):
@@ -43,6 +45,8 @@ class HFEngineConfig:
             raise ValueError(f"dtype={self.dtype!r}: must be one of {', '.join(DTYPES)}")
         if self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens={self.max_batch_tokens}: must be >= 1")
+        if self.pad_free_tokens < 0:
+            raise ValueError(f"pad_free_tokens={self.pad_free_tokens}: must be >= 0")
 
 
 def _first_line(e: BaseException) -> str:
@@ -125,9 +129,12 @@ class HFEngine:
     def step(self, work: list[SeqWork], features: tuple[str, ...] | None = None) -> StepOutput:
         for w in work:
             self._check(w)
+        want = () if features is None else features
         tokens: list[list[int]] = [[] for _ in work]
         rows: list[tuple[int, int]] = []  # (work index, draft index) of each produced token
-        feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (ids, logits, hidden)
+        ids_f: list[torch.Tensor] = []  # per forward: [B_j] sampled ids
+        logits_f: list[torch.Tensor] = []  # per forward: [B_j, vocab], if asked
+        hidden_f: list[torch.Tensor] = []  # per forward: [B_j, hidden], if asked
         probes = None
         active = list(range(len(work)))
         feed = [w.new_tokens for w in work]
@@ -141,24 +148,24 @@ class HFEngine:
                 logits, [work[i].sampling for i in active], [work[i].seed for i in active], pos
             )  # [B]
             if probe_h is not None:
-                probes = self._probe_rows(work, probe_h)
-            if features is not None:
-                feats.append((ids, logits, hidden.float()))
+                probes = features_mod.probe_rows(work, self.head(probe_h).float(), probe_h.float())
             rows += [(i, j) for i in active]
+            ids_f.append(ids)
+            if FEATURE_LOGITS in want:
+                logits_f.append(logits)
+            if FEATURE_HIDDEN in want:
+                hidden_f.append(hidden.float())
             nxt = []
             for i, t in zip(active, ids.tolist(), strict=True):
                 tokens[i].append(t)
                 if len(tokens[i]) < work[i].n_out and t not in self.info.eos_token_ids:
                     nxt.append(i)
-            active, feed, probe_at, j = (
-                nxt,
-                [[tokens[i][-1]] for i in nxt],
-                [[] for _ in nxt],
-                j + 1,
-            )
+            active, j = nxt, j + 1
+            feed = [[tokens[i][-1]] for i in nxt]  # run-ahead: feed the draft back
+            probe_at = [[] for _ in nxt]
         out = StepOutput(tokens=tokens, probes=probes)
         if features is not None:
-            out.features = self._feature_rows(work, rows, feats, features)
+            out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f)
         return out
 
     def _forward(
@@ -169,22 +176,18 @@ class HFEngine:
         for sid in seq_ids:
             if sid not in self._seqs:
                 self._seqs[sid] = kvcache.SeqKV(self.kv_shape, self.dtype, self.cfg.device)
-        order = sorted(range(len(seq_ids)), key=lambda i: -len(new[i]))  # similar T per chunk
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
-        chunk: list[int] = []
-        for k, i in enumerate(order):
-            chunk.append(i)
-            nxt = order[k + 1] if k + 1 < len(order) else None
-            width = len(new[chunk[0]])  # longest in the chunk (descending order)
-            if nxt is None or (len(chunk) + 1) * width > self.cfg.max_batch_tokens:
-                h = self._forward_chunk(
-                    [self._seqs[seq_ids[c]] for c in chunk], [new[c] for c in chunk]
-                )
-                for r, c in enumerate(chunk):
-                    last[c] = h[r, len(new[c]) - 1]  # [hidden]
-                    probe[c] = h[r, probe_at[c]]  # [n_probe, hidden]
-                chunk = []
+        sizes = [len(x) for x in new]
+        for chunk in kvcache.plan_chunks(
+            sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens
+        ):
+            h = self._forward_chunk(
+                [self._seqs[seq_ids[c]] for c in chunk], [new[c] for c in chunk]
+            )
+            for r, c in enumerate(chunk):
+                last[c] = h[r, sizes[c] - 1]  # [hidden]
+                probe[c] = h[r, probe_at[c]]  # [n_probe, hidden]
         h_last = torch.stack(last)  # type: ignore[arg-type]  # [B, hidden]
         if not any(probe_at):
             return h_last, None
@@ -231,44 +234,9 @@ class HFEngine:
         if any(not 0 <= o < len(w.new_tokens) for o in w.probe_offsets):
             raise ValueError(f"seq {w.seq_id}: probe_offsets must lie in [0, {len(w.new_tokens)})")
 
-    def _feature_rows(
-        self,
-        work: list[SeqWork],
-        rows: list[tuple[int, int]],
-        feats: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-        want: tuple[str, ...],
-    ) -> RouterFeatures:
-        """Concatenate the per-forward rows and reorder them work-major."""
-        order = sorted(range(len(rows)), key=lambda r: rows[r])
-        idx = torch.tensor(order, device=self.cfg.device)
-        ids = torch.cat([f[0] for f in feats])[idx]  # [R]
-        logits = torch.cat([f[1] for f in feats])[idx] if FEATURE_LOGITS in want else None
-        hidden = torch.cat([f[2] for f in feats])[idx] if FEATURE_HIDDEN in want else None
-        rows = [rows[r] for r in order]
-        return RouterFeatures(
-            token_ids=ids,
-            logits=logits,
-            hidden=hidden,  # [R], [R, vocab], [R, hidden]
-            seeds=[work[i].seed for i, _ in rows],
-            positions=[work[i].start + len(work[i].new_tokens) + j for i, j in rows],
-        )
-
-    def _probe_rows(self, work: list[SeqWork], h: torch.Tensor) -> RouterFeatures:
-        logits = self.head(h).float()  # [m, vocab]
-        where = [(i, o) for i, w in enumerate(work) for o in w.probe_offsets]
-        return RouterFeatures(
-            token_ids=logits.argmax(-1),
-            logits=logits,
-            hidden=h.float(),
-            seeds=[work[i].seed for i, _ in where],
-            positions=[work[i].start + o + 1 for i, o in where],
-        )
-
     @torch.inference_mode()
     def _probe(self) -> None:
         """Check at load that cached, batched logits equal the model's own forward."""
-        from engines.types import SamplingParams
-
         ids = [t % self.info.vocab_size for t in (1, 5, 2, 7, 3)]
         sp = SamplingParams(max_tokens=1)
         self.step([SeqWork(-1, 0, ids[:3], sp, 0), SeqWork(-2, 0, ids[:1], sp, 0)])

@@ -80,6 +80,32 @@ class BatchLayer(DynamicLayer):
         return int(self.keys.shape[-2])
 
 
+MAX_PAD_RATIO = 1.3  # a chunk may compute at most this many padded positions per real one
+
+
+def plan_chunks(sizes: list[int], max_tokens: int, pad_free: int) -> list[list[int]]:
+    """Group rows (by index) into forwards, longest new-token counts first.
+
+    A chunk of B rows costs B x T padded positions (T = its longest row). Rows
+    join the current chunk while that stays <= max_tokens and either <= pad_free
+    (small batches: one forward beats several) or <= MAX_PAD_RATIO x real rows.
+    """
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    chunks: list[list[int]] = []
+    real = 0
+    for i in order:
+        if chunks:
+            width = sizes[chunks[-1][0]]
+            padded, grown = (len(chunks[-1]) + 1) * width, real + sizes[i]
+            if padded <= max_tokens and (padded <= pad_free or padded <= MAX_PAD_RATIO * grown):
+                chunks[-1].append(i)
+                real = grown
+                continue
+        chunks.append([i])
+        real = sizes[i]
+    return chunks
+
+
 def gather(
     seqs: list[SeqKV], n_new: list[int], dtype: torch.dtype, device: str
 ) -> tuple[torch.Tensor, Cache, torch.Tensor, int]:

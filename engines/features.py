@@ -1,0 +1,54 @@
+"""Router feature rows (``RouterFeatures``) built from an engine's tensors.
+
+Shared by the engine backends so every engine hands routers the same rows:
+one per produced token, work-major (all drafts of work item 0, then item 1,
+...), each labelled with the request seed and the token's absolute position.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engines.types import SeqWork
+from router_models.base import RouterFeatures
+
+
+def draft_rows(
+    work: list[SeqWork],
+    rows: list[tuple[int, int]],
+    ids: list[torch.Tensor],
+    logits: list[torch.Tensor],
+    hidden: list[torch.Tensor],
+) -> RouterFeatures:
+    """Rows of the tokens produced in one step.
+
+    ``rows[r] = (work index, draft index)`` in forward order; ``ids``, ``logits``
+    and ``hidden`` hold one tensor per forward ([B_j], [B_j, vocab], [B_j, hidden])
+    whose rows concatenate to that order; empty lists: that feature was not asked.
+    """
+    order = sorted(range(len(rows)), key=lambda r: rows[r])  # forward-major -> work-major
+    idx = torch.tensor(order, device=ids[0].device)
+    by_work = [rows[r] for r in order]
+    return RouterFeatures(
+        token_ids=torch.cat(ids)[idx],  # [R] int64
+        logits=torch.cat(logits)[idx] if logits else None,  # [R, vocab] float32
+        hidden=torch.cat(hidden)[idx] if hidden else None,  # [R, hidden] float32
+        seeds=[work[i].seed for i, _ in by_work],
+        positions=[work[i].start + len(work[i].new_tokens) + j for i, j in by_work],
+    )
+
+
+def probe_rows(work: list[SeqWork], logits: torch.Tensor, hidden: torch.Tensor) -> RouterFeatures:
+    """Teacher-forced rows at each work item's probe_offsets, in work order.
+
+    logits [m, vocab] and hidden [m, hidden] are computed at input token o; the
+    row describes the prediction of position start + o + 1 (token = argmax).
+    """
+    where = [(i, o) for i, w in enumerate(work) for o in w.probe_offsets]
+    return RouterFeatures(
+        token_ids=logits.argmax(-1),
+        logits=logits,
+        hidden=hidden,
+        seeds=[work[i].seed for i, _ in where],
+        positions=[work[i].start + o + 1 for i, o in where],
+    )
