@@ -61,12 +61,16 @@ class AsyncEngine:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop the step loop (pending requests stay queued in the scheduler)."""
+        """Stop the step loop; unfinished streams end with finish_reason "abort"."""
         self._stop = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        for rid in list(self._handles):
+            self.scheduler.abort(rid)
+        if self._handles:
+            self._dispatch(self.scheduler.step())  # the aborts free their caches here
 
     def submit(self, request: Request) -> RequestHandle:
         """Queue a request; raises ValueError for bad input before any engine work.
@@ -105,13 +109,16 @@ class AsyncEngine:
                     self._handles.pop(rid)._push(e)
                     self.scheduler.abort(rid)
                 continue
-            for ev in events:
-                handle = self._handles.get(ev.request_id)
-                if handle is None:
-                    continue
-                if ev.finish_reason is not None:
-                    del self._handles[ev.request_id]
-                handle._push(ev)
+            self._dispatch(events)
+
+    def _dispatch(self, events: list[TokenEvent]) -> None:
+        for ev in events:
+            handle = self._handles.get(ev.request_id)
+            if handle is None:
+                continue
+            if ev.finish_reason is not None:
+                del self._handles[ev.request_id]
+            handle._push(ev)
 
 
 class OutputBuilder:

@@ -27,6 +27,8 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,16 @@ from engines.types import FINISH_ABORT, Engine, Request, SeqWork, StepStats, Tok
 
 if TYPE_CHECKING:
     from router_models.base import Router
+
+
+@contextmanager
+def _timed(stats: StepStats, name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``stats.<name>`` (seconds)."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(stats, name, getattr(stats, name) + time.perf_counter() - t)
 
 
 @dataclass(frozen=True)
@@ -133,23 +145,16 @@ class Scheduler:
         seqs = list(self.running.values())
         if seqs:
             work = self._plan_slm(seqs)
-            t = time.perf_counter()
-            out = self.slm.step(work, tuple(self.router.features))
-            t_r = time.perf_counter()
-            scores = self.router.score(out.features)
-            t_c = time.perf_counter()
+            with _timed(stats, "slm_s"):
+                out = self.slm.step(work, tuple(self.router.features))
+            with _timed(stats, "router_s"):
+                scores = self.router.score(out.features)
             need_llm = self._commit(seqs, work, out.tokens, scores, events)
-            t_l = time.perf_counter()
-            self._run_llm(need_llm, events)
-            t_e = time.perf_counter()
+            with _timed(stats, "llm_s"):
+                self._run_llm(need_llm, events)
             self._emit(seqs)
-            stats.slm_s, stats.router_s, stats.llm_s = t_r - t, t_c - t_r, t_e - t_l
-            stats.steps, stats.active, stats.drafted, stats.llm_calls = (
-                1,
-                len(seqs),
-                len(scores),
-                len(need_llm),
-            )
+            stats.steps, stats.active, stats.drafted = 1, len(seqs), len(scores)
+            stats.llm_calls = len(need_llm)
             stats.committed = sum(e.token_id is not None for e in events)
         stats.sched_s = time.perf_counter() - t0 - stats.slm_s - stats.router_s - stats.llm_s
         self.last = stats

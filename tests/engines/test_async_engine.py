@@ -99,3 +99,20 @@ def test_bad_input_raises_at_submit_and_idle_loop_sleeps(engines) -> None:
     engine.stop()
     assert [e.request_id for e in events] == ["a"] * 4 + ["b"] * 4
     assert engine._thread is None
+
+
+def test_stop_ends_open_streams_with_abort(engines) -> None:
+    engine = AsyncEngine(make(engines))
+
+    async def main() -> list[TokenEvent]:
+        handle = engine.submit(Request("long", [5, 6], SamplingParams(max_tokens=80)))
+        got = []
+        async for ev in handle:
+            got.append(ev)
+            if len(got) == 2:
+                await asyncio.to_thread(engine.stop)
+        return got
+
+    got = asyncio.run(main())
+    assert got[-1].finish_reason == "abort" and len(got) < 80
+    assert engines[0].num_caches() == 0 and engines[1].num_caches() == 0

@@ -255,3 +255,23 @@ def test_scheduler_modules_do_not_import_torch() -> None:
     code = "import sys, engines.scheduler, engines.async_engine; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["random", "confidence", "entropy"])
+def test_registry_policies_route_exactly_under_run_ahead(engines, name: str) -> None:
+    from router_models.registry import build_router
+
+    router, thr = build_router(name, threshold=0.5)
+    reqs = [
+        req(f"r{i}", p, 12, seed=i, routing={"threshold": thr}, **SAMPLED)
+        for i, p in enumerate(prompts(4))
+    ]
+    k1 = generate_batch(sched(engines, router, window=1), reqs)
+    k4 = generate_batch(sched(engines, router, window=4), reqs)
+    assert [trace(o) for o in k1] == [trace(o) for o in k4]
+    for o in k4:  # the source of every token follows its score and the threshold
+        assert o.sources == ["llm" if x > thr else "slm" for x in o.scores]
+    if name == "random":  # LLM share ~ 1 - threshold
+        share = sum(o.stats.llm_tokens for o in k4) / sum(len(o.token_ids) for o in k4)
+        assert 0.25 < share < 0.75
+    assert_freed(engines)
