@@ -41,20 +41,23 @@ def worst_case_cost(
 ) -> float:
     """Most a request can cost (cost units) with ``prompt_tokens`` and ``max_tokens``.
 
-    SLM only: the SLM reads the prompt and writes every answer token.
-    With the LLM: the LLM may prefill the whole prompt too, and each answer token
-    is written by one model and may be read by the other (LLM catch-up or SLM
-    read-back), so it costs at most the dearer of those two pairs.
+    This bounds what the scheduler reports (``engines.types.RequestStats``):
+    both models prefill the prompt, and every answer token is written by one
+    model and may then be read by *both*: the SLM reads back each step's last
+    committed token (its own last draft or the LLM's token) and the LLM's
+    catch-up covers every token since its last call, its own last one included.
+    SLM only: the SLM reads the prompt, writes every answer token and reads it back.
     """
     if prompt_tokens < 0 or max_tokens < 0:
         raise ValueError(f"token counts must be >= 0, got {prompt_tokens=}, {max_tokens=}")
     prompt = prompt_tokens * prices.slm_prompt  # cost units * 1k
-    per_answer_token = prices.slm_completion
+    per_answer_token = prices.slm_completion + prices.slm_prompt
     if llm_allowed:
         prompt += prompt_tokens * prices.llm_prompt
-        per_answer_token = max(
-            prices.slm_completion + prices.llm_prompt,
-            prices.llm_completion + prices.slm_prompt,
+        per_answer_token = (
+            max(prices.slm_completion, prices.llm_completion)
+            + prices.slm_prompt
+            + prices.llm_prompt
         )
     return (prompt + max_tokens * per_answer_token) / PER_TOKENS
 
