@@ -144,17 +144,22 @@ class Scheduler:
         events = self._admit()
         seqs = list(self.running.values())
         if seqs:
-            work = self._plan_slm(seqs)
-            with _timed(stats, "slm_s"):
-                out = self.slm.step(work, tuple(self.router.features))
-            with _timed(stats, "router_s"):
-                scores = self.router.score(out.features)
-            need_llm = self._commit(seqs, work, out.tokens, scores, events)
+            solo = [s for s in seqs if self._llm_solo(s)]  # the LLM writes every token
+            duo = [s for s in seqs if not self._llm_solo(s)]
+            scores: list[float] = []
+            need_llm: list[tuple[Sequence, float]] = []
+            if duo:
+                work = self._plan_slm(duo)
+                with _timed(stats, "slm_s"):
+                    out = self.slm.step(work, tuple(self.router.features))
+                with _timed(stats, "router_s"):
+                    scores = self.router.score(out.features)
+                need_llm = self._commit(duo, work, out.tokens, scores, events)
             with _timed(stats, "llm_s"):
-                self._run_llm(need_llm, events)
+                self._run_llm(need_llm, solo, events)
             self._emit(seqs)
             stats.steps, stats.active, stats.drafted = 1, len(seqs), len(scores)
-            stats.llm_calls = len(need_llm)
+            stats.llm_calls = len(need_llm) + len(solo)
             stats.committed = sum(e.token_id is not None for e in events)
         stats.sched_s = time.perf_counter() - t0 - stats.slm_s - stats.router_s - stats.llm_s
         self.last = stats
@@ -232,18 +237,40 @@ class Scheduler:
                 need.append((s, sc[cut]))
         return need
 
-    def _run_llm(self, need: list[tuple[Sequence, float]], events: list[TokenEvent]) -> None:
-        if not need:
+    def _llm_solo(self, s: Sequence) -> bool:
+        """A router whose score is a constant above this request's threshold routes
+        every token to the LLM: skip the SLM and let the LLM run ahead itself."""
+        c = getattr(self.router, "constant_score", None)
+        return c is not None and c > s.threshold and s.llm_allowed()
+
+    def _run_llm(
+        self, need: list[tuple[Sequence, float]], solo: list[Sequence], events: list[TokenEvent]
+    ) -> None:
+        """One LLM forward: catch-up + the token at the cut for ``need``; catch-up +
+        up to ``window`` tokens for ``solo`` (all committed, like SLM drafts)."""
+        if not need and not solo:
             return
+        jobs = [(s, score, 1) for s, score in need]
+        const = float(getattr(self.router, "constant_score", 1.0))
+        for s in solo:
+            cap = s.req.routing.max_llm_tokens
+            n = s.draft_len(self.config.window)
+            jobs.append((s, const, n if cap is None else max(1, min(n, cap - s.stats.llm_tokens))))
         work = [
-            SeqWork(s.seq_id, s.llm_seen, s.tokens[s.llm_seen :], s.req.sampling, s.seed, 1)
-            for s, _ in need
+            SeqWork(s.seq_id, s.llm_seen, s.tokens[s.llm_seen :], s.req.sampling, s.seed, n)
+            for s, _, n in jobs
         ]
         out = self.llm.step(work)
-        for (s, score), w, toks in zip(need, work, out.tokens, strict=True):
+        for (s, score, _), w, toks in zip(jobs, work, out.tokens, strict=True):
             s.stats.llm_input_tokens += len(w.new_tokens)
-            s.llm_seen = len(s.tokens)
-            events.append(s.commit(toks[0], "llm", score))
+            cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
+            for tok in toks:
+                events.append(s.commit(tok, "llm", score))
+                if s.finish_reason:
+                    break
+            s.llm_seen = min(cached, len(s.tokens))
+            if s.llm_seen < cached:
+                self.llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
 
     def _emit(self, seqs: list[Sequence]) -> None:
         """Release finished sequences: both caches and the slot, in this step."""

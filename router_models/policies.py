@@ -70,6 +70,7 @@ class AlwaysSLM:
 
     name = "slm"
     features: tuple[str, ...] = ()
+    constant_score = 0.0  # the score of every row, known without features
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold
@@ -83,6 +84,8 @@ class AlwaysLLM:
 
     name = "llm"
     features: tuple[str, ...] = ()
+    # Known without features: the scheduler lets the LLM decode alone (no SLM pass).
+    constant_score = 1.0
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold

@@ -275,3 +275,20 @@ def test_registry_policies_route_exactly_under_run_ahead(engines, name: str) -> 
         share = sum(o.stats.llm_tokens for o in k4) / sum(len(o.token_ids) for o in k4)
         assert 0.25 < share < 0.75
     assert_freed(engines)
+
+
+def test_always_llm_decodes_without_the_slm(engines, model_dirs) -> None:
+    from router_models.policies import AlwaysLLM
+
+    reqs = [req(f"r{i}", p, max_tokens=20) for i, p in enumerate(prompts(5))]
+    reqs.append(req("capped", prompts(1)[0], 10, routing={"max_llm_tokens": 3}))
+    by_k = {k: generate_batch(sched(engines, AlwaysLLM(), window=k), reqs) for k in (1, 4)}
+    assert [trace(o) for o in by_k[1]] == [trace(o) for o in by_k[4]]
+    for r, o in zip(reqs[:-1], by_k[4][:-1], strict=True):
+        assert o.token_ids == hf_greedy(model_dirs[1], r.prompt_ids, 20)
+        assert o.stats.slm_input_tokens == 0 and o.stats.drafted_tokens == 0  # SLM skipped
+    capped = by_k[4][-1]
+    assert capped.sources == ["llm"] * 3 + ["slm"] * 7  # after the cap the SLM takes over
+    assert reqs[-1].prompt_ids == reqs[0].prompt_ids  # same prompt: the same LLM start
+    assert capped.token_ids[:3] == by_k[4][0].token_ids[:3]
+    assert_freed(engines)
