@@ -37,5 +37,9 @@ eval-demo: $(STAMP)
 	$(VENV)/bin/citer eval --model models/demo/llm --split test --limit 300 --json
 	$(VENV)/bin/citer eval --model models/demo/slm --split test --limit 300 --json
 
+# Core decoding benchmark (issue 3): policies x concurrency x window, one run.
+bench-core: $(STAMP)
+	$(VENV)/bin/citer bench --out benchmarks/core.json
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

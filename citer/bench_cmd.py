@@ -1,0 +1,157 @@
+"""``citer bench``: the collaborative-decoding core benchmark (issue 3).
+
+One run, one pair of engines, every configuration side by side:
+policies {slm-only, llm-only, routed at several thresholds} x concurrency
+{1, 4, 16} x run-ahead window {1, 4}. The scheduler is driven step by step
+here so each request's first-token time and inter-token latency are taken from
+the moment its tokens are committed. Per configuration it reports tokens/s,
+median inter-token latency (ms), LLM token share r, the router's share of
+step time, and for routed runs the cost-model bound on the speed-up over
+LLM-only, ``1 / (r + (1 - r) * t_slm / t_llm)``, where t_slm and t_llm are the
+per-token times of the SLM-only and LLM-only runs at the same concurrency and
+window in this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+ROUTED = ("confidence:0.4", "confidence:0.2", "entropy:0.3")  # policy:threshold
+
+
+@dataclass
+class Row:
+    policy: str
+    threshold: float
+    concurrency: int
+    window: int
+    n: int
+    tokens: int
+    wall_s: float
+    tokens_per_s: float
+    itl_ms: float  # median over requests of (t_last - t_first) / (tokens - 1)
+    ttft_ms: float  # median time to first committed token
+    llm_share: float
+    router_share: float  # router time / step time
+    accuracy: float
+    bound: float | None = None  # cost-model speed-up bound over llm-only
+    speedup: float | None = None  # measured tokens/s over llm-only
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="core decoding benchmark: policies x concurrency x window")
+    p.add_argument("--slm", default="models/demo/slm")
+    p.add_argument("--llm", default="models/demo/llm")
+    p.add_argument("--items", type=int, default=32, help="test items per configuration")
+    p.add_argument("--concurrency", default="1,4,16")
+    p.add_argument("--window", default="1,4")
+    p.add_argument("--routed", default=",".join(ROUTED), help="policy:threshold list")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--out", default="benchmarks/core.json")
+    p.set_defaults(func=run)
+
+
+def _run_one(pair, policy: str, thr: float | None, conc: int, window: int, items, max_tokens):
+    from citer.routed import make_router, prompt_ids
+    from engines.scheduler import Scheduler, SchedulerConfig
+    from engines.types import Request, RoutingParams, SamplingParams
+    from tasks.verify import is_correct
+
+    router, thr = make_router(pair, policy, thr)
+    sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
+                      SchedulerConfig(window=window, max_batch=conc, seed=0))  # fmt: skip
+    sp = SamplingParams(max_tokens=max_tokens, seed=0)
+    t0 = time.perf_counter()
+    for i, it in enumerate(items):
+        sched.add_request(Request(str(i), prompt_ids(pair.tokenizer, it), sp, RoutingParams(thr)))
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    count: dict[str, int] = {}
+    text: dict[str, list[str]] = {}
+    slm_tok = llm_tok = 0
+    while sched.has_work():
+        events = sched.step()
+        now = time.perf_counter()
+        for ev in events:
+            rid = ev.request_id
+            text.setdefault(rid, []).append(ev.text)
+            if ev.token_id is not None:
+                first.setdefault(rid, now)
+                last[rid] = now
+                count[rid] = count.get(rid, 0) + 1
+            if ev.finish_reason and ev.stats:
+                slm_tok += ev.stats.slm_tokens
+                llm_tok += ev.stats.llm_tokens
+    wall = time.perf_counter() - t0
+    tot = sched.totals
+    step_s = tot.slm_s + tot.router_s + tot.llm_s + tot.sched_s
+    itl = [(last[r] - first[r]) / (count[r] - 1) for r in count if count[r] > 1]
+    ok = [is_correct("".join(text[str(i)]), it.answer) for i, it in enumerate(items)]
+    tokens = sum(count.values())
+    return Row(
+        policy, thr, conc, window, len(items), tokens, round(wall, 3),
+        round(tokens / wall, 1), round(1000 * statistics.median(itl), 2),
+        round(1000 * (statistics.median(first.values()) - t0), 1),
+        round(llm_tok / max(1, slm_tok + llm_tok), 4),
+        round(tot.router_s / step_s, 4) if step_s else 0.0,
+        round(sum(ok) / len(ok), 4),
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from citer.routed import PairConfig, build_pair
+    from tasks.splits import load_split
+
+    concs = [int(x) for x in args.concurrency.split(",")]
+    windows = [int(x) for x in args.window.split(",")]
+    routed = [(p.split(":")[0], float(p.split(":")[1])) for p in args.routed.split(",") if p]
+    if min(concs) < 1 or min(windows) < 1 or args.items < 1:
+        raise ValueError("--concurrency, --window and --items must all be >= 1")
+    pair = build_pair(PairConfig(args.slm, args.llm))
+    items = load_split("test", args.items)
+    configs = [(p, t) for p, t in [("slm", None), ("llm", None), *routed]]
+    rows: list[Row] = []
+    bar = tqdm(total=len(configs) * len(concs) * len(windows), desc="bench", unit="run")
+    for conc in concs:
+        for window in windows:
+            base: dict[str, Row] = {}
+            for policy, thr in configs:
+                row = _run_one(pair, policy, thr, conc, window, items, args.max_tokens)
+                if policy in ("slm", "llm"):
+                    base[policy] = row
+                else:
+                    r = row.llm_share
+                    ratio = base["llm"].tokens_per_s / base["slm"].tokens_per_s  # t_slm/t_llm
+                    row.bound = round(1 / (r + (1 - r) * ratio), 3)
+                    row.speedup = round(row.tokens_per_s / base["llm"].tokens_per_s, 3)
+                rows.append(row)
+                bar.update(1)
+    bar.close()
+    print(table(rows))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    out.with_suffix(".md").write_text(table(rows) + "\n")
+    return 0
+
+
+def table(rows: list[Row]) -> str:
+    head = ("| policy | thr | conc | k | tok/s | ITL ms | TTFT ms | LLM share | router % "
+            "| acc | speed-up | bound | of bound |")  # fmt: skip
+    lines = [head, "|" + "---|" * 13]
+    for r in rows:
+        of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
+        lines.append(
+            f"| {r.policy} | {r.threshold:.3g} | {r.concurrency} | {r.window} | "
+            f"{r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | {r.llm_share:.3f} | "
+            f"{100 * r.router_share:.2f} | {r.accuracy:.3f} | {r.speedup or ''} | "
+            f"{r.bound or ''} | {of} |"
+        )
+    return "\n".join(lines)
