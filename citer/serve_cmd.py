@@ -1,0 +1,42 @@
+"""``citer serve``: the OpenAI-compatible gateway (issue 5) under uvicorn.
+
+Settings come from ``CITER_*`` environment variables (see gateway.settings and
+the README); ``--config FILE`` reads them from a dotenv file first, and the
+few flags here override both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start the OpenAI-compatible gateway")
+    p.add_argument("--config", help="dotenv file of CITER_* settings (environment wins)")
+    p.add_argument("--host", help="bind address (CITER_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (CITER_PORT, default 8000)")
+    p.add_argument("--slm", help="SLM model folder (CITER_SLM)")
+    p.add_argument("--llm", help="LLM model folder (CITER_LLM)")
+    p.add_argument("--policy", help="routing policy (CITER_POLICY; default citer if a card exists)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    overrides = {k: v for k in ("host", "port", "slm", "llm", "policy")
+                 if (v := getattr(args, k)) is not None}  # fmt: skip
+    try:
+        settings = GatewaySettings(_env_file=args.config, **overrides)  # type: ignore[call-arg]
+    except ValidationError as e:
+        raise ValueError(f"bad setting: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, timeout_graceful_shutdown=15)  # fmt: skip
+    return 0

@@ -1,0 +1,1 @@
+"""admin endpoints: protocol (pydantic), serving (logic), router (thin FastAPI layer)."""

@@ -1,0 +1,68 @@
+"""``/admin/*``: tenants, keys, budgets, prices, policies and usage (admin key only)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from gateway.admin import serving
+from gateway.admin.protocol import CreateTenant, UpdateTenant
+from gateway.auth import require_admin
+from gateway.errors import APIError
+from gateway.state import State
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+@router.post("/tenants", status_code=201)
+async def create_tenant(body: CreateTenant, st: State) -> Any:
+    return JSONResponse(await serving.create(st.store, body), status_code=201)
+
+
+@router.get("/tenants")
+async def list_tenants(st: State) -> dict[str, Any]:
+    return {"object": "list", "data": sorted(await st.store.list_tenants())}
+
+
+@router.get("/tenants/{tenant_id}")
+async def get_tenant(tenant_id: str, st: State) -> dict[str, Any]:
+    return serving.tenant_json(await serving.get(st.store, tenant_id))
+
+
+@router.patch("/tenants/{tenant_id}")
+async def update_tenant(
+    tenant_id: str, body: UpdateTenant, st: State
+) -> dict[str, Any]:
+    return await serving.update(st.store, tenant_id, body)
+
+
+@router.post("/tenants/{tenant_id}/keys", status_code=201)
+async def issue_key(tenant_id: str, st: State) -> Any:
+    await serving.get(st.store, tenant_id)
+    return JSONResponse(asdict(await st.store.issue_key(tenant_id)), status_code=201)
+
+
+@router.get("/tenants/{tenant_id}/keys")
+async def list_keys(tenant_id: str, st: State) -> dict[str, Any]:
+    await serving.get(st.store, tenant_id)
+    return {"object": "list", "data": [asdict(k) for k in await st.store.list_keys(tenant_id)]}
+
+
+@router.delete("/tenants/{tenant_id}/keys/{key_id}")
+async def revoke_key(
+    tenant_id: str, key_id: str, st: State
+) -> dict[str, Any]:
+    await serving.get(st.store, tenant_id)
+    if not await st.store.revoke_key(tenant_id, key_id):
+        raise APIError(404, f"Tenant '{tenant_id}' has no key '{key_id}'.",
+                               "not_found_error", "key_id", "key_not_found")  # fmt: skip
+    return {"id": key_id, "revoked": True}
+
+
+@router.get("/tenants/{tenant_id}/usage")
+async def tenant_usage(tenant_id: str, st: State) -> dict[str, Any]:
+    await serving.get(st.store, tenant_id)
+    return asdict(await st.store.usage(tenant_id))

@@ -1,0 +1,121 @@
+"""The FastAPI application: ``create_app(settings)``; all state is built in the lifespan.
+
+    lifespan start: models (build_pair) -> router (policy / card) -> Scheduler
+                    -> AsyncEngine (step thread) -> tenant store -> bootstrap tenant
+                    -> metrics + tracer -> app.state.citer = GatewayState
+    lifespan end:   stop the step thread (open streams end "abort") -> wait for
+                    the request pumps to settle their budgets -> close the store
+
+Model loading runs in a worker thread, so even start-up never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway.errors import install_handlers
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger("citer.gateway")
+SHUTDOWN_GRACE_S = 10.0  # how long shutdown waits for pumps to settle their budgets
+
+
+def create_app(settings: GatewaySettings | None = None, span_exporter: Any = None) -> FastAPI:
+    """``span_exporter``: an OTel SpanExporter (tests pass the in-memory one)."""
+    from gateway.admin.router import router as admin_router
+    from gateway.chat.router import router as chat_router
+    from gateway.completions.router import router as completions_router
+    from gateway.info.router import router as info_router
+
+    cfg = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await build_state(cfg, span_exporter)
+        app.state.citer = state
+        try:
+            yield
+        finally:
+            await shutdown(state)
+
+    app = FastAPI(title="citer gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_handlers(app)
+    for r in (chat_router, completions_router, info_router, admin_router):
+        app.include_router(r)
+    return app
+
+
+async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
+    from citer.routed import PairConfig, build_pair
+    from engines.async_engine import AsyncEngine
+    from engines.scheduler import Scheduler, SchedulerConfig
+    from gateway.metrics import Metrics
+    from gateway.routing import build_router_setup
+    from gateway.state import GatewayState
+    from gateway.tenancy import open_store
+    from gateway.tracing import make_tracer
+
+    pair = await asyncio.to_thread(build_pair, PairConfig(cfg.slm, cfg.llm, cfg.device, cfg.dtype))
+    setup = await asyncio.to_thread(build_router_setup, cfg, pair)
+    log.info("routing: policy %s, default threshold %.4g (%s)",
+             setup.policy, setup.default_threshold, setup.note)  # fmt: skip
+    sched_cfg = SchedulerConfig(window=cfg.window, max_batch=cfg.max_batch,
+                                max_tokens_cap=cfg.max_tokens_cap)  # fmt: skip
+    scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
+    engine = AsyncEngine(scheduler)
+    tenancy = cfg.tenancy()
+    store = await open_store(tenancy.store_url, reservation_ttl_s=tenancy.reservation_ttl_s,
+                             namespace=tenancy.namespace)  # fmt: skip
+    log.info("tenant store: %s", "redis" if tenancy.store_url else "embedded (in-process)")
+    provider, tracer = make_tracer(cfg.otel_service_name, cfg.otel_endpoint, span_exporter)
+    longest = scheduler.max_context - 1  # the answer needs at least one position
+    state = GatewayState(
+        settings=cfg, scheduler=scheduler, engine=engine, tokenizer=pair.tokenizer,
+        setup=setup, store=store, metrics=Metrics(), tracer=tracer, tracer_provider=provider,
+        max_prompt_tokens=min(cfg.max_prompt_tokens or longest, longest),
+    )  # fmt: skip
+    state.metrics.watch(scheduler, state)
+    engine.start()
+    if cfg.bootstrap_tenant:
+        await bootstrap_tenant(state)
+    return state
+
+
+async def bootstrap_tenant(st: Any) -> None:
+    """Create the bootstrap tenant if missing and write a fresh key for it to a file.
+
+    A key can be shown only when issued, so a key file that exists for an existing
+    tenant is kept (its key may still be valid); otherwise a new key is written.
+    """
+    from gateway.tenancy import Budget, TenantConfig
+
+    cfg, store = st.settings, st.store
+    tid, path = cfg.bootstrap_tenant, cfg.bootstrap_key_file
+    if await store.get_tenant(tid) is None:
+        config = TenantConfig(budget=Budget(limit=cfg.bootstrap_budget, period="1d"),
+                              prices=cfg.bootstrap_prices)  # fmt: skip
+        await store.create_tenant(tid, config)
+    elif path.is_file():
+        log.info("bootstrap tenant %s exists; API key file %s kept", tid, path)
+        return
+    key = await store.issue_key(tid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.plaintext + "\n")
+    log.info("bootstrap tenant %s: API key (id %s) written to %s", tid, key.key_id, path)
+
+
+async def shutdown(st: Any) -> None:
+    await asyncio.to_thread(st.engine.stop)
+    if st.tasks:
+        await asyncio.wait(list(st.tasks), timeout=SHUTDOWN_GRACE_S)
+    await st.store.close()
+    st.tracer_provider.shutdown()

@@ -1,0 +1,54 @@
+"""Bearer keys: tenant keys for /v1/*, the admin key for /admin/*.
+
+Tenant keys are looked up by hash in the store on every request, so a revoked
+key fails at once (no cache). The admin key comes from ``CITER_ADMIN_KEY``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.errors import APIError
+from gateway.state import State
+from gateway.tenancy import Tenant
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, "invalid_request_error", None, "invalid_api_key",
+                    {"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+async def require_tenant(request: Request, st: State) -> Tenant:
+    key = bearer(request)
+    if key is None:
+        raise _unauthorized(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'."
+        )
+    tenant = await st.store.authenticate(key)
+    if tenant is None:
+        raise _unauthorized("Incorrect API key provided (unknown or revoked).")
+    return tenant
+
+
+async def require_admin(request: Request, st: State) -> None:
+    expected = st.settings.admin_key
+    if expected is None:
+        raise APIError(403, "The admin API is disabled: set CITER_ADMIN_KEY to enable it.",
+                       "permission_error", code="admin_disabled")  # fmt: skip
+    key = bearer(request)
+    if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
+        raise _unauthorized("Incorrect admin key provided.")
+
+
+CurrentTenant = Annotated[Tenant, Depends(require_tenant)]  # handler parameter: the caller

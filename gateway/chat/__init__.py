@@ -1,0 +1,1 @@
+"""chat endpoints: protocol (pydantic), serving (logic), router (thin FastAPI layer)."""

@@ -1,0 +1,77 @@
+"""``POST /v1/chat/completions`` request and response shapes (OpenAI's).
+
+Unknown top-level fields are accepted and ignored (logged), as OpenAI-compatible
+servers do; values out of range are refused with 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.routing import RoutingBody
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)  # deprecated by OpenAI, still honoured
+    max_completion_tokens: int | None = Field(None, ge=1)  # wins over max_tokens
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1, le=128)
+    stop: str | list[str] | None = Field(None)
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    user: str | None = None
+    routing: RoutingBody | None = None  # citer extension, see gateway.routing
+
+    def completion_limit(self) -> tuple[int | None, str]:
+        """(max completion tokens asked, the field that asked)."""
+        if self.max_completion_tokens is not None:
+            return self.max_completion_tokens, "max_completion_tokens"
+        return self.max_tokens, "max_tokens"
+
+
+def chat_prompt(tokenizer: Any, messages: list[ChatMessage]) -> list[int]:
+    """Token ids of the conversation through the model's chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("this model has no chat template: use /v1/completions")
+    convo = [
+        {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+        for m in messages
+    ]
+    out = tokenizer.apply_chat_template(convo, add_generation_prompt=True)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)

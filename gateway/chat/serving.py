@@ -1,0 +1,120 @@
+"""Chat completions: validate -> render the chat template -> start a Run -> respond.
+
+Order of checks (the first failing one answers): auth 401 (router), body 413/400,
+model 404, routing/limits 400, queue 503, budget 429.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from gateway.chat.protocol import ChatCompletionRequest, chat_prompt
+from gateway.common import (
+    check_prompt,
+    new_id,
+    now,
+    parse,
+    read_json,
+    response_headers,
+    routing_info,
+    sampling_params,
+    start_root_span,
+    usage,
+)
+from gateway.errors import APIError, bad_request
+from gateway.routing import plan_route
+from gateway.runner import Run, RunSpec, start_run
+from gateway.state import GatewayState
+from gateway.streaming import collect, stream
+from gateway.tenancy import Tenant
+
+
+def check_supported(req: ChatCompletionRequest) -> None:
+    if req.n != 1:
+        raise bad_request("n>1 is not supported: send one request per choice.", "n")
+    if req.logprobs or req.top_logprobs:
+        raise bad_request(
+            "logprobs are not supported yet: the engines do not report token log-probs.",
+            "logprobs",
+        )
+
+
+async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Request) -> Response:
+    arrived = time.perf_counter()
+    req = parse(ChatCompletionRequest, await read_json(request, st.settings.max_body_bytes))
+    plan = plan_route(req.model, req.routing, st.setup)
+    check_supported(req)
+    try:
+        prompt_ids = chat_prompt(st.tokenizer, req.messages)
+    except Exception as e:  # template errors (jinja raise_exception, bad roles)
+        raise bad_request(f"messages: {e}", "messages") from e
+    check_prompt(st, prompt_ids)
+    limit, field = req.completion_limit()
+    sampling = sampling_params(st, len(prompt_ids), limit, req.temperature, req.top_p,
+                               req.stop, req.seed, field)  # fmt: skip
+    spec = RunSpec(new_id("chatcmpl"), "chat", req.model, plan, prompt_ids, sampling, arrived)
+    root = start_root_span(st, "chat", req.model, tenant.id, max_tokens=sampling.max_tokens,
+                           temperature=sampling.temperature, top_p=sampling.top_p,
+                           seed=req.seed)  # fmt: skip
+    root.set_attribute("gen_ai.response.id", spec.request_id)
+    try:
+        run = await start_run(st, tenant, spec, root)
+    except APIError as e:
+        root.set_attribute("error.type", str(e.status))
+        root.end()
+        raise
+    fmt = ChatChunks(st, run)
+    want_sources = plan.return_sources
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        body = stream(run, request, fmt, want_sources, include_usage)
+        headers = {**response_headers(run), "Cache-Control": "no-cache"}
+        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+    answer = await collect(run, request, want_sources)
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+    choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None,
+                              "finish_reason": answer.finish_reason}  # fmt: skip
+    if want_sources:
+        choice["sources"] = answer.sources
+    return JSONResponse(
+        {**fmt.head("chat.completion"), "choices": [choice], "usage": usage(run),
+         "routing": routing_info(st, run)},
+        headers=response_headers(run),
+    )  # fmt: skip
+
+
+class ChatChunks:
+    """``chat.completion.chunk`` objects: one id and created time for the whole stream."""
+
+    def __init__(self, st: GatewayState, run: Run) -> None:
+        self.st, self.run, self.created = st, run, now()
+
+    def head(self, obj: str) -> dict[str, Any]:
+        return {"id": self.run.spec.request_id, "object": obj, "created": self.created,
+                "model": self.run.spec.model, "system_fingerprint": None}  # fmt: skip
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**self.head("chat.completion.chunk"), "choices": [choice]}
+
+    def opening(self) -> list[dict[str, Any]]:
+        first = self._chunk({"role": "assistant", "content": ""}, None)
+        first["routing"] = routing_info(self.st, self.run)
+        return [first]
+
+    def delta(self, text: str, sources: list[dict[str, Any]] | None) -> dict[str, Any]:
+        delta: dict[str, Any] = {"content": text}
+        if sources is not None:
+            delta["sources"] = sources
+        return self._chunk(delta, None)
+
+    def finish(self, reason: str) -> dict[str, Any]:
+        return self._chunk({}, reason)
+
+    def usage(self, run: Run) -> dict[str, Any]:
+        return {**self.head("chat.completion.chunk"), "choices": [], "usage": usage(run),
+                "routing": routing_info(self.st, run)}  # fmt: skip

@@ -1,0 +1,172 @@
+"""Request plumbing shared by the OpenAI endpoints: body limits, validation,
+sampling parameters, usage objects, SSE framing and disconnect detection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import time
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from engines.types import SamplingParams, TokenEvent
+from gateway.errors import APIError, bad_request, from_validation
+from gateway.state import GatewayState
+
+log = logging.getLogger("citer.gateway")
+M = TypeVar("M", bound=BaseModel)
+SSE_DONE = "data: [DONE]\n\n"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object of the body; 413 past ``limit`` bytes (checked while reading)."""
+    declared = request.headers.get("content-length")
+    too_big = APIError(413, f"The request body exceeds the limit of {limit} bytes.",
+                       code="request_too_large")  # fmt: skip
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise bad_request(f"We could not parse the JSON body of your request ({e}).") from e
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return data
+
+
+def parse(model: type[M], data: dict[str, Any]) -> M:
+    """Validate a request object: 400 naming the bad field; unknown fields are logged."""
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as e:
+        raise from_validation(e) from e
+    if obj.model_extra:
+        log.info("ignoring unknown request fields: %s", sorted(obj.model_extra))
+    return obj
+
+
+def check_prompt(st: GatewayState, prompt_ids: list[int]) -> None:
+    if not prompt_ids:
+        raise bad_request("The prompt is empty (0 tokens).", "prompt")
+    if len(prompt_ids) > st.max_prompt_tokens:
+        raise bad_request(
+            f"This model's maximum prompt length is {st.max_prompt_tokens} tokens; "
+            f"your prompt has {len(prompt_ids)} tokens.",
+            "messages",
+            "context_length_exceeded",
+        )
+
+
+def sampling_params(
+    st: GatewayState,
+    prompt_len: int,
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: str | list[str] | None,
+    seed: int | None,
+    param: str = "max_tokens",
+) -> SamplingParams:
+    cap = st.settings.max_tokens_cap
+    if max_tokens is not None and max_tokens > cap:
+        raise bad_request(f"{param}={max_tokens} exceeds this server's limit of {cap}.", param)
+    room = st.scheduler.max_context - prompt_len  # completion tokens the context allows
+    wanted = st.settings.default_max_tokens if max_tokens is None else max_tokens
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    try:
+        return SamplingParams(
+            max_tokens=max(1, min(wanted, room)),
+            temperature=1.0 if temperature is None else temperature,  # OpenAI's default
+            top_p=1.0 if top_p is None else top_p,
+            stop=tuple(s for s in stops if s),
+            seed=seed,
+        )
+    except ValueError as e:
+        raise bad_request(str(e)) from e
+
+
+def usage(run: Any) -> dict[str, Any]:
+    """OpenAI usage plus who wrote the answer and what it cost (cost units)."""
+    t = run.tokens
+    prompt, completion = len(run.spec.prompt_ids), t.slm_completion + t.llm_completion
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "slm_tokens": t.slm_completion,
+        "llm_tokens": t.llm_completion,
+        "llm_token_share": round(t.llm_share, 6),
+        "cost": run.cost,
+    }
+
+
+def routing_info(st: GatewayState, run: Any) -> dict[str, Any]:
+    """How the request was routed; ``degraded`` says the budget forced the SLM alone."""
+    plan = run.spec.plan
+    thr = plan.threshold if plan.threshold is not None else st.setup.default_threshold
+    return {
+        "policy": st.setup.policy if plan.mode == "citer" else plan.mode,
+        "threshold": thr if plan.mode == "citer" else None,
+        "target_llm_share": plan.target_llm_share,
+        "degraded": run.degraded,
+        "degraded_reason": "budget: served by the SLM alone" if run.degraded else None,
+    }
+
+
+def source_entry(ev: TokenEvent) -> dict[str, Any]:
+    score = ev.score if ev.score is not None and math.isfinite(ev.score) else None
+    return {"token_id": ev.token_id, "text": ev.text, "source": ev.source, "score": score}
+
+
+def response_headers(run: Any) -> dict[str, str]:
+    headers = {"x-request-id": run.spec.request_id}
+    if run.degraded:
+        headers["x-citer-degraded"] = "budget"
+    return headers
+
+
+def sse(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
+
+
+async def abort_on_disconnect(request: Request, run: Any) -> None:
+    """Abort ``run`` when the client goes away (the body must be read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            run.abort()
+            return
+
+
+def watch(request: Request, run: Any) -> asyncio.Task[None]:
+    return asyncio.create_task(abort_on_disconnect(request, run))
+
+
+def start_root_span(st: GatewayState, operation: str, model: str, tenant: str, **attrs: Any):
+    span = st.tracer.start_span(f"{operation} {model}")
+    span.set_attribute("gen_ai.operation.name", operation)
+    span.set_attribute("gen_ai.provider.name", "citer")
+    span.set_attribute("gen_ai.request.model", model)
+    span.set_attribute("citer.tenant", tenant)
+    for k, v in attrs.items():
+        if v is not None:
+            span.set_attribute(f"gen_ai.request.{k}", v)
+    return span
+
+
+def now() -> int:
+    return int(time.time())

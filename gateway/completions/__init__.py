@@ -1,0 +1,1 @@
+"""completions endpoints: protocol (pydantic), serving (logic), router (thin FastAPI layer)."""

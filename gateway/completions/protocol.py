@@ -1,0 +1,47 @@
+"""``POST /v1/completions`` request shape (OpenAI's legacy completions).
+
+One prompt per request: a string, a list of token ids, or a one-element list
+of either; several prompts are refused with 400 (send one request each).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.chat.protocol import StreamOptions
+from gateway.routing import RoutingBody
+
+Prompt = str | list[str] | list[int] | list[list[int]]
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    prompt: Prompt
+    max_tokens: int | None = Field(None, ge=1)  # OpenAI's default is 16
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1, le=128)
+    best_of: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)
+    echo: bool = False
+    user: str | None = None
+    routing: RoutingBody | None = None
+
+
+def prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
+    """Token ids of the single prompt; ValueError for batches or empty lists."""
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
+        if len(prompt) != 1:
+            raise ValueError(f"{len(prompt)} prompts given: send one prompt per request")
+        prompt = prompt[0]  # type: ignore[assignment]
+    if isinstance(prompt, str):
+        return list(tokenizer.encode(prompt, add_special_tokens=True))
+    return [int(t) for t in prompt]  # type: ignore[union-attr]

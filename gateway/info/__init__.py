@@ -1,0 +1,1 @@
+"""info endpoints: protocol (pydantic), serving (logic), router (thin FastAPI layer)."""

@@ -1,0 +1,47 @@
+"""Model cards, readiness checks and version info."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as pkg_version
+from typing import Any
+
+from gateway.state import GatewayState
+
+
+def model_cards(st: GatewayState) -> list[dict[str, Any]]:
+    """``citer`` (the router), ``slm`` and ``llm``; ``citer:<share>`` is accepted too."""
+    created = int(st.started_at)
+    s = st.settings
+    routing = st.setup.describe()
+    routing["target_share_models"] = "citer:<share in [0, 1]>" if routing["calibrated"] else None
+    return [
+        {"id": "citer", "object": "model", "created": created, "owned_by": "citer",
+         "citer": {"slm": s.slm, "llm": s.llm, "routing": routing}},
+        {"id": "slm", "object": "model", "created": created, "owned_by": "citer",
+         "citer": {"model": s.slm, "routing": {"policy": "slm"}}},
+        {"id": "llm", "object": "model", "created": created, "owned_by": "citer",
+         "citer": {"model": s.llm, "routing": {"policy": "llm"}}},
+    ]  # fmt: skip
+
+
+async def readiness(st: GatewayState) -> tuple[bool, dict[str, str]]:
+    """Models loaded and stepping, and the tenant store answering (within 2 s)."""
+    thread = st.engine._thread
+    checks = {"engine": "ok" if thread is not None and thread.is_alive() else "stopped"}
+    try:
+        await asyncio.wait_for(st.store.get_tenant("-ready-probe-"), timeout=2.0)
+        checks["store"] = "ok"
+    except Exception as e:
+        checks["store"] = f"unreachable: {type(e).__name__}"
+    return all(v == "ok" for v in checks.values()), checks
+
+
+def version(st: GatewayState) -> dict[str, Any]:
+    try:
+        v = pkg_version("citer")
+    except PackageNotFoundError:
+        v = "unknown"
+    return {"version": v, "policy": st.setup.policy, "slm": st.settings.slm,
+            "llm": st.settings.llm}  # fmt: skip

@@ -1,0 +1,95 @@
+"""Gateway settings, read from ``CITER_*`` environment variables (or a dotenv file).
+
+Each field maps 1:1 onto an environment variable (``CITER_`` + the upper-case
+name) and so onto a Helm value; the README's settings table lists them all.
+The tenant store's own settings stay in ``gateway.tenancy.TenancySettings``
+(``CITER_TENANCY_*``); ``REDIS_URL`` is accepted as a shorthand for its URL.
+Everything validates when built and a bad value names its variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.tenancy import Prices, TenancySettings
+
+DEFAULT_CARD = "models/demo/router"
+Policy = Literal["citer", "confidence", "entropy", "random", "slm", "llm"]
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITER_", extra="ignore")
+
+    # -- network --
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)  # 0 = any free port (tests)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # -- models and routing --
+    slm: str = "models/demo/slm"  # HF model folder of the small model
+    llm: str = "models/demo/llm"  # HF model folder of the large model (same tokenizer)
+    device: str = "cpu"  # cpu, cuda or cuda:N
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # None: "citer" when router_card holds a router.json, else "confidence" (logged, and
+    # shown in /v1/models) until a CITER router is trained for the pair.
+    policy: Policy | None = None
+    router_card: str = DEFAULT_CARD
+    threshold: float | None = None  # default routing threshold; None = the router's own
+    window: int = Field(4, ge=1, le=64)  # SLM run-ahead drafts per scheduler step
+    max_batch: int = Field(16, ge=1, le=4096)  # sequences decoded together
+
+    # -- limits --
+    max_queue: int = Field(64, ge=0)  # requests waiting beyond max_batch; more -> 503
+    retry_after_s: int = Field(1, ge=1)  # Retry-After on 503 (queue full)
+    max_body_bytes: int = Field(1_048_576, ge=1024)  # larger request bodies -> 413
+    max_prompt_tokens: int | None = Field(None, ge=1)  # None: the models' context - 1
+    max_tokens_cap: int = Field(1024, ge=1)  # largest max_tokens a request may ask for
+    default_max_tokens: int = Field(256, ge=1)  # when a request gives none
+
+    # -- tenants --
+    admin_key: SecretStr | None = None  # Bearer key of /admin/*; unset: admin API off (403)
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
+    # Created at start-up if missing, with one key written to bootstrap_key_file
+    # (mode 0600), so `make serve` works without an admin call. None: no tenant.
+    bootstrap_tenant: str | None = None
+    bootstrap_key_file: Path = Path(".citer/api-key")
+    bootstrap_budget: float = Field(1000.0, ge=0)  # cost units per day
+    bootstrap_prices: Prices = Prices(
+        slm_prompt=0.01, slm_completion=0.02, llm_prompt=0.1, llm_completion=0.2
+    )  # cost units per 1k tokens
+
+    # -- observability --
+    # Standard OTel variable: set it and every request's trace is exported by OTLP/HTTP.
+    otel_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otel_service_name: str = Field(
+        "citer-gateway", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "CITER_SERVICE_NAME")
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewaySettings:
+        if self.default_max_tokens > self.max_tokens_cap:
+            raise ValueError(
+                f"CITER_DEFAULT_MAX_TOKENS={self.default_max_tokens} exceeds "
+                f"CITER_MAX_TOKENS_CAP={self.max_tokens_cap}"
+            )
+        if self.threshold is not None and self.threshold != self.threshold:
+            raise ValueError("CITER_THRESHOLD=nan: must be a number")
+        return self
+
+    def resolved_policy(self) -> str:
+        """The routing policy to serve: explicit, or citer iff the card exists."""
+        if self.policy is not None:
+            return self.policy
+        return "citer" if (Path(self.router_card) / "router.json").is_file() else "confidence"
+
+    def tenancy(self) -> TenancySettings:
+        t = TenancySettings()
+        if t.store_url is None and self.redis_url:
+            t = t.model_copy(update={"store_url": self.redis_url})
+        return t

@@ -1,0 +1,65 @@
+"""Everything a request handler needs, built once in the lifespan (``app.state.citer``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from engines.async_engine import AsyncEngine
+from engines.scheduler import Scheduler
+from gateway.errors import APIError
+from gateway.metrics import Metrics
+from gateway.routing import RouterSetup
+from gateway.settings import GatewaySettings
+from gateway.tenancy import TenantStore
+
+
+@dataclass
+class GatewayState:
+    settings: GatewaySettings
+    scheduler: Scheduler
+    engine: AsyncEngine
+    tokenizer: Any  # the pair's shared HF tokenizer
+    setup: RouterSetup
+    store: TenantStore
+    metrics: Metrics
+    tracer: Any  # opentelemetry.trace.Tracer
+    tracer_provider: Any
+    max_prompt_tokens: int  # longest accepted prompt, in tokens
+    started_at: float = field(default_factory=time.time)
+    in_flight: int = 0  # admitted and not yet settled (running + queued in the scheduler)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # live request pumps
+
+    @property
+    def capacity(self) -> int:
+        """Requests the gateway holds at once: a full batch plus the bounded queue."""
+        return self.settings.max_batch + self.settings.max_queue
+
+    def acquire_slot(self, tenant_id: str) -> None:
+        """Take a queue slot or refuse with 503 + Retry-After (no budget touched yet)."""
+        if self.in_flight >= self.capacity:
+            self.metrics.rejected.labels(tenant_id, "queue_full").inc()
+            retry = str(self.settings.retry_after_s)
+            raise APIError(
+                503,
+                f"The server is at capacity ({self.capacity} requests running or queued); "
+                f"retry after {retry} s.",
+                "server_error",
+                code="server_overloaded",
+                headers={"Retry-After": retry, "x-should-retry": "true"},
+            )
+        self.in_flight += 1
+
+    def release_slot(self) -> None:
+        self.in_flight -= 1
+
+
+def get_state(request: Request) -> GatewayState:
+    return request.app.state.citer
+
+
+State = Annotated[GatewayState, Depends(get_state)]  # handler parameter: the app's state

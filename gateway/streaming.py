@@ -1,0 +1,105 @@
+"""Driving a Run to a response: OpenAI SSE streams and whole answers.
+
+Both watch the client connection and abort the run when it goes away; the
+run's own task then settles the budget (see ``gateway.runner``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastapi import Request
+
+from engines.types import FINISH_ABORT
+from gateway.common import SSE_DONE, source_entry, sse, watch
+from gateway.errors import APIError, error_body
+from gateway.runner import Run
+
+log = logging.getLogger("citer.gateway")
+
+
+class ChunkFormat(Protocol):
+    """The chunk objects of one endpoint's stream."""
+
+    def opening(self) -> list[dict[str, Any]]: ...
+
+    def delta(self, text: str, sources: list[dict[str, Any]] | None) -> dict[str, Any]: ...
+
+    def finish(self, reason: str) -> dict[str, Any]: ...
+
+    def usage(self, run: Run) -> dict[str, Any]: ...
+
+
+@dataclass
+class Answer:
+    text: str = ""
+    finish_reason: str = "stop"
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _ended_early(reason: str) -> APIError:
+    return APIError(503, f"The request ended before its answer was complete ({reason}).",
+                    "server_error", code="aborted")  # fmt: skip
+
+
+async def collect(run: Run, request: Request, want_sources: bool) -> Answer:
+    """The whole answer; aborts the run if the client disconnects first."""
+    watcher = watch(request, run)
+    parts: list[str] = []
+    answer = Answer()
+    try:
+        async for ev in run.events():
+            parts.append(ev.text)
+            if want_sources and ev.token_id is not None:
+                answer.sources.append(source_entry(ev))
+            if ev.finish_reason is not None:
+                answer.finish_reason = ev.finish_reason
+    except APIError:
+        raise
+    except Exception as e:
+        raise APIError(500, f"The engine failed while decoding: {e}", "server_error") from e
+    finally:
+        watcher.cancel()
+        run.abort()  # no-op once finished
+    if answer.finish_reason == FINISH_ABORT:
+        raise _ended_early("aborted: the server is shutting down")
+    answer.text = "".join(parts)
+    return answer
+
+
+async def stream(
+    run: Run, request: Request, fmt: ChunkFormat, want_sources: bool, include_usage: bool
+) -> AsyncIterator[str]:
+    """OpenAI SSE: opening chunk(s), one chunk per released text, a finish chunk, the
+    usage chunk (``choices: []``) if asked, ``[DONE]``; an error after the start is
+    sent as a ``data: {"error": ...}`` event."""
+    watcher = watch(request, run)
+    try:
+        for chunk in fmt.opening():
+            yield sse(chunk)
+        async for ev in run.events():
+            if ev.token_id is not None and (ev.text or want_sources):
+                sources = [source_entry(ev)] if want_sources else None
+                yield sse(fmt.delta(ev.text, sources))
+            elif ev.text:
+                yield sse(fmt.delta(ev.text, None))
+            if ev.finish_reason == FINISH_ABORT:
+                raise _ended_early("aborted: the server is shutting down")
+            if ev.finish_reason is not None:
+                yield sse(fmt.finish(ev.finish_reason))
+        if include_usage:
+            yield sse(fmt.usage(run))
+        yield SSE_DONE
+    except APIError as e:
+        yield sse(e.body())
+        yield SSE_DONE
+    except Exception as e:  # engine failure mid-stream; the client already has a 200
+        log.warning("stream %s failed: %s", run.spec.request_id, e)
+        yield sse(error_body(f"The engine failed while decoding: {e}", "server_error"))
+        yield SSE_DONE
+    finally:
+        watcher.cancel()
+        run.abort()  # client gone (generator closed or cancelled): free the request now
