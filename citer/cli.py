@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from citer import bench_cmd
+from citer import bench_cmd, serve_cmd
 from citer.modelcheck import ModelFolderError
 from tasks.types import TaskDataError
 
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_eval(sub)
     bench_cmd.add_parser(sub)
+    serve_cmd.add_parser(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
