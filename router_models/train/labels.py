@@ -1,0 +1,83 @@
+"""Routing labels per collection row (design notes, "Router training").
+
+Label values follow the router's score convention (score = P(LLM needed)):
+``SLM = 0`` keep the SLM's token, ``LLM = 1`` the LLM writes it, and
+``ROLLOUT = -1`` marks rows the shortcut rules cannot decide.
+
+Shortcut rules, in order (no model call needed):
+  1. SLM argmax == reference token -> SLM (the SLM stays on the reference path)
+  2. else LLM argmax == reference  -> LLM (only the LLM stays on it)
+  3. else                          -> ROLLOUT: decode from prefix + SLM token with
+     the current policy; the verifier's verdict on the final answer decides
+     (right -> SLM, wrong -> LLM).
+
+CITER-S (the no-rollout ablation) labels from agreement alone: SLM iff the
+SLM's argmax is the reference token, LLM otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+SLM, LLM, ROLLOUT = 0, 1, -1
+
+
+def shortcut_labels(ref: torch.Tensor, slm: torch.Tensor, llm: torch.Tensor) -> torch.Tensor:
+    """Rules 1-2 per row; [N] int64 in {SLM, LLM, ROLLOUT}."""
+    if not ref.shape == slm.shape == llm.shape:
+        raise ValueError(f"row counts differ: ref {ref.shape}, slm {slm.shape}, llm {llm.shape}")
+    out = torch.full_like(ref, ROLLOUT)
+    out[llm == ref] = LLM
+    out[slm == ref] = SLM  # rule 1 wins when both models agree with the reference
+    return out
+
+
+def citer_s_labels(ref: torch.Tensor, slm: torch.Tensor) -> torch.Tensor:
+    """Agreement-only labels (CITER-S): [N] int64, SLM iff slm == ref."""
+    return (slm != ref).long()
+
+
+def rollout_labels(correct: Sequence[bool]) -> torch.Tensor:
+    """Rule 3: the verifier's verdict on each rollout -> [n] SLM if right, LLM if wrong."""
+    return torch.tensor([SLM if ok else LLM for ok in correct], dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    rows: int
+    slm: int  # rule 1
+    llm: int  # rule 2
+    rollout: int  # rule 3 (needs a rollout)
+
+    @property
+    def shortcut_frac(self) -> float:
+        """Fraction of rows labelled without a rollout."""
+        return (self.slm + self.llm) / self.rows if self.rows else 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "rows": self.rows,
+            "slm": self.slm,
+            "llm": self.llm,
+            "rollout": self.rollout,
+            "shortcut_frac": round(self.shortcut_frac, 4),
+        }
+
+
+def label_stats(labels: torch.Tensor) -> LabelStats:
+    return LabelStats(
+        rows=int(labels.numel()),
+        slm=int((labels == SLM).sum()),
+        llm=int((labels == LLM).sum()),
+        rollout=int((labels == ROLLOUT).sum()),
+    )
+
+
+def count_flips(old: torch.Tensor, new: torch.Tensor) -> int:
+    """Rows whose label changed between two rounds (same rows, same order)."""
+    if old.shape != new.shape:
+        raise ValueError(f"label vectors differ in shape: {tuple(old.shape)} vs {new.shape}")
+    return int((old != new).sum())

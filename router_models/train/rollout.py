@@ -1,0 +1,134 @@
+"""Rollouts and routed decoding through the real scheduler.
+
+    rows needing a label --prompt + reference[:t] + SLM token--> Request per row
+      --Scheduler(slm, llm, current policy), greedy, batched--> completions
+      --tasks.verify.is_correct(reference[:t] + SLM token + completion)--> right / wrong
+
+The scheduler is the serving one (SLM drafts a window, the router scores,
+the LLM writes where the score exceeds the threshold), so a rollout follows
+exactly the policy the router will be served with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from engines.async_engine import OutputBuilder
+from engines.scheduler import Scheduler, SchedulerConfig
+from engines.types import Request, RequestOutput, RoutingParams, SamplingParams, StepStats
+from router_models.train.collect import Collection
+from tasks.verify import is_correct
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    max_tokens: int = 150  # cap on tokens generated after the forced SLM token
+    slack: int = 24  # tokens allowed beyond what is left of the reference answer
+    window: int = 4  # SLM run-ahead drafts per scheduler step
+    concurrency: int = 32  # sequences decoded together
+
+    def __post_init__(self) -> None:
+        for name in ("max_tokens", "window", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"rollout {name}={getattr(self, name)}: must be >= 1")
+        if self.slack < 0:
+            raise ValueError(f"rollout slack={self.slack}: must be >= 0")
+
+
+def routed_generate(
+    slm: Any,
+    llm: Any,
+    tokenizer: Any,
+    router: Any,
+    threshold: float,
+    prompts: Sequence[list[int]],
+    max_tokens: Sequence[int],
+    *,
+    window: int = 4,
+    concurrency: int = 32,
+    desc: str = "decode",
+) -> tuple[list[RequestOutput], StepStats]:
+    """Greedy routed decoding of ``prompts``; outputs in input order, summed step stats."""
+    sched = Scheduler(
+        slm, llm, router, tokenizer, SchedulerConfig(window=window, max_batch=concurrency, seed=0)
+    )
+    rp = RoutingParams(threshold=threshold)
+    builders: dict[str, OutputBuilder] = {}
+    for i, (p, n) in enumerate(zip(prompts, max_tokens, strict=True)):
+        req = Request(str(i), list(p), SamplingParams(max_tokens=n, temperature=0.0, seed=0), rp)
+        sched.add_request(req)
+        builders[req.request_id] = OutputBuilder(req)
+    with tqdm(total=len(builders), desc=desc, unit="seq", leave=False) as bar:
+        while sched.has_work():
+            for ev in sched.step():
+                builders[ev.request_id].add(ev)
+                if ev.finish_reason is not None:
+                    bar.update(1)
+    outs = [b.output for b in builders.values()]
+    if any(o is None for o in outs):
+        raise RuntimeError("a rollout ended without a final event")
+    return outs, sched.totals  # type: ignore[return-value]
+
+
+def answer_text(tokenizer: Any, ids: Sequence[int]) -> str:
+    return tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+def rollout_outcomes(
+    coll: Collection,
+    rows: Sequence[int],
+    slm: Any,
+    llm: Any,
+    tokenizer: Any,
+    router: Any,
+    threshold: float,
+    cfg: RolloutConfig,
+    *,
+    desc: str = "rollouts",
+) -> tuple[list[bool], dict[str, float]]:
+    """Verifier verdict per row after forcing the SLM's token there; (verdicts, stats)."""
+    eos = set(slm.info.eos_token_ids) | {tokenizer.eos_token_id}
+    verdict: dict[int, bool] = {}
+    prompts: list[list[int]] = []
+    budgets: list[int] = []
+    prefixes: list[list[int]] = []
+    todo: list[int] = []
+    for k, r in enumerate(rows):
+        i, t, tok = int(coll.item[r]), int(coll.t[r]), int(coll.slm[r])
+        prefix = coll.answer_ids[i][:t] + [tok]  # answer so far, SLM token forced
+        if tok in eos:  # the SLM ends the answer here: nothing to decode
+            verdict[k] = is_correct(answer_text(tokenizer, prefix), coll.answers[i])
+            continue
+        left = len(coll.answer_ids[i]) - t - 1  # reference tokens after this position
+        prompts.append(coll.prompt_ids[i] + prefix)
+        budgets.append(max(1, min(cfg.max_tokens, left + cfg.slack)))
+        prefixes.append(prefix)
+        todo.append(k)
+    outs, totals = routed_generate(
+        slm,
+        llm,
+        tokenizer,
+        router,
+        threshold,
+        prompts,
+        budgets,
+        window=cfg.window,
+        concurrency=cfg.concurrency,
+        desc=desc,
+    )
+    for k, prefix, out in zip(todo, prefixes, outs, strict=True):
+        i = int(coll.item[rows[k]])
+        verdict[k] = is_correct(answer_text(tokenizer, prefix + out.token_ids), coll.answers[i])
+    slm_tok = sum(o.stats.slm_tokens for o in outs)
+    llm_tok = sum(o.stats.llm_tokens for o in outs)
+    stats = {
+        "decoded": len(outs),
+        "tokens": slm_tok + llm_tok,
+        "llm_share": llm_tok / max(1, slm_tok + llm_tok),
+        "truncated": sum(o.finish_reason == "length" for o in outs),
+    }
+    return [verdict[k] for k in range(len(rows))], stats

@@ -1,0 +1,154 @@
+"""Label rules on hand-made cases, rollouts through the real scheduler with scripted engines."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engines.types import EngineInfo, SeqWork, StepOutput
+from router_models.base import RouterFeatures
+from router_models.policies import AlwaysLLM, AlwaysSLM
+from router_models.train.collect import Collection
+from router_models.train.labels import (
+    LLM,
+    ROLLOUT,
+    SLM,
+    citer_s_labels,
+    count_flips,
+    label_stats,
+    rollout_labels,
+    shortcut_labels,
+)
+from router_models.train.rollout import RolloutConfig, rollout_outcomes
+
+PROMPT, ANSWER = "Q?", "x The answer is 7."
+
+
+class ScriptEngine:
+    """Engine protocol stand-in: the token at position p is ``script(p)``, whatever came before.
+
+    An oracle (script = the reference) keeps writing the reference after any
+    forced token, so a forced token changes the answer only where it lands.
+    """
+
+    def __init__(self, script, vocab: int, eos: int) -> None:
+        self.script = script
+        self.info = EngineInfo("script", 4, vocab, 256, (eos,), ("token", "logits", "hidden"))
+        self.caches: dict[int, list[int]] = {}
+
+    def step(self, work: list[SeqWork], features=None) -> StepOutput:
+        toks, pos = [], []
+        for w in work:
+            cache = self.caches.setdefault(w.seq_id, [])
+            assert w.start == len(cache)
+            cache += w.new_tokens
+            out: list[int] = []
+            for j in range(w.n_out):
+                p = len(cache)
+                out.append(self.script(p))
+                pos.append(p)
+                if out[-1] == self.info.eos_token_ids[0] or j == w.n_out - 1:
+                    break
+                cache.append(out[-1])  # run-ahead drafts enter the cache, like the HF engine
+            toks.append(out)
+        ids = torch.tensor([t for o in toks for t in o])
+        feats = RouterFeatures(
+            ids,
+            torch.zeros(len(ids), self.info.vocab_size),
+            torch.zeros(len(ids), 4),
+            [0] * len(ids),
+            pos,
+        )
+        return StepOutput(tokens=toks, features=feats if features is not None else None)
+
+    def cache_len(self, seq_id: int) -> int:
+        return len(self.caches.get(seq_id, []))
+
+    def crop(self, seq_id: int, length: int) -> None:
+        self.caches[seq_id] = self.caches[seq_id][:length]
+
+    def free(self, seq_id: int) -> None:
+        self.caches.pop(seq_id, None)
+
+    def num_caches(self) -> int:
+        return len(self.caches)
+
+
+@pytest.fixture(scope="module")
+def case(engines):
+    """(collection rows for one item, oracle engine, junk engine, tokenizer)."""
+    tok = engines[2]
+    eos = tok.eos_token_id
+    prompt = tok.encode(PROMPT)
+    answer = tok.encode(ANSWER) + [eos]
+    full = prompt + answer
+    oracle = ScriptEngine(lambda p: full[p] if p < len(full) else eos, len(tok), eos)
+    junk = ScriptEngine(lambda p: tok.convert_tokens_to_ids("z"), len(tok), eos)
+    seven = ANSWER.index("7")
+    # rows: (t, forced SLM token)
+    rows = [
+        (0, tok.convert_tokens_to_ids("y")),  # harmless deviation -> still right
+        (seven, tok.convert_tokens_to_ids("8")),  # changes the answer -> wrong
+        (len(answer) - 1, eos),  # SLM ends the answer exactly where the reference does
+        (3, eos),  # SLM ends the answer before its answer line -> wrong
+    ]
+    n = len(rows)
+    coll = Collection(
+        item_ids=["a"],
+        answers=["7"],
+        prompt_ids=[prompt],
+        answer_ids=[answer],
+        item=torch.zeros(n, dtype=torch.long),
+        t=torch.tensor([r[0] for r in rows]),
+        ref=torch.tensor([answer[r[0]] for r in rows]),
+        slm=torch.tensor([r[1] for r in rows]),
+        llm=torch.tensor([answer[r[0]] for r in rows]),
+        hidden=torch.zeros(n, 4),
+        topk=torch.zeros(n, 2),
+        entropy=torch.zeros(n),
+    )
+    return coll, oracle, junk, tok
+
+
+def test_shortcut_rules_cover_all_three_branches() -> None:
+    ref = torch.tensor([5, 5, 5, 5])
+    slm = torch.tensor([5, 1, 1, 5])
+    llm = torch.tensor([9, 5, 2, 5])
+    got = shortcut_labels(ref, slm, llm)
+    assert got.tolist() == [SLM, LLM, ROLLOUT, SLM]  # rule 1 wins when both agree
+    assert citer_s_labels(ref, slm).tolist() == [SLM, LLM, LLM, SLM]
+    st = label_stats(got)
+    assert (st.slm, st.llm, st.rollout) == (2, 1, 1) and st.shortcut_frac == 0.75
+    with pytest.raises(ValueError, match="row counts differ"):
+        shortcut_labels(ref, slm[:2], llm)
+
+
+@pytest.mark.parametrize("policy", ["slm", "llm"])
+def test_rollout_verdicts_through_the_scheduler(case, policy: str) -> None:
+    coll, oracle, junk, tok = case
+    # Whoever writes the continuation is the oracle; the other model writes junk.
+    slm, llm, router = (
+        (oracle, junk, AlwaysSLM()) if policy == "slm" else (junk, oracle, AlwaysLLM())
+    )
+    cfg = RolloutConfig(max_tokens=40, slack=4, window=3, concurrency=2)
+    verdicts, stats = rollout_outcomes(coll, range(len(coll)), slm, llm, tok, router, 0.5, cfg)
+    assert verdicts == [True, False, True, False]
+    assert rollout_labels(verdicts).tolist() == [SLM, LLM, SLM, LLM]
+    assert stats["decoded"] == 2  # the two eos rows need no decoding
+    assert stats["llm_share"] == (1.0 if policy == "llm" else 0.0)
+    assert slm.num_caches() == 0 and llm.num_caches() == 0
+
+
+def test_junk_policy_makes_every_rollout_wrong(case) -> None:
+    coll, oracle, junk, tok = case
+    cfg = RolloutConfig(max_tokens=40, slack=4, window=2, concurrency=4)
+    verdicts, _ = rollout_outcomes(coll, [0, 1], junk, oracle, tok, AlwaysSLM(), 0.5, cfg)
+    assert verdicts == [False, False]
+
+
+def test_flips_and_config_checks() -> None:
+    assert count_flips(torch.tensor([0, 1, 1]), torch.tensor([1, 1, 0])) == 2
+    with pytest.raises(ValueError, match="differ in shape"):
+        count_flips(torch.tensor([0]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="window=0"):
+        RolloutConfig(window=0)
