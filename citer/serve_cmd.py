@@ -29,14 +29,23 @@ def run(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
 
-    overrides = {k: v for k in ("host", "port", "slm", "llm", "policy")
-                 if (v := getattr(args, k)) is not None}  # fmt: skip
+    overrides = {
+        k: v
+        for k in ("host", "port", "slm", "llm", "policy")
+        if (v := getattr(args, k)) is not None
+    }
     try:
         settings = GatewaySettings(_env_file=args.config, **overrides)  # type: ignore[call-arg]
     except ValidationError as e:
         raise ValueError(f"bad setting: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=15)  # fmt: skip
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=15,
+    )
     return 0

@@ -64,23 +64,36 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
 
     pair = await asyncio.to_thread(build_pair, PairConfig(cfg.slm, cfg.llm, cfg.device, cfg.dtype))
     setup = await asyncio.to_thread(build_router_setup, cfg, pair)
-    log.info("routing: policy %s, default threshold %.4g (%s)",
-             setup.policy, setup.default_threshold, setup.note)  # fmt: skip
-    sched_cfg = SchedulerConfig(window=cfg.window, max_batch=cfg.max_batch,
-                                max_tokens_cap=cfg.max_tokens_cap)  # fmt: skip
+    log.info(
+        "routing: policy %s, default threshold %.4g (%s)",
+        setup.policy,
+        setup.default_threshold,
+        setup.note,
+    )
+    sched_cfg = SchedulerConfig(
+        window=cfg.window, max_batch=cfg.max_batch, max_tokens_cap=cfg.max_tokens_cap
+    )
     scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
     engine = AsyncEngine(scheduler)
     tenancy = cfg.tenancy()
-    store = await open_store(tenancy.store_url, reservation_ttl_s=tenancy.reservation_ttl_s,
-                             namespace=tenancy.namespace)  # fmt: skip
+    store = await open_store(
+        tenancy.store_url, reservation_ttl_s=tenancy.reservation_ttl_s, namespace=tenancy.namespace
+    )
     log.info("tenant store: %s", "redis" if tenancy.store_url else "embedded (in-process)")
     provider, tracer = make_tracer(cfg.otel_service_name, cfg.otel_endpoint, span_exporter)
     longest = scheduler.max_context - 1  # the answer needs at least one position
     state = GatewayState(
-        settings=cfg, scheduler=scheduler, engine=engine, tokenizer=pair.tokenizer,
-        setup=setup, store=store, metrics=Metrics(), tracer=tracer, tracer_provider=provider,
+        settings=cfg,
+        scheduler=scheduler,
+        engine=engine,
+        tokenizer=pair.tokenizer,
+        setup=setup,
+        store=store,
+        metrics=Metrics(),
+        tracer=tracer,
+        tracer_provider=provider,
         max_prompt_tokens=min(cfg.max_prompt_tokens or longest, longest),
-    )  # fmt: skip
+    )
     state.metrics.watch(scheduler, state)
     engine.start()
     if cfg.bootstrap_tenant:
@@ -99,8 +112,9 @@ async def bootstrap_tenant(st: Any) -> None:
     cfg, store = st.settings, st.store
     tid, path = cfg.bootstrap_tenant, cfg.bootstrap_key_file
     if await store.get_tenant(tid) is None:
-        config = TenantConfig(budget=Budget(limit=cfg.bootstrap_budget, period="1d"),
-                              prices=cfg.bootstrap_prices)  # fmt: skip
+        config = TenantConfig(
+            budget=Budget(limit=cfg.bootstrap_budget, period="1d"), prices=cfg.bootstrap_prices
+        )
         await store.create_tenant(tid, config)
     elif path.is_file():
         log.info("bootstrap tenant %s exists; API key file %s kept", tid, path)

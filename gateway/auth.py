@@ -25,8 +25,14 @@ def bearer(request: Request) -> str | None:
 
 
 def _unauthorized(message: str) -> APIError:
-    return APIError(401, message, "invalid_request_error", None, "invalid_api_key",
-                    {"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return APIError(
+        401,
+        message,
+        "invalid_request_error",
+        None,
+        "invalid_api_key",
+        {"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def require_tenant(request: Request, st: State) -> Tenant:
@@ -44,8 +50,12 @@ async def require_tenant(request: Request, st: State) -> Tenant:
 async def require_admin(request: Request, st: State) -> None:
     expected = st.settings.admin_key
     if expected is None:
-        raise APIError(403, "The admin API is disabled: set CITER_ADMIN_KEY to enable it.",
-                       "permission_error", code="admin_disabled")  # fmt: skip
+        raise APIError(
+            403,
+            "The admin API is disabled: set CITER_ADMIN_KEY to enable it.",
+            "permission_error",
+            code="admin_disabled",
+        )
     key = bearer(request)
     if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
         raise _unauthorized("Incorrect admin key provided.")

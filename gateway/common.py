@@ -30,8 +30,9 @@ def new_id(prefix: str) -> str:
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The JSON object of the body; 413 past ``limit`` bytes (checked while reading)."""
     declared = request.headers.get("content-length")
-    too_big = APIError(413, f"The request body exceeds the limit of {limit} bytes.",
-                       code="request_too_large")  # fmt: skip
+    too_big = APIError(
+        413, f"The request body exceeds the limit of {limit} bytes.", code="request_too_large"
+    )
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     body = bytearray()

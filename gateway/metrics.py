@@ -20,12 +20,67 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 # Latency buckets (seconds) as in vLLM's histograms.
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
-                2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
-ITL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
-               0.75, 1.0, 2.5, 5.0, 7.5, 10.0)  # fmt: skip
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
-               60.0, 120.0, 240.0, 480.0)  # fmt: skip
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+ITL_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+E2E_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+)
 SHARE_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -63,8 +118,12 @@ class SchedulerCollector(Collector):
         step = CounterMetricFamily(
             "citer:step_seconds", "Scheduler step wall time by part.", labels=["part"]
         )
-        for part, v in (("slm", t.slm_s), ("router", t.router_s), ("llm", t.llm_s),
-                        ("scheduler", t.sched_s)):  # fmt: skip
+        for part, v in (
+            ("slm", t.slm_s),
+            ("router", t.router_s),
+            ("llm", t.llm_s),
+            ("scheduler", t.sched_s),
+        ):
             step.add_metric([part], v)
         yield step  # router time: citer:step_seconds_total{part="router"}
 
@@ -73,41 +132,80 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r, mode = self.registry, ["model_name"]
-        self.ttft = Histogram("vllm:time_to_first_token_seconds", "Time to first token.",
-                              mode, buckets=TTFT_BUCKETS, registry=r)  # fmt: skip
-        self.itl = Histogram("vllm:inter_token_latency_seconds", "Time between tokens.",
-                             mode, buckets=ITL_BUCKETS, registry=r)  # fmt: skip
-        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "Request latency.",
-                             mode, buckets=E2E_BUCKETS, registry=r)  # fmt: skip
-        self.prompt_tokens = Counter("vllm:prompt_tokens", "Prefilled prompt tokens.",
-                                     mode, registry=r)  # fmt: skip
-        self.generation_tokens = Counter("vllm:generation_tokens", "Generated tokens.",
-                                         mode, registry=r)  # fmt: skip
-        self.success = Counter("vllm:request_success", "Finished requests by reason.",
-                               [*mode, "finished_reason"], registry=r)  # fmt: skip
-        self.tokens_by_source = Counter("citer:completion_tokens",
-                                        "Completion tokens by the model that wrote them.",
-                                        [*mode, "source"], registry=r)  # fmt: skip
-        self.llm_share = Histogram("citer:llm_token_share",
-                                   "LLM-written / all completion tokens, per request.",
-                                   mode, buckets=SHARE_BUCKETS, registry=r)  # fmt: skip
-        self.spend = Counter("citer:budget_spend", "Cost units settled.", ["tenant"],
-                             registry=r)  # fmt: skip
-        self.remaining = Gauge("citer:budget_remaining",
-                               "Cost units left in the current period.", ["tenant"],
-                               registry=r)  # fmt: skip
-        self.rejected = Counter("citer:requests_rejected", "Refused requests by reason.",
-                                ["tenant", "reason"], registry=r)  # fmt: skip
-        self.degraded = Counter("citer:requests_degraded",
-                                "Requests served by the SLM alone for budget.", ["tenant"],
-                                registry=r)  # fmt: skip
-        self.aborted = Counter("citer:requests_aborted",
-                               "Requests ended by a client disconnect or failure.",
-                               [*mode, "outcome"], registry=r)  # fmt: skip
+        self.ttft = Histogram(
+            "vllm:time_to_first_token_seconds",
+            "Time to first token.",
+            mode,
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "vllm:inter_token_latency_seconds",
+            "Time between tokens.",
+            mode,
+            buckets=ITL_BUCKETS,
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Request latency.",
+            mode,
+            buckets=E2E_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "vllm:prompt_tokens", "Prefilled prompt tokens.", mode, registry=r
+        )
+        self.generation_tokens = Counter(
+            "vllm:generation_tokens", "Generated tokens.", mode, registry=r
+        )
+        self.success = Counter(
+            "vllm:request_success",
+            "Finished requests by reason.",
+            [*mode, "finished_reason"],
+            registry=r,
+        )
+        self.tokens_by_source = Counter(
+            "citer:completion_tokens",
+            "Completion tokens by the model that wrote them.",
+            [*mode, "source"],
+            registry=r,
+        )
+        self.llm_share = Histogram(
+            "citer:llm_token_share",
+            "LLM-written / all completion tokens, per request.",
+            mode,
+            buckets=SHARE_BUCKETS,
+            registry=r,
+        )
+        self.spend = Counter("citer:budget_spend", "Cost units settled.", ["tenant"], registry=r)
+        self.remaining = Gauge(
+            "citer:budget_remaining",
+            "Cost units left in the current period.",
+            ["tenant"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "citer:requests_rejected",
+            "Refused requests by reason.",
+            ["tenant", "reason"],
+            registry=r,
+        )
+        self.degraded = Counter(
+            "citer:requests_degraded",
+            "Requests served by the SLM alone for budget.",
+            ["tenant"],
+            registry=r,
+        )
+        self.aborted = Counter(
+            "citer:requests_aborted",
+            "Requests ended by a client disconnect or failure.",
+            [*mode, "outcome"],
+            registry=r,
+        )
 
     def watch(self, scheduler: Any, gateway: Any) -> None:
         self.registry.register(SchedulerCollector(scheduler, gateway))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-

@@ -47,8 +47,9 @@ class RunSpec:
 def billed_tokens(stats: RequestStats | None, prompt: int, slm: int, llm: int) -> TokenCounts:
     """What the engine processed; without final stats (a failed step), the counts seen."""
     if stats is None:
-        return TokenCounts(slm_prompt=prompt if slm + llm else 0, slm_completion=slm,
-                           llm_completion=llm)  # fmt: skip
+        return TokenCounts(
+            slm_prompt=prompt if slm + llm else 0, slm_completion=slm, llm_completion=llm
+        )
     return TokenCounts(
         slm_prompt=stats.slm_input_tokens,
         slm_completion=stats.slm_tokens,

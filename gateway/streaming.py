@@ -41,8 +41,12 @@ class Answer:
 
 
 def _ended_early(reason: str) -> APIError:
-    return APIError(503, f"The request ended before its answer was complete ({reason}).",
-                    "server_error", code="aborted")  # fmt: skip
+    return APIError(
+        503,
+        f"The request ended before its answer was complete ({reason}).",
+        "server_error",
+        code="aborted",
+    )
 
 
 async def collect(run: Run, request: Request, want_sources: bool) -> Answer:

@@ -33,9 +33,7 @@ async def get_tenant(tenant_id: str, st: State) -> dict[str, Any]:
 
 
 @router.patch("/tenants/{tenant_id}")
-async def update_tenant(
-    tenant_id: str, body: UpdateTenant, st: State
-) -> dict[str, Any]:
+async def update_tenant(tenant_id: str, body: UpdateTenant, st: State) -> dict[str, Any]:
     return await serving.update(st.store, tenant_id, body)
 
 
@@ -52,13 +50,16 @@ async def list_keys(tenant_id: str, st: State) -> dict[str, Any]:
 
 
 @router.delete("/tenants/{tenant_id}/keys/{key_id}")
-async def revoke_key(
-    tenant_id: str, key_id: str, st: State
-) -> dict[str, Any]:
+async def revoke_key(tenant_id: str, key_id: str, st: State) -> dict[str, Any]:
     await serving.get(st.store, tenant_id)
     if not await st.store.revoke_key(tenant_id, key_id):
-        raise APIError(404, f"Tenant '{tenant_id}' has no key '{key_id}'.",
-                               "not_found_error", "key_id", "key_not_found")  # fmt: skip
+        raise APIError(
+            404,
+            f"Tenant '{tenant_id}' has no key '{key_id}'.",
+            "not_found_error",
+            "key_id",
+            "key_not_found",
+        )
     return {"id": key_id, "revoked": True}
 
 

@@ -17,8 +17,9 @@ def tenant_json(t: Tenant) -> dict[str, Any]:
 
 
 def not_found(tenant_id: str) -> APIError:
-    return APIError(404, f"No tenant '{tenant_id}'.", "not_found_error", "tenant_id",
-                    "tenant_not_found")  # fmt: skip
+    return APIError(
+        404, f"No tenant '{tenant_id}'.", "not_found_error", "tenant_id", "tenant_not_found"
+    )
 
 
 async def get(store: TenantStore, tenant_id: str) -> Tenant:

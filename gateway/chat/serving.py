@@ -54,12 +54,20 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         raise bad_request(f"messages: {e}", "messages") from e
     check_prompt(st, prompt_ids)
     limit, field = req.completion_limit()
-    sampling = sampling_params(st, len(prompt_ids), limit, req.temperature, req.top_p,
-                               req.stop, req.seed, field)  # fmt: skip
+    sampling = sampling_params(
+        st, len(prompt_ids), limit, req.temperature, req.top_p, req.stop, req.seed, field
+    )
     spec = RunSpec(new_id("chatcmpl"), "chat", req.model, plan, prompt_ids, sampling, arrived)
-    root = start_root_span(st, "chat", req.model, tenant.id, max_tokens=sampling.max_tokens,
-                           temperature=sampling.temperature, top_p=sampling.top_p,
-                           seed=req.seed)  # fmt: skip
+    root = start_root_span(
+        st,
+        "chat",
+        req.model,
+        tenant.id,
+        max_tokens=sampling.max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        seed=req.seed,
+    )
     root.set_attribute("gen_ai.response.id", spec.request_id)
     try:
         run = await start_run(st, tenant, spec, root)
@@ -76,15 +84,23 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
     answer = await collect(run, request, want_sources)
     message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
-    choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None,
-                              "finish_reason": answer.finish_reason}  # fmt: skip
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": answer.finish_reason,
+    }
     if want_sources:
         choice["sources"] = answer.sources
     return JSONResponse(
-        {**fmt.head("chat.completion"), "choices": [choice], "usage": usage(run),
-         "routing": routing_info(st, run)},
+        {
+            **fmt.head("chat.completion"),
+            "choices": [choice],
+            "usage": usage(run),
+            "routing": routing_info(st, run),
+        },
         headers=response_headers(run),
-    )  # fmt: skip
+    )
 
 
 class ChatChunks:
@@ -94,8 +110,13 @@ class ChatChunks:
         self.st, self.run, self.created = st, run, now()
 
     def head(self, obj: str) -> dict[str, Any]:
-        return {"id": self.run.spec.request_id, "object": obj, "created": self.created,
-                "model": self.run.spec.model, "system_fingerprint": None}  # fmt: skip
+        return {
+            "id": self.run.spec.request_id,
+            "object": obj,
+            "created": self.created,
+            "model": self.run.spec.model,
+            "system_fingerprint": None,
+        }
 
     def _chunk(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -116,5 +137,9 @@ class ChatChunks:
         return self._chunk({}, reason)
 
     def usage(self, run: Run) -> dict[str, Any]:
-        return {**self.head("chat.completion.chunk"), "choices": [], "usage": usage(run),
-                "routing": routing_info(self.st, run)}  # fmt: skip
+        return {
+            **self.head("chat.completion.chunk"),
+            "choices": [],
+            "usage": usage(run),
+            "routing": routing_info(self.st, run),
+        }

@@ -54,12 +54,20 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
     vocab = st.scheduler.vocab
     if any(not 0 <= t < vocab for t in ids):
         raise bad_request(f"prompt: token ids must lie in [0, {vocab})", "prompt")
-    sampling = sampling_params(st, len(ids), req.max_tokens, req.temperature, req.top_p,
-                               req.stop, req.seed)  # fmt: skip
+    sampling = sampling_params(
+        st, len(ids), req.max_tokens, req.temperature, req.top_p, req.stop, req.seed
+    )
     spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived)
-    root = start_root_span(st, "text_completion", req.model, tenant.id,
-                           max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                           top_p=sampling.top_p, seed=req.seed)  # fmt: skip
+    root = start_root_span(
+        st,
+        "text_completion",
+        req.model,
+        tenant.id,
+        max_tokens=sampling.max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        seed=req.seed,
+    )
     root.set_attribute("gen_ai.response.id", spec.request_id)
     try:
         run = await start_run(st, tenant, spec, root)
@@ -74,8 +82,12 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
     answer = await collect(run, request, plan.return_sources)
-    choice: dict[str, Any] = {"index": 0, "text": answer.text, "logprobs": None,
-                              "finish_reason": answer.finish_reason}  # fmt: skip
+    choice: dict[str, Any] = {
+        "index": 0,
+        "text": answer.text,
+        "logprobs": None,
+        "finish_reason": answer.finish_reason,
+    }
     if plan.return_sources:
         choice["sources"] = answer.sources
     return JSONResponse(
@@ -91,9 +103,13 @@ class CompletionChunks:
         self.st, self.run, self.created = st, run, now()
 
     def head(self) -> dict[str, Any]:
-        return {"id": self.run.spec.request_id, "object": "text_completion",
-                "created": self.created, "model": self.run.spec.model,
-                "system_fingerprint": None}  # fmt: skip
+        return {
+            "id": self.run.spec.request_id,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.run.spec.model,
+            "system_fingerprint": None,
+        }
 
     def _chunk(self, text: str, finish: str | None, **extra: Any) -> dict[str, Any]:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, **extra}
@@ -103,12 +119,17 @@ class CompletionChunks:
         return []
 
     def delta(self, text: str, sources: list[dict[str, Any]] | None) -> dict[str, Any]:
-        return self._chunk(text, None) if sources is None else self._chunk(text, None,
-                                                                            sources=sources)
+        return (
+            self._chunk(text, None) if sources is None else self._chunk(text, None, sources=sources)
+        )
 
     def finish(self, reason: str) -> dict[str, Any]:
         return self._chunk("", reason)
 
     def usage(self, run: Run) -> dict[str, Any]:
-        return {**self.head(), "choices": [], "usage": usage(run),
-                "routing": routing_info(self.st, run)}  # fmt: skip
+        return {
+            **self.head(),
+            "choices": [],
+            "usage": usage(run),
+            "routing": routing_info(self.st, run),
+        }

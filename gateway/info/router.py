@@ -52,8 +52,6 @@ async def metrics(st: State) -> Response:
 
 
 @router.get("/v1/usage")
-async def own_usage(
-    st: State, tenant: CurrentTenant
-) -> dict[str, Any]:
+async def own_usage(st: State, tenant: CurrentTenant) -> dict[str, Any]:
     """The caller's tenant only: its budget, spend and remaining in the current period."""
     return asdict(await st.store.usage(tenant.id))

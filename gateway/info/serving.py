@@ -17,13 +17,28 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
     routing = st.setup.describe()
     routing["target_share_models"] = "citer:<share in [0, 1]>" if routing["calibrated"] else None
     return [
-        {"id": "citer", "object": "model", "created": created, "owned_by": "citer",
-         "citer": {"slm": s.slm, "llm": s.llm, "routing": routing}},
-        {"id": "slm", "object": "model", "created": created, "owned_by": "citer",
-         "citer": {"model": s.slm, "routing": {"policy": "slm"}}},
-        {"id": "llm", "object": "model", "created": created, "owned_by": "citer",
-         "citer": {"model": s.llm, "routing": {"policy": "llm"}}},
-    ]  # fmt: skip
+        {
+            "id": "citer",
+            "object": "model",
+            "created": created,
+            "owned_by": "citer",
+            "citer": {"slm": s.slm, "llm": s.llm, "routing": routing},
+        },
+        {
+            "id": "slm",
+            "object": "model",
+            "created": created,
+            "owned_by": "citer",
+            "citer": {"model": s.slm, "routing": {"policy": "slm"}},
+        },
+        {
+            "id": "llm",
+            "object": "model",
+            "created": created,
+            "owned_by": "citer",
+            "citer": {"model": s.llm, "routing": {"policy": "llm"}},
+        },
+    ]
 
 
 async def readiness(st: GatewayState) -> tuple[bool, dict[str, str]]:
@@ -43,5 +58,4 @@ def version(st: GatewayState) -> dict[str, Any]:
         v = pkg_version("citer")
     except PackageNotFoundError:
         v = "unknown"
-    return {"version": v, "policy": st.setup.policy, "slm": st.settings.slm,
-            "llm": st.settings.llm}  # fmt: skip
+    return {"version": v, "policy": st.setup.policy, "slm": st.settings.slm, "llm": st.settings.llm}
