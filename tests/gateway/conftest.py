@@ -1,4 +1,5 @@
-"""Fixtures for the gateway tests: a real redis-server, both tenant stores, a fake clock.
+"""Fixtures for the gateway tests: a real redis-server, both tenant stores, a fake clock,
+live gateway processes (embedded store / Redis) and a fake OTLP collector.
 
 Coroutine tests run without a plugin: the hook below runs them with asyncio.run.
 Store-parametrized tests run once against the embedded store and once against
@@ -13,11 +14,14 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from live_gateway import GatewayProcess
+from otlp_collector import OTLPCollector
 from tenancy_test_utils import FakeClock, StoreFactory
 
 
@@ -78,3 +82,48 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def stores(request: pytest.FixtureRequest, clock: FakeClock) -> StoreFactory:
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     return StoreFactory(request.param, url, clock)
+
+
+# -- live gateways (see live_gateway.py) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gateway_models(model_dirs, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The demo pair once trained, else the tiny random pair with a chat template."""
+    from live_gateway import demo_pair, tiny_pair_with_template
+
+    return demo_pair() or tiny_pair_with_template(model_dirs, tmp_path_factory.mktemp("pair"))
+
+
+@pytest.fixture(scope="session")
+def otlp_collector() -> Iterator[OTLPCollector]:
+    collector = OTLPCollector()
+    yield collector
+    collector.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_models, otlp_collector, tmp_path_factory) -> Iterator[GatewayProcess]:
+    """``citer serve`` with the embedded store; exports traces to the fake collector."""
+    log = tmp_path_factory.mktemp("gw") / "gateway.log"
+    gw = GatewayProcess(
+        *gateway_models,
+        log,
+        CITER_MAX_BATCH="8",
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.url,
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_gateway(gateway_models, redis_url, tmp_path_factory) -> Iterator[GatewayProcess]:
+    """``citer serve`` with its tenants in the session's redis-server."""
+    log = tmp_path_factory.mktemp("gw-redis") / "gateway.log"
+    ns = "gw-" + uuid.uuid4().hex[:8]
+    gw = GatewayProcess(
+        *gateway_models, log, CITER_MAX_BATCH="8", REDIS_URL=redis_url, CITER_TENANCY_NAMESPACE=ns
+    )
+    yield gw
+    gw.stop()

@@ -1,0 +1,91 @@
+"""Routing controls and settings, without a server: model names, the routing field,
+budget decisions and tenant ceilings -> RoutingParams."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from gateway.errors import APIError
+from gateway.routing import RouterSetup, RoutingBody, plan_route, routing_params
+from gateway.settings import GatewaySettings
+from router_models.card import CalibrationPoint
+
+NO_CARD = RouterSetup("confidence", object(), 0.5, None, "no card")
+CARD = SimpleNamespace(
+    calibration=[CalibrationPoint(0.2, 0.6), CalibrationPoint(0.5, 0.3), CalibrationPoint(0.8, 0.1)]
+)
+WITH_CARD = RouterSetup("citer", object(), 0.5, CARD, "card")
+
+
+def test_model_names_select_the_policy() -> None:
+    assert plan_route("citer", None, NO_CARD).threshold is None  # the router's default
+    slm = plan_route("slm", None, NO_CARD)
+    assert slm.mode == "slm" and slm.max_llm_tokens == 0
+    llm = plan_route("llm", None, NO_CARD)
+    assert llm.mode == "llm" and llm.threshold == -math.inf
+    mid = plan_route("citer:0.3", None, WITH_CARD)
+    assert mid.target_llm_share == 0.3 and mid.threshold == pytest.approx(0.5)
+
+
+def test_routing_field_refines_citer() -> None:
+    plan = plan_route("citer", RoutingBody(threshold=0.7, max_llm_tokens=3), NO_CARD)
+    assert (plan.threshold, plan.max_llm_tokens) == (0.7, 3)
+    assert plan_route("citer", RoutingBody(target_llm_share=0.1), WITH_CARD).threshold == 0.8
+    assert plan_route("slm", RoutingBody(return_sources=True), NO_CARD).return_sources
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "status", "needle"),
+    [
+        ("gpt-4o", None, 404, "does not exist"),
+        ("slm:0.2", None, 404, "does not exist"),
+        ("citer:abc", None, 404, "does not exist"),
+        ("citer:1.5", None, 400, "within [0, 1]"),
+        ("citer:0.2", None, 400, "calibrated CITER router card"),  # no card: no calibration
+        ("citer:0.2", RoutingBody(threshold=0.3), 400, "not both"),
+        ("citer", RoutingBody(threshold=0.3, target_llm_share=0.2), 400, "not both"),
+        ("llm", RoutingBody(threshold=0.3), 400, "apply to the citer model"),
+    ],
+)
+def test_bad_routing_is_refused(model: str, body: RoutingBody | None, status: int, needle: str):
+    with pytest.raises(APIError) as err:
+        plan_route(model, body, NO_CARD)
+    assert err.value.status == status and needle in err.value.message
+
+
+def test_budget_and_tenant_ceiling_cap_the_llm() -> None:
+    plan = plan_route("citer", RoutingBody(max_llm_tokens=50), NO_CARD)
+    assert routing_params(plan, 100, llm_allowed=True, max_llm_share=None).max_llm_tokens == 50
+    assert routing_params(plan, 100, llm_allowed=True, max_llm_share=0.2).max_llm_tokens == 20
+    assert routing_params(plan, 100, llm_allowed=False, max_llm_share=None).max_llm_tokens == 0
+    llm = plan_route("llm", None, NO_CARD)
+    assert routing_params(llm, 9, llm_allowed=True, max_llm_share=0.25).max_llm_tokens == 2
+
+
+def test_settings_default_to_confidence_until_a_card_exists(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("CITER_POLICY", raising=False)
+    cfg = GatewaySettings(router_card=str(tmp_path / "router"))
+    assert cfg.resolved_policy() == "confidence"
+    (tmp_path / "router").mkdir()
+    (tmp_path / "router" / "router.json").write_text("{}")
+    assert cfg.resolved_policy() == "citer"
+    assert (
+        GatewaySettings(router_card=str(tmp_path / "router"), policy="entropy").resolved_policy()
+        == "entropy"
+    )
+
+
+def test_settings_read_the_environment_and_name_bad_values(monkeypatch) -> None:
+    monkeypatch.setenv("CITER_MAX_BATCH", "3")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    cfg = GatewaySettings()
+    assert cfg.max_batch == 3 and cfg.tenancy().store_url == "redis://127.0.0.1:1/0"
+    monkeypatch.setenv("CITER_DEFAULT_MAX_TOKENS", "5000")
+    with pytest.raises(ValueError, match="CITER_DEFAULT_MAX_TOKENS=5000"):
+        GatewaySettings()
+    monkeypatch.setenv("CITER_WINDOW", "0")
+    with pytest.raises(ValueError, match="window"):
+        GatewaySettings()
