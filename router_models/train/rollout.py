@@ -20,8 +20,12 @@ from tqdm import tqdm
 from engines.async_engine import OutputBuilder
 from engines.scheduler import Scheduler, SchedulerConfig
 from engines.types import Request, RequestOutput, RoutingParams, SamplingParams, StepStats
-from router_models.train.collect import Collection
+from router_models.policies import AlwaysLLM, AlwaysSLM
+from router_models.train.collect import Collection, encode
+from tasks.types import Item
 from tasks.verify import is_correct
+
+ANSWER_MAX_TOKENS = 256  # = citer.evaluate.MAX_NEW_TOKENS: whole answers
 
 
 @dataclass(frozen=True)
@@ -132,3 +136,45 @@ def rollout_outcomes(
         "truncated": sum(o.finish_reason == "length" for o in outs),
     }
     return [verdict[k] for k in range(len(rows))], stats
+
+
+def decode_accuracy(
+    engines: tuple[Any, Any, Any],
+    items: Sequence[Item],
+    router: Any,
+    threshold: float,
+    rc: RolloutConfig,
+) -> dict[str, float]:
+    """Routed greedy decode of whole answers: accuracy and LLM token share."""
+    slm, llm, tok = engines
+    prompts = [encode(tok, it)[0] for it in items]
+    budgets = [ANSWER_MAX_TOKENS] * len(items)
+    outs, _ = routed_generate(
+        slm,
+        llm,
+        tok,
+        router,
+        threshold,
+        prompts,
+        budgets,
+        window=rc.window,
+        concurrency=rc.concurrency,
+        desc="validation decode",
+    )
+    ok = [
+        is_correct(answer_text(tok, o.token_ids), it.answer)
+        for o, it in zip(outs, items, strict=True)
+    ]
+    n_llm = sum(o.stats.llm_tokens for o in outs)
+    n_all = n_llm + sum(o.stats.slm_tokens for o in outs)
+    return {"accuracy": round(sum(ok) / len(ok), 4), "llm_share": round(n_llm / max(1, n_all), 4)}
+
+
+def reference_accuracy(
+    engines: tuple[Any, Any, Any], items: Sequence[Item], rc: RolloutConfig
+) -> dict[str, float]:
+    """Accuracy of the SLM alone and the LLM alone, through the same scheduler."""
+    return {
+        "slm_only": decode_accuracy(engines, items, AlwaysSLM(), 0.5, rc)["accuracy"],
+        "llm_only": decode_accuracy(engines, items, AlwaysLLM(), 0.5, rc)["accuracy"],
+    }

@@ -132,6 +132,11 @@ def fit_router(
     return model, losses
 
 
+def rounded(x: float, digits: int = 4) -> float | None:
+    """``x`` rounded for a JSON log; None when it is nan (e.g. AUC with one class)."""
+    return None if math.isnan(x) else round(x, digits)
+
+
 @torch.inference_mode()
 def scores(model: CiterMLP, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
     """sigmoid(logit) per row, in eval mode; [N] float32."""

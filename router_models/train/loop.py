@@ -1,0 +1,219 @@
+"""Policy iteration: label with the current policy, train, repeat until labels settle.
+
+    round 0: CITER-S labels (agreement only)            --fit--> pi_0
+    round r: shortcut labels + rollouts of S under pi_{r-1} --fit--> pi_r
+             stop when flips(S) / |S| < tol, or after ``rounds`` rounds
+
+S is a seeded sample (fixed for all rounds, so flips compare like with like)
+of the rows the shortcut rules cannot decide; each sampled row stands for
+|R| / |S| rows in the loss. Only rows of S can change label between rounds,
+so the convergence criterion counts flips among them (flips over all labelled
+rows are logged too). A rollout follows pi_{r-1} at threshold 0.5, the
+lambda-optimal policy of the cost-aware loss (see ``train``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from router_models.citer import CiterConfig, CiterMLP, CiterRouter
+from router_models.train.collect import Collection
+from router_models.train.labels import (
+    ROLLOUT,
+    citer_s_labels,
+    count_flips,
+    label_stats,
+    rollout_labels,
+    shortcut_labels,
+)
+from router_models.train.rollout import RolloutConfig, rollout_outcomes
+from router_models.train.train import FitConfig, auc, fit_router, rounded, scores
+
+POLICY_THRESHOLD = 0.5  # the lambda-optimal threshold of the cost-aware loss
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    rounds: int = 3  # most rounds with rollouts (round 0, CITER-S, comes on top)
+    tol: float = 0.01  # stop once fewer than this fraction of rollout labels flip
+    max_rollouts: int = 800  # |S|: rows sampled from those needing a rollout
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"rounds={self.rounds}: must be >= 1")
+        if not 0.0 <= self.tol < 1.0:
+            raise ValueError(f"tol={self.tol}: must be in [0, 1)")
+        if self.max_rollouts < 1:
+            raise ValueError(f"max_rollouts={self.max_rollouts}: must be >= 1")
+
+
+@dataclass
+class Round:
+    """One round's policy, the labels it was trained on and its log line."""
+
+    model: CiterMLP
+    labels: torch.Tensor  # [N] int64, ROLLOUT where excluded from the loss
+    log: dict[str, Any] = field(default_factory=dict)
+
+
+# Validation hook: (round index, model) -> metrics to log (routed decodes etc.).
+Validate = Callable[[int, CiterMLP], dict[str, Any]]
+
+
+def sample_rollout_rows(labels: torch.Tensor, k: int, seed: int) -> list[int]:
+    """A seeded sample of at most k rows labelled ROLLOUT, ascending."""
+    need = (labels == ROLLOUT).nonzero().squeeze(-1).tolist()
+    if len(need) <= k:
+        return need
+    return sorted(random.Random(seed).sample(need, k))
+
+
+def run_rounds(
+    train: Collection,
+    val: Collection,
+    engines: tuple[Any, Any, Any],
+    fit: FitConfig,
+    loop: LoopConfig,
+    rollout: RolloutConfig,
+    *,
+    validate: Validate | None = None,
+    ckpt_dir: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Round]:
+    """Rounds 0..R; resumes from ``ckpt_dir`` rounds written with the same settings."""
+    if len(train) == 0:
+        raise ValueError("empty collection: the train collection has no rows")
+    base = shortcut_labels(train.ref, train.slm, train.llm)
+    stats = label_stats(base)
+    s_rows = sample_rollout_rows(base, loop.max_rollouts, loop.seed)
+    mult = torch.ones(len(base))
+    if s_rows:
+        mult[s_rows] = stats.rollout / len(s_rows)  # each sampled row stands for |R|/|S| rows
+    log(f"labels: {json.dumps(stats.to_json())}; rollout sample |S|={len(s_rows)}")
+    key = _run_key(train, fit, loop, rollout)
+    x = train.hidden
+    rounds: list[Round] = []
+    prev_s: torch.Tensor | None = None  # labels of S in the previous round
+    for r in range(loop.rounds + 1):
+        cached = _load_round(ckpt_dir, r, key, x.shape[1])
+        if cached is not None:
+            rounds.append(cached)
+            log(f"round {r}: resumed {json.dumps(cached.log)}")
+            prev_s = cached.labels[s_rows]
+            if cached.log.get("converged"):
+                break
+            continue
+        t0 = time.perf_counter()
+        entry: dict[str, Any] = {"round": r}
+        if r == 0:
+            y = citer_s_labels(train.ref, train.slm)  # no rollouts: every row labelled
+            keep = torch.ones(len(y), dtype=torch.bool)
+            m = torch.ones(len(y))
+        else:
+            slm, llm, tok = engines
+            policy = CiterRouter(rounds[-1].model, threshold=POLICY_THRESHOLD)
+            t1 = time.perf_counter()
+            verdicts, rstats = rollout_outcomes(
+                train,
+                s_rows,
+                slm,
+                llm,
+                tok,
+                policy,
+                POLICY_THRESHOLD,
+                rollout,
+                desc=f"round {r} rollouts",
+            )
+            entry["rollout_s"] = round(time.perf_counter() - t1, 1)
+            y = base.clone()
+            y[s_rows] = rollout_labels(verdicts)
+            keep = y != ROLLOUT
+            m = mult
+            new_s = y[s_rows]
+            flips = count_flips(prev_s, new_s) if prev_s is not None else 0
+            entry.update(
+                rollouts=len(s_rows),
+                rollout_right=round(float((new_s == 0).double().mean()), 4) if s_rows else 0.0,
+                rollout_llm_share=round(rstats["llm_share"], 4),
+                rollout_truncated=int(rstats["truncated"]),
+                flips=flips,
+                flip_frac_rollout=round(flips / max(1, len(s_rows)), 4),
+                flip_frac_all=round(flips / int(keep.sum()), 6),
+            )
+        t2 = time.perf_counter()
+        model, losses = fit_router(x[keep], y[keep], m[keep], fit)
+        entry["fit_s"] = round(time.perf_counter() - t2, 1)
+        entry["train_loss"] = round(losses[-1], 4)
+        vy = citer_s_labels(val.ref, val.slm)
+        entry["val_auc_slm_error"] = rounded(auc(scores(model, val.hidden), vy))
+        if validate is not None:
+            entry.update(validate(r, model))
+        converged = r >= 2 and entry["flip_frac_rollout"] < loop.tol
+        entry["converged"] = converged
+        entry["round_s"] = round(time.perf_counter() - t0, 1)
+        labels = y.clone()
+        labels[~keep] = ROLLOUT
+        rounds.append(Round(model, labels, entry))
+        _save_round(ckpt_dir, r, key, rounds[-1])
+        log(f"round {r}: {json.dumps(entry)}")
+        prev_s = labels[s_rows]
+        if converged:
+            break
+    return rounds
+
+
+def _run_key(train: Collection, fit: FitConfig, loop: LoopConfig, rollout: RolloutConfig) -> str:
+    """Digest of the settings a round depends on (resume only reuses matching rounds)."""
+    blob = json.dumps(
+        {
+            "rows": len(train),
+            "items": train.item_ids[:3] + train.item_ids[-3:],
+            "meta": train.meta,
+            "fit": fit.to_json(),
+            "loop": asdict(loop),
+            "rollout": asdict(rollout),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _save_round(ckpt_dir: str | Path | None, r: int, key: str, rnd: Round) -> None:
+    if ckpt_dir is None:
+        return
+    d = Path(ckpt_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    state = {f"model.{k}": v.contiguous() for k, v in rnd.model.state_dict().items()}
+    save_file({**state, "labels": rnd.labels.contiguous()}, str(d / f"round{r}.safetensors"))
+    meta = {"key": key, "model": rnd.model.cfg.to_dict(), "log": rnd.log}
+    (d / f"round{r}.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def _load_round(ckpt_dir: str | Path | None, r: int, key: str, in_dim: int) -> Round | None:
+    if ckpt_dir is None:
+        return None
+    d = Path(ckpt_dir)
+    js, st = d / f"round{r}.json", d / f"round{r}.safetensors"
+    if not (js.is_file() and st.is_file()):
+        return None
+    meta = json.loads(js.read_text(encoding="utf-8"))
+    if meta.get("key") != key:
+        return None
+    t = load_file(str(st))
+    model = CiterMLP(CiterConfig.from_dict(meta["model"]))
+    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    model.eval()
+    if model.cfg.in_dim != in_dim:
+        return None
+    return Round(model, t["labels"], meta["log"])
