@@ -9,6 +9,8 @@ import sys
 
 from citer import bench_cmd, serve_cmd
 from citer.modelcheck import ModelFolderError
+from citer.sweep_cmd import add_sweep_args, cmd_sweep
+from citer.train_cmd import add_train_router
 from tasks.types import TaskDataError
 
 # Router names of router_models.registry (kept here so `citer --help` imports no torch).
@@ -35,6 +37,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--families", default=None, help="comma-separated families (default: all)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_sweep_args(p)
     p.set_defaults(func=_cmd_eval)
 
 
@@ -72,6 +75,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from citer.evaluate import HFGenerateDecoder, evaluate
 
     items = _load_items(args)
+    if args.sweep:
+        return cmd_sweep(args, items)
     if args.model:
         decoder = HFGenerateDecoder(args.model, batch_size=args.batch_size)
         report, gens = evaluate(items, decoder)
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_eval(sub)
     bench_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
+    add_train_router(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

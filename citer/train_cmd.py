@@ -1,0 +1,136 @@
+"""``citer train-router``: train, calibrate and save a CITER router card for a model pair.
+
+Thin CLI over ``router_models.train.pipeline.train_router``: parses and
+validates every option (bad input fails before any model is loaded), loads
+the items and the pair, and runs the pipeline. Collections are cached under
+``--work-dir`` by content, and finished rounds are resumed unless ``--fresh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+
+def add_train_router(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-router", help="train the CITER router card for an SLM/LLM pair")
+    p.add_argument("--slm", default="models/demo/slm", help="SLM folder")
+    p.add_argument("--llm", default="models/demo/llm", help="LLM folder (same tokenizer)")
+    p.add_argument("--out", default="models/demo/router", help="router card folder to write")
+    p.add_argument("--work-dir", default="build/router", help="caches, checkpoints, report")
+    p.add_argument("--train-items", type=int, default=1500, help="train items teacher-forced")
+    p.add_argument("--data", help="JSONL train items instead of the built-in train split")
+    p.add_argument("--families", default=None, help="comma-separated families (default: all)")
+    p.add_argument("--val-items", type=int, default=400, help="validation items (calibration)")
+    p.add_argument(
+        "--val-decode-items",
+        type=int,
+        default=100,
+        help="validation items decoded per round (accuracy, real share)",
+    )
+    p.add_argument("--val-shares", default="0.1,0.2,0.3", help="target shares decoded per round")
+    p.add_argument(
+        "--cost-lambda",
+        type=float,
+        default=0.2,
+        help="cost of one LLM token in units of a correct answer, in [0, 1)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="most rounds with rollouts")
+    p.add_argument("--tol", type=float, default=0.01, help="stop when fewer rollout labels flip")
+    p.add_argument("--max-rollouts", type=int, default=800, help="rows rolled out per round")
+    p.add_argument("--rollout-max-tokens", type=int, default=150)
+    p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step")
+    p.add_argument("--concurrency", type=int, default=32, help="sequences decoded together")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--query-items",
+        type=int,
+        default=600,
+        help="train items decoded SLM-only to label the query-level router",
+    )
+    p.add_argument("--no-baselines", action="store_true", help="skip the baseline cards")
+    p.add_argument("--no-ablation", action="store_true", help="skip the feature ablation")
+    p.add_argument("--fresh", action="store_true", help="ignore finished rounds in --work-dir")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.set_defaults(func=cmd_train_router)
+
+
+def _shares(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--val-shares {text!r}: need comma-separated numbers") from None
+
+
+def build_config(args: argparse.Namespace):  # -> TrainConfig
+    """Every option validated here, before items or models are loaded."""
+    from router_models.train.loop import LoopConfig
+    from router_models.train.pipeline import TrainConfig
+    from router_models.train.rollout import RolloutConfig
+    from router_models.train.train import FitConfig
+
+    for name in ("train_items", "val_items"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return TrainConfig(
+        slm=args.slm,
+        llm=args.llm,
+        out=args.out,
+        work_dir=args.work_dir,
+        val_decode_items=args.val_decode_items,
+        val_shares=_shares(args.val_shares),
+        query_items=args.query_items,
+        baselines=not args.no_baselines,
+        ablation=not args.no_ablation,
+        fit=FitConfig(cost_lambda=args.cost_lambda, epochs=args.epochs, seed=args.seed),
+        loop=LoopConfig(
+            rounds=args.rounds, tol=args.tol, max_rollouts=args.max_rollouts, seed=args.seed
+        ),
+        rollout=RolloutConfig(
+            max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency
+        ),
+    )
+
+
+def load_items(args: argparse.Namespace) -> tuple[list, list]:
+    """(train items, validation items); refuses items the verifier cannot check."""
+    from router_models.train.pipeline import check_verifiable
+    from tasks.splits import check_families, load_split
+    from tasks.types import read_jsonl
+
+    fams = args.families.split(",") if args.families else None
+    if args.data:
+        keep = set(check_families(fams)) if fams else None
+        train = [it for it in read_jsonl(args.data) if keep is None or it.family in keep]
+        train = train[: args.train_items]
+    else:
+        train = load_split("train", args.train_items, fams)
+    check_verifiable(train, f"train ({args.data})" if args.data else "train")
+    val = load_split("validation", args.val_items, fams)
+    check_verifiable(val, "validation")
+    return train, val
+
+
+def cmd_train_router(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    train_items, val_items = load_items(args)
+    from citer.routed import PairConfig, build_pair
+    from router_models.train.pipeline import train_router
+
+    if args.fresh:
+        shutil.rmtree(Path(cfg.work_dir) / "rounds", ignore_errors=True)
+    t0 = time.perf_counter()
+    pair = build_pair(PairConfig(cfg.slm, cfg.llm, args.device, args.dtype))
+    report = train_router(
+        cfg, (pair.slm, pair.llm, pair.tokenizer), pair.tokenizer_hash, train_items, val_items
+    )
+    total = round(time.perf_counter() - t0, 1)
+    report["timing"]["total_s"] = total
+    (Path(cfg.work_dir) / "train_report.json").write_text(json.dumps(report, indent=2))
+    print(f"train-router: wrote {cfg.out} in {total} s; timings {json.dumps(report['timing'])}")
+    return 0
