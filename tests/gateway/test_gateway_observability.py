@@ -1,0 +1,156 @@
+"""Metrics, traces, and what only an in-process gateway can show: its spans (the SDK's
+in-memory exporter), a full queue (503), a disabled admin API, an engine failure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from live_gateway import ThreadGateway, free_port, metric_value
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+MSG = [{"role": "user", "content": "max of 4 9 2"}]
+SPANS = {"budget.reserve", "engine.queue_prefill", "engine.decode", "budget.settle"}
+NAMES = [
+    "vllm:time_to_first_token_seconds_bucket",
+    "vllm:inter_token_latency_seconds_bucket",
+    "vllm:e2e_request_latency_seconds_bucket",
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:prompt_tokens_total",
+    "vllm:generation_tokens_total",
+    "citer:completion_tokens_total",
+    "citer:llm_token_share_bucket",
+    'citer:step_seconds_total{part="router"}',
+    "citer:budget_spend_total",
+    "citer:budget_remaining",
+    "citer:requests_rejected_total",
+    "citer:kv_cache_sequences",
+]
+
+
+def test_metrics_expose_vllm_and_citer_names_after_traffic(gateway) -> None:
+    tid, key = gateway.new_tenant(limit=100.0)
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    r = client.chat.completions.create(model="citer", messages=MSG, max_tokens=5, temperature=0)
+    _, broke = gateway.new_tenant(limit=0.0, policy="reject")
+    with pytest.raises(openai.RateLimitError):
+        openai.OpenAI(
+            base_url=gateway.url + "/v1", api_key=broke, max_retries=0
+        ).completions.create(model="citer", prompt="a", max_tokens=2)
+    text = gateway.metrics()
+    for name in NAMES:
+        assert name in text, name
+    spend = metric_value(text, "citer:budget_spend_total", tenant=tid)
+    assert spend == pytest.approx(r.usage.model_extra["cost"])
+    left = metric_value(text, "citer:budget_remaining", tenant=tid)
+    assert left == pytest.approx(gateway.usage(tid)["remaining"])
+
+
+def test_traces_are_exported_by_otlp(gateway, otlp_collector) -> None:
+    _, key = gateway.new_tenant(limit=100.0)
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    r = client.chat.completions.create(model="slm", messages=MSG, max_tokens=3, temperature=0)
+    deadline = time.monotonic() + 10
+    while True:
+        roots = [s for s in otlp_collector.spans if _attr(s, "gen_ai.response.id") == r.id]
+        if roots or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert roots and roots[0].name == "chat slm"
+    children = {s.name for s in otlp_collector.spans if s.parent_span_id == roots[0].span_id}
+    assert children == SPANS
+    assert "/v1/traces" in otlp_collector.paths
+
+
+def _attr(span, key: str):
+    for kv in span.attributes:
+        if kv.key == key:
+            return kv.value.string_value
+    return None
+
+
+@pytest.fixture(scope="module")
+def local(gateway_models, tmp_path_factory) -> Iterator[tuple[ThreadGateway, str]]:
+    """An in-process gateway: capacity 1, no admin key, a bootstrap tenant."""
+    from gateway.settings import GatewaySettings
+
+    key_file = tmp_path_factory.mktemp("boot") / "key"
+    settings = GatewaySettings(
+        slm=str(gateway_models[0]),
+        llm=str(gateway_models[1]),
+        port=free_port(),
+        max_batch=1,
+        max_queue=0,
+        admin_key=None,
+        bootstrap_tenant="boot",
+        bootstrap_key_file=key_file,
+    )
+    exporter = InMemorySpanExporter()
+    gw = ThreadGateway(settings, span_exporter=exporter)
+    gw.exporter = exporter
+    yield gw, key_file.read_text().strip()
+    gw.stop()
+
+
+def test_spans_of_one_request(local) -> None:
+    gw, key = local
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    r = client.chat.completions.create(model="citer", messages=MSG, max_tokens=4, temperature=0)
+    spans = gw.exporter.get_finished_spans()
+    (root,) = [s for s in spans if s.attributes.get("gen_ai.response.id") == r.id]
+    kids = [s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id]
+    assert {s.name for s in kids} == SPANS
+    a = root.attributes
+    assert root.name == "chat citer" and a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.request.model"] == "citer" and a["gen_ai.request.max_tokens"] == 4
+    assert a["gen_ai.usage.output_tokens"] == r.usage.completion_tokens
+    assert a["gen_ai.usage.input_tokens"] == r.usage.prompt_tokens
+    assert a["citer.llm_tokens"] == r.usage.model_extra["llm_tokens"]
+    assert a["citer.tenant"] == "boot" and a["citer.outcome"] == "completed"
+    assert all(root.start_time <= s.start_time and s.end_time <= root.end_time for s in kids)
+
+
+def test_full_queue_is_503_with_retry_after(local) -> None:
+    gw, key = local
+    headers = {"Authorization": f"Bearer {key}"}
+    long = {"model": "llm", "prompt": "hello", "max_tokens": 80, "temperature": 0, "stream": True}
+    with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as c:
+        with c.stream("POST", "/v1/completions", json=long) as first:
+            assert first.status_code == 200
+            r = c.post("/v1/completions", json={**long, "stream": False})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert r.json()["error"]["code"] == "server_overloaded"
+            first.read()
+
+
+def test_admin_api_is_off_without_admin_key(local) -> None:
+    gw, key = local
+    r = httpx.get(gw.url + "/admin/tenants", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
+
+
+def test_engine_failure_mid_stream_is_an_error_event_and_settles(local, monkeypatch) -> None:
+    gw, key = local
+    st = gw.state
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("LLM engine crashed")
+
+    monkeypatch.setattr(st.scheduler.llm, "step", boom)
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"model": "llm", "prompt": "hello", "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", gw.url + "/v1/completions", headers=headers, json=body) as r:
+        assert r.status_code == 200
+        events = [line for line in r.iter_lines() if line.startswith("data:")]
+    assert '"error"' in events[-2] and "LLM engine crashed" in events[-2]
+    assert events[-1] == "data: [DONE]"
+    whole = httpx.post(gw.url + "/v1/completions", headers=headers, json={**body, "stream": False})
+    assert whole.status_code == 500 and whole.json()["error"]["type"] == "server_error"
+    monkeypatch.undo()
+    usage = asyncio.run(st.store.usage("boot"))
+    assert usage.requests.failed == 2 and usage.reserved == 0 and st.in_flight == 0
