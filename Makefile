@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The gateway on the demo pair with the embedded store, on 127.0.0.1:8000. A "demo" tenant
+# is created at start-up and its API key written to .citer/api-key; the admin key default
+# is for local use only (set CITER_ADMIN_KEY). Every CITER_* setting: README, "Gateway".
 serve: $(STAMP)
-	@echo "citer: the gateway is not built yet (issue 5); try: $(VENV)/bin/citer eval --help"
+	CITER_BOOTSTRAP_TENANT=$${CITER_BOOTSTRAP_TENANT-demo} \
+	CITER_ADMIN_KEY=$${CITER_ADMIN_KEY-sk-citer-admin-dev} \
+	$(VENV)/bin/citer serve
 
 test: $(STAMP)
 	# The tenancy tests start a real redis-server; install it if missing (Debian, as root).

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from citer.modelcheck import check_model_folder
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
 
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         settings = GatewaySettings(_env_file=args.config, **overrides)  # type: ignore[call-arg]
     except ValidationError as e:
         raise ValueError(f"bad setting: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
+    for folder in (settings.slm, settings.llm):  # a one-line error before uvicorn starts
+        check_model_folder(folder)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

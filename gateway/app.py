@@ -120,7 +120,9 @@ async def bootstrap_tenant(st: Any) -> None:
         log.info("bootstrap tenant %s exists; API key file %s kept", tid, path)
         return
     key = await store.issue_key(tid)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():  # a folder of our own: keep its secrets out of git
+        path.parent.mkdir(parents=True)
+        (path.parent / ".gitignore").write_text("*\n")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(key.plaintext + "\n")
