@@ -75,10 +75,10 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         root.set_attribute("error.type", str(e.status))
         root.end()
         raise
-    fmt = ChatChunks(st, run)
     want_sources = plan.return_sources
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    fmt = ChatChunks(st, run, include_usage)
     if req.stream:
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
         body = stream(run, request, fmt, want_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
@@ -106,8 +106,9 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
 class ChatChunks:
     """``chat.completion.chunk`` objects: one id and created time for the whole stream."""
 
-    def __init__(self, st: GatewayState, run: Run) -> None:
+    def __init__(self, st: GatewayState, run: Run, include_usage: bool = False) -> None:
         self.st, self.run, self.created = st, run, now()
+        self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
 
     def head(self, obj: str) -> dict[str, Any]:
         return {
@@ -120,7 +121,8 @@ class ChatChunks:
 
     def _chunk(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {**self.head("chat.completion.chunk"), "choices": [choice]}
+        chunk = {**self.head("chat.completion.chunk"), "choices": [choice]}
+        return {**chunk, "usage": None} if self.include_usage else chunk
 
     def opening(self) -> list[dict[str, Any]]:
         first = self._chunk({"role": "assistant", "content": ""}, None)

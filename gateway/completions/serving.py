@@ -75,9 +75,9 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         root.set_attribute("error.type", str(e.status))
         root.end()
         raise
-    fmt = CompletionChunks(st, run)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    fmt = CompletionChunks(st, run, include_usage)
     if req.stream:
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
         body = stream(run, request, fmt, plan.return_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
@@ -99,8 +99,9 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
 class CompletionChunks:
     """``text_completion`` stream chunks (no role chunk in this API)."""
 
-    def __init__(self, st: GatewayState, run: Run) -> None:
+    def __init__(self, st: GatewayState, run: Run, include_usage: bool = False) -> None:
         self.st, self.run, self.created = st, run, now()
+        self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
 
     def head(self) -> dict[str, Any]:
         return {
@@ -113,7 +114,8 @@ class CompletionChunks:
 
     def _chunk(self, text: str, finish: str | None, **extra: Any) -> dict[str, Any]:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, **extra}
-        return {**self.head(), "choices": [choice]}
+        chunk = {**self.head(), "choices": [choice]}
+        return {**chunk, "usage": None} if self.include_usage else chunk
 
     def opening(self) -> list[dict[str, Any]]:
         return []

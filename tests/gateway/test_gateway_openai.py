@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import openai
@@ -136,3 +137,18 @@ def test_models_health_ready_version(gateway, client: openai.OpenAI) -> None:
     ready = httpx.get(gateway.url + "/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {"engine": "ok", "store": "ok"}
     assert httpx.get(gateway.url + "/version").json()["policy"] == routing["policy"]
+
+
+def test_raw_sse_framing(gateway, key) -> None:
+    """Exactly OpenAI's wire format: data lines, "usage": null until the usage chunk, [DONE]."""
+    body = {"model": "citer", "messages": MSG, "max_tokens": 3, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.stream(
+        "POST", gateway.url + "/v1/chat/completions", json=body, headers=headers
+    ) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    assert all(c["usage"] is None for c in chunks[:-1]) and chunks[-1]["usage"]["total_tokens"]
