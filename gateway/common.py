@@ -60,14 +60,14 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
     return obj
 
 
-def check_prompt(st: GatewayState, prompt_ids: list[int]) -> None:
+def check_prompt(st: GatewayState, prompt_ids: list[int], param: str = "messages") -> None:
     if not prompt_ids:
-        raise bad_request("The prompt is empty (0 tokens).", "prompt")
+        raise bad_request("The prompt is empty (0 tokens).", param)
     if len(prompt_ids) > st.max_prompt_tokens:
         raise bad_request(
             f"This model's maximum prompt length is {st.max_prompt_tokens} tokens; "
             f"your prompt has {len(prompt_ids)} tokens.",
-            "messages",
+            param,
             "context_length_exceeded",
         )
 

@@ -50,7 +50,7 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         ids = prompt_ids(st.tokenizer, req.prompt)
     except ValueError as e:
         raise bad_request(f"prompt: {e}", "prompt") from e
-    check_prompt(st, ids)
+    check_prompt(st, ids, "prompt")
     vocab = st.scheduler.vocab
     if any(not 0 <= t < vocab for t in ids):
         raise bad_request(f"prompt: token ids must lie in [0, {vocab})", "prompt")

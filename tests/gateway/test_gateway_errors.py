@@ -59,6 +59,7 @@ def test_malformed_json_long_prompt_and_bad_token_ids_are_400(gateway, key) -> N
     long = {"model": "citer", "prompt": [5] * 5000, "max_tokens": 2}
     err = error_of(post(gateway, "/v1/completions", key, json=long), 400)
     assert err["code"] == "context_length_exceeded" and "5000 tokens" in err["message"]
+    assert err["param"] == "prompt"
     bad = {"model": "citer", "prompt": [5, 10**9], "max_tokens": 2}
     assert "token ids" in error_of(post(gateway, "/v1/completions", key, json=bad), 400)["message"]
     two = {"model": "citer", "prompt": ["a", "b"], "max_tokens": 2}
