@@ -3,8 +3,8 @@
     lifespan start: models (build_pair) -> router (policy / card) -> Scheduler
                     -> AsyncEngine (step thread) -> tenant store -> bootstrap tenant
                     -> metrics + tracer -> app.state.citer = GatewayState
-    lifespan end:   stop the step thread (open streams end "abort") -> wait for
-                    the request pumps to settle their budgets -> close the store
+    lifespan end:   end queued runs -> stop the step thread (running streams end
+                    "abort") -> wait for every run to settle its budget -> close the store
 
 Model loading runs in a worker thread, so even start-up never blocks the loop.
 """
@@ -130,8 +130,13 @@ async def bootstrap_tenant(st: Any) -> None:
 
 
 async def shutdown(st: Any) -> None:
-    await asyncio.to_thread(st.engine.stop)
-    if st.tasks:
-        await asyncio.wait(list(st.tasks), timeout=SHUTDOWN_GRACE_S)
+    st.closing = True
+    for run in list(st.runs):
+        if not run.submitted:
+            run.abort()  # queued: ends now, settles "aborted"
+    await asyncio.to_thread(st.engine.stop)  # running: end with "abort" and settle
+    tasks = [run.task for run in list(st.runs) if run.task is not None]
+    if tasks:
+        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
     await st.store.close()
     st.tracer_provider.shutdown()

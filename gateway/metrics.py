@@ -101,7 +101,8 @@ class SchedulerCollector(Collector):
         waiting = GaugeMetricFamily(
             "vllm:num_requests_waiting", "Requests queued for the batch.", labels=["model_name"]
         )
-        waiting.add_metric(["citer"], len(s.waiting) + len(s._inbox))
+        queued_here = max(0, self.gateway.in_flight - self.gateway.submitted)
+        waiting.add_metric(["citer"], queued_here + len(s.waiting) + len(s._inbox))
         yield waiting
         caches = GaugeMetricFamily(
             "citer:kv_cache_sequences", "Live per-sequence KV caches.", labels=["model"]
@@ -144,6 +145,13 @@ class Metrics:
             "Time between tokens.",
             mode,
             buckets=ITL_BUCKETS,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            "vllm:request_queue_time_seconds",
+            "Time from arrival to a batch seat in the engine.",
+            mode,
+            buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.e2e = Histogram(

@@ -31,8 +31,16 @@ class GatewayState:
     tracer_provider: Any
     max_prompt_tokens: int  # longest accepted prompt, in tokens
     started_at: float = field(default_factory=time.time)
-    in_flight: int = 0  # admitted and not yet settled (running + queued in the scheduler)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # live request pumps
+    in_flight: int = 0  # accepted and not yet settled (queued here or in the engine)
+    submitted: int = 0  # handed to the engine and not yet ended (<= max_batch)
+    closing: bool = False  # shutting down: queued runs end without reaching the engine
+    runs: set[Any] = field(default_factory=set)  # live gateway.runner.Run objects
+    # Batch seats: at most max_batch requests are in the engine at once; the rest queue
+    # here in FIFO order, so the queue wait is known (span engine.queue).
+    seats: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+
+    def __post_init__(self) -> None:
+        self.seats = asyncio.Semaphore(self.settings.max_batch)
 
     @property
     def capacity(self) -> int:

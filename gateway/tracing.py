@@ -2,9 +2,9 @@
 
 Each request is one trace: a root span ``{operation} {model}`` with ``gen_ai.*``
 attributes (OpenTelemetry GenAI semantic conventions) and the routing stats,
-and child spans ``budget.reserve``, ``engine.queue_prefill`` (submit -> first
-token: queue wait and prefill, which the engine does not report apart),
-``engine.decode`` (first -> last token) and ``budget.settle``.
+and child spans ``budget.reserve``, ``engine.queue`` (waiting for a batch seat),
+``engine.prefill`` (submit -> first token: the scheduler's admission at its next
+step and the prefill), ``engine.decode`` (first -> last token) and ``budget.settle``.
 
 Exporter: the one passed in (tests use the SDK's in-memory exporter), else
 OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.

@@ -14,11 +14,12 @@ from live_gateway import ThreadGateway, free_port, metric_value
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 MSG = [{"role": "user", "content": "max of 4 9 2"}]
-SPANS = {"budget.reserve", "engine.queue_prefill", "engine.decode", "budget.settle"}
+SPANS = {"budget.reserve", "engine.queue", "engine.prefill", "engine.decode", "budget.settle"}
 NAMES = [
     "vllm:time_to_first_token_seconds_bucket",
     "vllm:inter_token_latency_seconds_bucket",
     "vllm:e2e_request_latency_seconds_bucket",
+    "vllm:request_queue_time_seconds_bucket",
     "vllm:num_requests_running",
     "vllm:num_requests_waiting",
     "vllm:prompt_tokens_total",
@@ -76,7 +77,8 @@ def _attr(span, key: str):
 
 @pytest.fixture(scope="module")
 def local(gateway_models, tmp_path_factory) -> Iterator[tuple[ThreadGateway, str]]:
-    """An in-process gateway: capacity 1, no admin key, a bootstrap tenant."""
+    """An in-process gateway: one batch seat and one queue place, no admin key, a
+    bootstrap tenant."""
     from gateway.settings import GatewaySettings
 
     key_file = tmp_path_factory.mktemp("boot") / "key"
@@ -85,7 +87,7 @@ def local(gateway_models, tmp_path_factory) -> Iterator[tuple[ThreadGateway, str
         llm=str(gateway_models[1]),
         port=free_port(),
         max_batch=1,
-        max_queue=0,
+        max_queue=1,
         admin_key=None,
         bootstrap_tenant="boot",
         bootstrap_key_file=key_file,
@@ -115,17 +117,33 @@ def test_spans_of_one_request(local) -> None:
     assert all(root.start_time <= s.start_time and s.end_time <= root.end_time for s in kids)
 
 
-def test_full_queue_is_503_with_retry_after(local) -> None:
+def test_queueing_then_503_and_a_queued_disconnect_costs_nothing(local) -> None:
     gw, key = local
     headers = {"Authorization": f"Bearer {key}"}
     long = {"model": "llm", "prompt": "hello", "max_tokens": 80, "temperature": 0, "stream": True}
+    before = asyncio.run(gw.state.store.usage("boot"))
     with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as c:
-        with c.stream("POST", "/v1/completions", json=long) as first:
-            assert first.status_code == 200
-            r = c.post("/v1/completions", json={**long, "stream": False})
-            assert r.status_code == 503 and r.headers["retry-after"] == "1"
-            assert r.json()["error"]["code"] == "server_overloaded"
-            first.read()
+        with c.stream("POST", "/v1/completions", json=long) as running:
+            assert running.status_code == 200
+            with c.stream("POST", "/v1/completions", json=long) as queued:
+                assert queued.status_code == 200  # accepted, waiting for the batch seat
+                queued_id = queued.headers["x-request-id"]
+                r = c.post("/v1/completions", json={**long, "stream": False})
+                assert r.status_code == 503 and r.headers["retry-after"] == "1"
+                assert r.json()["error"]["code"] == "server_overloaded"
+            running.read()  # the queued client left before it got a seat
+    deadline = time.monotonic() + 5
+    while gw.state.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    after = asyncio.run(gw.state.store.usage("boot"))
+    assert after.requests.aborted == before.requests.aborted + 1
+    assert after.requests.completed == before.requests.completed + 1
+    assert after.reserved == 0 and gw.state.in_flight == 0 and gw.state.submitted == 0
+    spans = gw.exporter.get_finished_spans()
+    (root,) = [s for s in spans if s.attributes.get("gen_ai.response.id") == queued_id]
+    kids = {s.name for s in spans if s.parent and s.parent.span_id == root.context.span_id}
+    assert kids == {"budget.reserve", "engine.queue", "budget.settle"}  # never reached the engine
+    assert root.attributes["citer.outcome"] == "aborted" and root.attributes["citer.cost"] == 0
 
 
 def test_admin_api_is_off_without_admin_key(local) -> None:

@@ -1,0 +1,54 @@
+"""Budget calls of one request: reserve its worst case, bill what the engines processed.
+
+Worst cases come from ``gateway.tenancy.worst_case_cost``, which bounds the
+scheduler's accounting (``RequestStats``); a refusal becomes HTTP 429.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines.types import RequestStats
+from gateway.errors import APIError
+from gateway.state import GatewayState
+from gateway.tenancy import Rejection, Reservation, Tenant, TokenCounts, worst_case_cost
+
+
+def billed_tokens(stats: RequestStats | None, prompt: int, slm: int, llm: int) -> TokenCounts:
+    """What the engines processed; without final stats (a failed step) the counts seen:
+    the completion tokens streamed, and the prompt once if any token was made."""
+    if stats is None:
+        return TokenCounts(
+            slm_prompt=prompt if slm + llm else 0, slm_completion=slm, llm_completion=llm
+        )
+    return TokenCounts(
+        slm_prompt=stats.slm_input_tokens,
+        slm_completion=stats.slm_tokens,
+        llm_prompt=stats.llm_input_tokens,
+        llm_completion=stats.llm_tokens,
+    )
+
+
+async def reserve(
+    st: GatewayState, tenant: Tenant, mode: str, prompt: int, max_tokens: int, span: Any
+) -> Reservation:
+    """Hold the worst case (SLM-only for ``slm``); refusals -> 429 with OpenAI's headers."""
+    prices = tenant.config.prices
+    slm_only = worst_case_cost(prices, prompt, max_tokens, llm_allowed=False)
+    if mode == "slm" or tenant.config.max_llm_share == 0.0:
+        decision = await st.store.reserve(tenant.id, slm_only, None)
+    else:
+        full = worst_case_cost(prices, prompt, max_tokens, llm_allowed=True)
+        decision = await st.store.reserve(tenant.id, full, slm_only)
+    span.set_attribute("citer.budget.granted", isinstance(decision, Reservation))
+    if isinstance(decision, Rejection):
+        st.metrics.rejected.labels(tenant.id, decision.code).inc()
+        headers = {"x-should-retry": "true" if decision.should_retry else "false"}
+        if decision.should_retry:
+            headers["Retry-After"] = str(st.settings.retry_after_s)
+        kind = "insufficient_quota" if decision.code == "insufficient_quota" else "requests"
+        raise APIError(429, decision.message, kind, None, decision.code, headers)
+    span.set_attribute("citer.budget.reserved", decision.amount)
+    if decision.degraded:
+        st.metrics.degraded.labels(tenant.id).inc()
+    return decision
