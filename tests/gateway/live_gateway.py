@@ -182,3 +182,23 @@ class ThreadGateway(Gateway):
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+CANDIDATES = ["hello", "xyz", "12+30=", "sort: 9 8 7 6 5 4 3 2 1", "The answer is", "A shop has"]
+
+
+def long_request(gw: Gateway, key: str, tokens: int) -> dict[str, Any]:
+    """A /v1/completions body that provably runs ``tokens`` tokens (finish "length").
+
+    Holding and disconnect tests need a request that is still decoding when the
+    client acts; which prompts run long depends on the pair, so this asks it.
+    """
+    headers = {"Authorization": f"Bearer {key}"}
+    for seed in (None, 0, 1, 2, 3):
+        for prompt in CANDIDATES:
+            body = {"model": "llm", "prompt": prompt, "max_tokens": tokens,
+                    "temperature": 0 if seed is None else 1.0, "seed": seed}  # fmt: skip
+            r = httpx.post(f"{gw.url}/v1/completions", headers=headers, json=body, timeout=60)
+            if r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "length":
+                return body
+    raise RuntimeError(f"no candidate prompt runs {tokens} tokens on this model pair")

@@ -7,9 +7,9 @@ import time
 
 import httpx
 import pytest
-from live_gateway import metric_value
+from live_gateway import long_request, metric_value
 
-LONG = {"model": "llm", "prompt": "hello", "max_tokens": 80, "temperature": 0}  # runs to length
+TOKENS = 48  # the long request runs this many tokens unless aborted
 
 
 def wait_idle(gateway, timeout: float = 5.0) -> str:
@@ -30,17 +30,19 @@ def aborted(text: str) -> float:
 @pytest.mark.parametrize("streaming", [True, False])
 def test_disconnect_frees_the_request(gateway, streaming: bool) -> None:
     tid, key = gateway.new_tenant(limit=100.0)
+    body = long_request(gateway, key, TOKENS)
+    tid, key = gateway.new_tenant(limit=100.0)  # a fresh tenant: its usage is this request's
     before = aborted(wait_idle(gateway))
     headers = {"Authorization": f"Bearer {key}"}
     if streaming:
         with httpx.Client(base_url=gateway.url, headers=headers, timeout=30) as c:
-            with c.stream("POST", "/v1/completions", json={**LONG, "stream": True}) as r:
+            with c.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
                 lines = r.iter_lines()
                 assert next(line for line in lines if line.startswith("data:"))
         # leaving both blocks closed the connection mid-stream
     else:
         with pytest.raises(httpx.ReadTimeout):  # the client gives up before the answer
-            httpx.post(gateway.url + "/v1/completions", headers=headers, json=LONG, timeout=0.05)
+            httpx.post(gateway.url + "/v1/completions", headers=headers, json=body, timeout=0.05)
     text = wait_idle(gateway)
     assert aborted(text) == before + 1
     assert metric_value(text, "citer:kv_cache_sequences", model="slm") == 0
@@ -50,5 +52,5 @@ def test_disconnect_frees_the_request(gateway, streaming: bool) -> None:
     assert usage["requests"]["aborted"] == 1 and usage["requests"]["completed"] == 0
     assert usage["reserved"] == 0 and usage["active_requests"] == 0
     written = usage["tokens"]["llm_completion"] + usage["tokens"]["slm_completion"]
-    assert written < LONG["max_tokens"] // 2  # stopped early, and billed for what ran
+    assert written < TOKENS // 2  # stopped early, and billed for what ran
     assert usage["spent"] > 0

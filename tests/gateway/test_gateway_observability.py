@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from live_gateway import ThreadGateway, free_port, metric_value
+from live_gateway import ThreadGateway, free_port, long_request, metric_value
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 MSG = [{"role": "user", "content": "max of 4 9 2"}]
@@ -120,7 +120,7 @@ def test_spans_of_one_request(local) -> None:
 def test_queueing_then_503_and_a_queued_disconnect_costs_nothing(local) -> None:
     gw, key = local
     headers = {"Authorization": f"Bearer {key}"}
-    long = {"model": "llm", "prompt": "hello", "max_tokens": 80, "temperature": 0, "stream": True}
+    long = {**long_request(gw, key, 80), "stream": True}
     before = asyncio.run(gw.state.store.usage("boot"))
     with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as c:
         with c.stream("POST", "/v1/completions", json=long) as running:
