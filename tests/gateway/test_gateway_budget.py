@@ -123,3 +123,25 @@ def test_admin_api_updates_budgets_and_policies(gateway) -> None:
         assert admin.get("/admin/tenants/nobody").status_code == 404
         assert tid in admin.get("/admin/tenants").json()["data"]
     assert httpx.post(url, headers=headers, json=body).status_code == 200  # takes effect at once
+
+
+def test_redis_state_survives_a_gateway_restart(gateway_models, redis_url, tmp_path) -> None:
+    from live_gateway import GatewayProcess
+
+    env = {"REDIS_URL": redis_url, "CITER_TENANCY_NAMESPACE": "restart-" + tmp_path.name[-8:]}
+    first = GatewayProcess(*gateway_models, tmp_path / "first.log", **env)
+    try:
+        tid, key = first.new_tenant(limit=10.0)
+        client = openai.OpenAI(base_url=first.url + "/v1", api_key=key, max_retries=0)
+        usage = client.completions.create(model="citer", prompt="ab", max_tokens=3).usage
+        spent = first.usage(tid)["spent"]
+        assert spent == pytest.approx(usage.model_extra["cost"]) and spent > 0
+    finally:
+        first.stop()
+    second = GatewayProcess(*gateway_models, tmp_path / "second.log", **env)
+    try:
+        assert second.usage(tid)["spent"] == pytest.approx(spent)  # same tenant, same spend
+        client = openai.OpenAI(base_url=second.url + "/v1", api_key=key, max_retries=0)
+        assert client.completions.create(model="slm", prompt="ab", max_tokens=2).usage
+    finally:
+        second.stop()
