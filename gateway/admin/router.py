@@ -1,16 +1,20 @@
-"""``/admin/*``: tenants, keys, budgets, prices, policies and usage (admin key only)."""
+"""``/admin/*``: tenants, keys, budgets, prices, policies and usage (admin key only).
+
+Bodies are read as JSON whatever the Content-Type (like the OpenAI endpoints), so
+``curl -d '{...}'`` works."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from gateway.admin import serving
 from gateway.admin.protocol import CreateTenant, UpdateTenant
 from gateway.auth import require_admin
+from gateway.common import parse, read_json
 from gateway.errors import APIError
 from gateway.state import State
 
@@ -18,7 +22,8 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 
 @router.post("/tenants", status_code=201)
-async def create_tenant(body: CreateTenant, st: State) -> Any:
+async def create_tenant(request: Request, st: State) -> Any:
+    body = parse(CreateTenant, await read_json(request, st.settings.max_body_bytes))
     return JSONResponse(await serving.create(st.store, body), status_code=201)
 
 
@@ -33,7 +38,8 @@ async def get_tenant(tenant_id: str, st: State) -> dict[str, Any]:
 
 
 @router.patch("/tenants/{tenant_id}")
-async def update_tenant(tenant_id: str, body: UpdateTenant, st: State) -> dict[str, Any]:
+async def update_tenant(tenant_id: str, request: Request, st: State) -> dict[str, Any]:
+    body = parse(UpdateTenant, await read_json(request, st.settings.max_body_bytes))
     return await serving.update(st.store, tenant_id, body)
 
 

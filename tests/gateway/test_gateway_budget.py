@@ -113,7 +113,12 @@ def test_admin_api_updates_budgets_and_policies(gateway) -> None:
     url = gateway.url + "/v1/chat/completions"
     assert httpx.post(url, headers=headers, json=body).status_code == 429
     with gateway.admin() as admin:
-        r = admin.patch(f"/admin/tenants/{tid}", json={"budget": {"limit": 100, "period": "1h"}})
+        form = {"Content-Type": "application/x-www-form-urlencoded"}  # what curl -d sends
+        r = admin.patch(
+            f"/admin/tenants/{tid}",
+            content=b'{"budget": {"limit": 100, "period": "1h"}}',
+            headers=form,
+        )
         assert r.status_code == 200 and r.json()["config"]["budget"]["period"] == "1h"
         assert admin.patch(f"/admin/tenants/{tid}", json={"policy": "queue"}).status_code == 400
         assert (
