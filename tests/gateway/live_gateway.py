@@ -118,6 +118,8 @@ class GatewayProcess(Gateway):
             "OMP_NUM_THREADS": "1",
             **env,
         }
+        if not Path(slm).resolve().is_relative_to(DEMO):  # a card, if any, is the demo pair's
+            full.setdefault("CITER_POLICY", "confidence")
         self._out = log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "citer.cli", "serve"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import httpx
 import openai
@@ -152,3 +153,18 @@ def test_raw_sse_framing(gateway, key) -> None:
     assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert all(c["usage"] is None for c in chunks[:-1]) and chunks[-1]["usage"]["total_tokens"]
+
+
+def test_target_share_model_uses_the_card_calibration(gateway, client: openai.OpenAI) -> None:
+    routing = client.models.retrieve("citer").model_extra["citer"]["routing"]
+    kw = {"model": "citer:0.2", "messages": MSG, "max_tokens": 4, "temperature": 0}
+    if not routing["calibrated"]:  # confidence fallback: no calibration to look the share up in
+        with pytest.raises(openai.BadRequestError, match="calibrated CITER router card"):
+            client.chat.completions.create(**kw)
+        return
+    from router_models.card import CalibrationPoint, threshold_for_share
+
+    card = SimpleNamespace(calibration=[CalibrationPoint(**c) for c in routing["calibration"]])
+    r = client.chat.completions.create(**kw)
+    assert r.model_extra["routing"]["threshold"] == pytest.approx(threshold_for_share(card, 0.2))
+    assert r.model_extra["routing"]["target_llm_share"] == 0.2
