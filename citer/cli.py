@@ -72,7 +72,11 @@ def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
     from citer.evaluate import HFGenerateDecoder, evaluate
+
+    hf_logging.disable_progress_bar()  # errors stay one line; tqdm is for our own stages
 
     items = _load_items(args)
     if args.sweep:
