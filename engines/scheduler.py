@@ -238,10 +238,12 @@ class Scheduler:
         return need
 
     def _llm_solo(self, s: Sequence) -> bool:
-        """A router whose score is a constant above this request's threshold routes
-        every token to the LLM: skip the SLM and let the LLM run ahead itself."""
+        """Threshold -inf, or a router whose score is a constant above the threshold,
+        routes every token to the LLM: skip the SLM and let the LLM run ahead."""
         c = getattr(self.router, "constant_score", None)
-        return c is not None and c > s.threshold and s.llm_allowed()
+        if not s.llm_allowed():
+            return False
+        return s.threshold == float("-inf") or (c is not None and c > s.threshold)
 
     def _run_llm(
         self, need: list[tuple[Sequence, float]], solo: list[Sequence], events: list[TokenEvent]
@@ -250,8 +252,8 @@ class Scheduler:
         up to ``window`` tokens for ``solo`` (all committed, like SLM drafts)."""
         if not need and not solo:
             return
-        jobs = [(s, score, 1) for s, score in need]
-        const = float(getattr(self.router, "constant_score", 1.0))
+        jobs: list[tuple[Sequence, float | None, int]] = [(s, sc, 1) for s, sc in need]
+        const = getattr(self.router, "constant_score", None)  # None: no score was computed
         for s in solo:
             cap = s.req.routing.max_llm_tokens
             n = s.draft_len(self.config.window)

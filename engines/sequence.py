@@ -66,7 +66,7 @@ class Sequence:
         cap = self.req.routing.max_llm_tokens
         return cap is None or self.stats.llm_tokens < cap
 
-    def commit(self, token: int, source: str, score: float) -> TokenEvent:
+    def commit(self, token: int, source: str, score: float | None) -> TokenEvent:
         """Append one committed token; finish on eos / stop string / length."""
         self.tokens.append(token)
         if source == "llm":

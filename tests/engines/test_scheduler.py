@@ -292,3 +292,13 @@ def test_always_llm_decodes_without_the_slm(engines, model_dirs) -> None:
     assert reqs[-1].prompt_ids == reqs[0].prompt_ids  # same prompt: the same LLM start
     assert capped.token_ids[:3] == by_k[4][0].token_ids[:3]
     assert_freed(engines)
+
+
+def test_threshold_minus_inf_is_llm_alone_with_any_router(engines, model_dirs) -> None:
+    p = prompts(2)
+    reqs = [req(f"r{i}", x, 12, routing={"threshold": float("-inf")}) for i, x in enumerate(p)]
+    outs = generate_batch(sched(engines, ModRouter(), window=4), reqs)
+    for r, o in zip(reqs, outs, strict=True):
+        assert o.token_ids == hf_greedy(model_dirs[1], r.prompt_ids, 12)
+        assert set(o.sources) == {"llm"} and o.stats.slm_input_tokens == 0
+    assert_freed(engines)
