@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core clean
+.PHONY: serve test lint demo-models eval-demo bench-core router sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,20 @@ eval-demo: $(STAMP)
 # Core decoding benchmark (issue 3): policies x concurrency x window, one run.
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
+
+# CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
+# plus the baseline cards the sweep needs (build/router/cards); ~5 min on 2 cores.
+router: $(STAMP)
+	$(VENV)/bin/citer train-router --slm models/demo/slm --llm models/demo/llm \
+		--out models/demo/router --work-dir build/router
+
+build/router/cards/citer_round1/router.json:
+	$(MAKE) router
+
+# Routing-quality sweep on the test split: every policy, table + benchmarks/router-sweep/.
+sweep: $(STAMP) build/router/cards/citer_round1/router.json
+	$(VENV)/bin/citer eval --sweep --split test --limit 500 \
+		--sweep-shares 0.05,0.1,0.15,0.2,0.3,0.5 --sweep-out benchmarks/router-sweep
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

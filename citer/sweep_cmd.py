@@ -43,6 +43,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
         default=400,
         help="validation items for calibrating confidence/entropy thresholds",
     )
+    g.add_argument("--threads", type=int, default=1, help="torch CPU threads for the sweep")
     g.add_argument("--sweep-out", default="build/sweep", help="folder for sweep.json, sweep.png")
 
 
@@ -67,12 +68,17 @@ def flops_per_token(engine: Any) -> float:
 
 
 def cmd_sweep(args: argparse.Namespace, items: list) -> int:
+    import torch
+
     from citer.evaluate import evaluate
     from citer.routed import DEFAULT_CARD, PairConfig, ScheduledDecoder, build_pair, make_router
     from router_models.train import sweep
     from router_models.train.plot import plot_sweep
 
     shares = _parse_shares(args.sweep_shares)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     policies = [p for p in args.sweep_policies.split(",") if p]
     bad = [p for p in policies if p not in ALL]
     if bad or not {"slm", "llm"} <= set(policies):

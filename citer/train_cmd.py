@@ -21,14 +21,14 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", default="models/demo/llm", help="LLM folder (same tokenizer)")
     p.add_argument("--out", default="models/demo/router", help="router card folder to write")
     p.add_argument("--work-dir", default="build/router", help="caches, checkpoints, report")
-    p.add_argument("--train-items", type=int, default=1500, help="train items teacher-forced")
+    p.add_argument("--train-items", type=int, default=2000, help="train items teacher-forced")
     p.add_argument("--data", help="JSONL train items instead of the built-in train split")
     p.add_argument("--families", default=None, help="comma-separated families (default: all)")
     p.add_argument("--val-items", type=int, default=400, help="validation items (calibration)")
     p.add_argument(
         "--val-decode-items",
         type=int,
-        default=100,
+        default=200,
         help="validation items decoded per round (accuracy, real share)",
     )
     p.add_argument("--val-shares", default="0.1,0.2,0.3", help="target shares decoded per round")
@@ -40,7 +40,7 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rounds", type=int, default=3, help="most rounds with rollouts")
     p.add_argument("--tol", type=float, default=0.01, help="stop when fewer rollout labels flip")
-    p.add_argument("--max-rollouts", type=int, default=800, help="rows rolled out per round")
+    p.add_argument("--max-rollouts", type=int, default=1500, help="rows rolled out per round")
     p.add_argument("--rollout-max-tokens", type=int, default=150)
     p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step")
     p.add_argument("--concurrency", type=int, default=32, help="sequences decoded together")
@@ -49,12 +49,18 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--query-items",
         type=int,
-        default=600,
+        default=1000,
         help="train items decoded SLM-only to label the query-level router",
     )
     p.add_argument("--no-baselines", action="store_true", help="skip the baseline cards")
     p.add_argument("--no-ablation", action="store_true", help="skip the feature ablation")
     p.add_argument("--fresh", action="store_true", help="ignore finished rounds in --work-dir")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: robust when other jobs share the cores)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.set_defaults(func=cmd_train_router)
@@ -74,7 +80,7 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
     from router_models.train.rollout import RolloutConfig
     from router_models.train.train import FitConfig
 
-    for name in ("train_items", "val_items"):
+    for name in ("train_items", "val_items", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return TrainConfig(
@@ -119,9 +125,12 @@ def load_items(args: argparse.Namespace) -> tuple[list, list]:
 def cmd_train_router(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     train_items, val_items = load_items(args)
+    import torch
+
     from citer.routed import PairConfig, build_pair
     from router_models.train.pipeline import train_router
 
+    torch.set_num_threads(args.threads)  # a CLI-time choice, never at import
     if args.fresh:
         shutil.rmtree(Path(cfg.work_dir) / "rounds", ignore_errors=True)
     t0 = time.perf_counter()

@@ -220,5 +220,6 @@ def collect_cached(
     if hit is not None:
         return hit, True
     c = collect(slm, llm, tokenizer, items, batch_size=batch_size, top_k=top_k, desc=name)
+    c.meta["cache_key"] = key  # round checkpoints are keyed on it (weights included)
     save_collection(c, path)
     return c, False

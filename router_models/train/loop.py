@@ -46,7 +46,7 @@ POLICY_THRESHOLD = 0.5  # the lambda-optimal threshold of the cost-aware loss
 class LoopConfig:
     rounds: int = 3  # most rounds with rollouts (round 0, CITER-S, comes on top)
     tol: float = 0.01  # stop once fewer than this fraction of rollout labels flip
-    max_rollouts: int = 800  # |S|: rows sampled from those needing a rollout
+    max_rollouts: int = 1500  # |S|: rows sampled from those needing a rollout
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -24,6 +24,7 @@ from router_models.train import baselines
 from router_models.train.ablation import feature_ablation
 from router_models.train.calibrate import calibration_table, thresholds_for_shares
 from router_models.train.collect import Collection, collect_cached
+from router_models.train.labels import label_stats, shortcut_labels
 from router_models.train.loop import LoopConfig, Round, run_rounds
 from router_models.train.rollout import RolloutConfig, decode_accuracy, reference_accuracy
 from router_models.train.train import FitConfig, scores
@@ -39,9 +40,9 @@ class TrainConfig:
     llm: str  # LLM folder
     out: str = "models/demo/router"  # the card to write
     work_dir: str = "build/router"  # collections, round checkpoints, baseline cards, report
-    val_decode_items: int = 100  # validation items decoded per round (routed, real scheduler)
+    val_decode_items: int = 200  # validation items decoded per round (routed, real scheduler)
     val_shares: tuple[float, ...] = (0.1, 0.2, 0.3)  # target LLM shares decoded per round
-    query_items: int = 600  # train items decoded SLM-only to label the query-level router
+    query_items: int = 1000  # train items decoded SLM-only to label the query-level router
     baselines: bool = True  # also write CITER-S, round-1 and query-level cards
     ablation: bool = True  # compare router input features offline
     fit: FitConfig = field(default_factory=FitConfig)
@@ -128,6 +129,7 @@ def train_router(
     timing["rounds_s"] = round(time.perf_counter() - t, 1)
 
     final = rounds[-1]
+    stats = label_stats(shortcut_labels(train.ref, train.slm, train.llm)).to_json()
     meta = {
         "cost_lambda": cfg.fit.cost_lambda,
         "seed": cfg.fit.seed,
@@ -137,12 +139,16 @@ def train_router(
         "rounds": len(rounds) - 1,
         "converged": bool(final.log.get("converged")),
         "objective": "cost-aware weighted BCE (router_models/train/train.py)",
+        "labels": stats,
+        # Per-round convergence evidence; timings stay out so the card is reproducible.
+        "round_log": [{k: v for k, v in r.log.items() if not k.endswith("_s")} for r in rounds],
     }
     _save(cfg.out, final.model, val, cfg, engines, tok_hash, {**meta, "policy": "citer"})
     log(f"card: {cfg.out}")
     report: dict[str, Any] = {
         "config": _config_json(cfg),
         "validation_reference": ref,
+        "labels": stats,
         "rounds": [r.log for r in rounds],
         "card": cfg.out,
     }
