@@ -54,6 +54,11 @@ class AsyncEngine:
         self._stop = False
         self._thread: threading.Thread | None = None
 
+    @property
+    def alive(self) -> bool:
+        """The step thread is running (started and not stopped or dead)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         if self._thread is None:
             self._stop = False
@@ -130,6 +135,8 @@ class OutputBuilder:
         self.text: list[str] = []
         self.sources: list[str] = []
         self.scores: list[float] = []
+        self.logprobs: list[float] = []
+        self.top_logprobs: list[list[tuple[int, float]]] = []
         self.output: RequestOutput | None = None
 
     def add(self, ev: TokenEvent) -> None:
@@ -137,6 +144,9 @@ class OutputBuilder:
             self.token_ids.append(ev.token_id)
             self.sources.append(ev.source or "")
             self.scores.append(ev.score if ev.score is not None else float("nan"))
+            if ev.logprob is not None:
+                self.logprobs.append(ev.logprob)
+                self.top_logprobs.append(ev.top_logprobs or [])
         self.text.append(ev.text)
         if ev.finish_reason is not None:
             self.output = RequestOutput(
@@ -148,6 +158,8 @@ class OutputBuilder:
                 self.scores,
                 ev.finish_reason,
                 ev.stats or RequestStats(),
+                self.logprobs,
+                self.top_logprobs,
             )
 
 

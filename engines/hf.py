@@ -5,7 +5,8 @@ by its own number of new tokens, see ``engines.kvcache`` for the layout),
 samples one token per sequence from the logits at its last new position, and
 repeats with single-token forwards for run-ahead drafts. Logits are computed
 only at the rows that need them: ``lm_head(final-norm hidden)``, which a probe
-at load time checks against the model's own forward.
+at load time checks against the model's own forward. Sequences that ask for
+log-probs get them from the same logits the token was sampled from.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import torch
 
 from engines import features as features_mod
 from engines import kvcache
-from engines.sampling import sample
-from engines.types import EngineInfo, SamplingParams, SeqWork, StepOutput
+from engines.sampling import sample, token_logprobs
+from engines.types import EngineInfo, SamplingParams, SeqWork, StepOutput, TokenLogprob
 from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -135,6 +136,8 @@ class HFEngine:
         ids_f: list[torch.Tensor] = []  # per forward: [B_j] sampled ids
         logits_f: list[torch.Tensor] = []  # per forward: [B_j, vocab], if asked
         hidden_f: list[torch.Tensor] = []  # per forward: [B_j, hidden], if asked
+        ask_lp = any(w.sampling.logprobs is not None for w in work)
+        lps: list[list[TokenLogprob]] = [[] for _ in work]  # per work, per produced token
         probes = None
         active = list(range(len(work)))
         feed = [w.new_tokens for w in work]
@@ -149,6 +152,11 @@ class HFEngine:
             )  # [B]
             if probe_h is not None:
                 probes = features_mod.probe_rows(work, self.head(probe_h).float(), probe_h.float())
+            if ask_lp:
+                ks = [work[i].sampling.logprobs for i in active]
+                for i, lp in zip(active, token_logprobs(logits, ids, ks), strict=True):
+                    if lp is not None:
+                        lps[i].append(lp)
             rows += [(i, j) for i in active]
             ids_f.append(ids)
             if FEATURE_LOGITS in want:
@@ -163,7 +171,7 @@ class HFEngine:
             active, j = nxt, j + 1
             feed = [[tokens[i][-1]] for i in nxt]  # run-ahead: feed the draft back
             probe_at = [[] for _ in nxt]
-        out = StepOutput(tokens=tokens, probes=probes)
+        out = StepOutput(tokens=tokens, probes=probes, logprobs=lps if ask_lp else None)
         if features is not None:
             out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f)
         return out

@@ -5,6 +5,11 @@ from a pure hash of (request seed, absolute position): no generator state is
 shared, so a position gets the same token in any batch, run-ahead window or
 engine (the SLM drafting position p and the LLM writing position p use the
 same draw). The token is chosen by inverse-CDF on the filtered distribution.
+
+``token_logprobs`` reports, for the rows that ask, the log-prob of the chosen
+token and the top-k alternatives under log_softmax of the raw logits (before
+temperature, top-k and top-p: vLLM's default ``raw_logprobs``), so a token's
+log-prob does not depend on how it was sampled.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 
-from engines.types import SamplingParams
+from engines.types import SamplingParams, TokenLogprob
 
-__all__ = ["SamplingParams", "position_uniform", "sample"]
+__all__ = ["SamplingParams", "position_uniform", "sample", "token_logprobs"]
 
 _MASK64 = (1 << 64) - 1
 _SALT = 0x5AB1E5EED0C17E27  # separates the sampling stream from routers' streams
@@ -77,4 +82,24 @@ def sample(
     last_kept = keep.sum(dim=-1, keepdim=True) - 1  # [m, 1]; guards float round-up
     pick = torch.minimum(pick, last_kept)
     out[idx] = order.gather(1, pick).squeeze(1)
+    return out
+
+
+def token_logprobs(
+    logits: torch.Tensor, ids: torch.Tensor, ks: Sequence[int | None]
+) -> list[TokenLogprob | None]:
+    """Per row: the log-prob of ids[i] and the ks[i] most likely (id, log-prob); None
+    where ks[i] is None. logits [n, vocab] raw, ids [n]; one softmax over asking rows."""
+    out: list[TokenLogprob | None] = [None] * len(ks)
+    rows = [i for i, k in enumerate(ks) if k is not None]
+    if not rows:
+        return out
+    idx = torch.tensor(rows, device=logits.device)
+    lp = torch.log_softmax(logits[idx].float(), dim=-1)  # [m, vocab]
+    chosen = lp.gather(1, ids[idx][:, None]).squeeze(1).tolist()  # [m]
+    k_max = min(max(ks[i] or 0 for i in rows), lp.shape[1])
+    top_lp, top_id = lp.topk(k_max, dim=-1)  # [m, k_max], best first
+    for i, c, vals, toks in zip(rows, chosen, top_lp.tolist(), top_id.tolist(), strict=True):
+        k = ks[i] or 0
+        out[i] = TokenLogprob(c, tuple(zip(toks[:k], vals[:k], strict=True)))
     return out

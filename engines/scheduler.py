@@ -7,11 +7,13 @@ Data flow::
       SLM     slm.step(SeqWork per running sequence: its committed tokens the SLM
               has not seen, n_out = up to `window` drafts) -> drafts + RouterFeatures
       route   router.score(RouterFeatures) -> one score per drafted row (one call)
-      commit  keep each sequence's drafts before its first row with score > threshold;
-              crop the SLM cache to the committed length
+      commit  keep each sequence's drafts before its first row with score > threshold
+              whose position the LLM may write (Sequence.llm_allowed); crop the SLM
+              cache to the committed length
       LLM     llm.step(SeqWork per sequence cut short: catch-up on its committed
               tokens the LLM has not seen, n_out = 1) -> the token at the cut
-      emit    TokenEvent per committed token (id, text delta, source, score);
+      emit    TokenEvent per committed token (id, text delta, source, score, and
+              log-probs from the model that wrote it if the request asked);
               finished sequences (eos / stop string / length) free both caches
     step() -> list[TokenEvent]
 
@@ -19,6 +21,12 @@ Invariant (lazy commit): after a step each cache holds a prefix of the committed
 tokens. Draft j of a sequence sits at absolute position len(tokens) + j and is
 sampled from the stream (seed, position), as is the LLM's token there, so the
 run-ahead window and the batch never change which token a position gets.
+
+LLM ceilings are checked per position before it goes to the LLM: past
+``max_llm_tokens`` LLM tokens, or unless (llm tokens + 1) / (committed completion
+tokens + 1) <= ``max_llm_share``, the SLM's token is kept there. Both count only
+tokens before that position: exact under run-ahead, and every prefix of an
+answer keeps its LLM share <= max_llm_share.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from engines.sequence import Sequence
 from engines.types import FINISH_ABORT, Engine, Request, SeqWork, StepStats, TokenEvent
 
 if TYPE_CHECKING:
+    from engines.types import StepOutput
     from router_models.base import Router
 
 
@@ -137,6 +146,12 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self._inbox or self.waiting or self.running)
 
+    def num_waiting(self) -> int:
+        """Requests added but not decoding yet (inbox + waiting); any thread may ask."""
+        with self._lock:
+            added = sum(kind == "add" for kind, _ in self._inbox)
+        return added + len(self.waiting)
+
     # -- the step ------------------------------------------------------------
     def step(self) -> list[TokenEvent]:
         t0 = time.perf_counter()
@@ -144,17 +159,17 @@ class Scheduler:
         events = self._admit()
         seqs = list(self.running.values())
         if seqs:
-            solo = [s for s in seqs if self._llm_solo(s)]  # the LLM writes every token
-            duo = [s for s in seqs if not self._llm_solo(s)]
+            solo = [s for s in seqs if self._all_llm(s) and s.llm_allowed()]  # no SLM pass
+            duo = [s for s in seqs if s not in solo]
             scores: list[float] = []
-            need_llm: list[tuple[Sequence, float]] = []
+            need_llm: list[tuple[Sequence, float | None]] = []
             if duo:
                 work = self._plan_slm(duo)
                 with _timed(stats, "slm_s"):
                     out = self.slm.step(work, tuple(self.router.features))
                 with _timed(stats, "router_s"):
                     scores = self.router.score(out.features)
-                need_llm = self._commit(duo, work, out.tokens, scores, events)
+                need_llm = self._commit(duo, work, out, scores, events)
             with _timed(stats, "llm_s"):
                 self._run_llm(need_llm, solo, events)
             self._emit(seqs)
@@ -206,68 +221,74 @@ class Scheduler:
         self,
         seqs: list[Sequence],
         work: list[SeqWork],
-        drafts: list[list[int]],
+        out: StepOutput,
         scores: list[float],
         events: list[TokenEvent],
-    ) -> list[tuple[Sequence, float]]:
-        """Commit drafts up to each sequence's first LLM-routed row; return (seq, score)
-        of the sequences whose next token the LLM writes."""
+    ) -> list[tuple[Sequence, float | None]]:
+        """Commit drafts up to each sequence's first LLM-routed row that the LLM may
+        write; return (seq, score) of the sequences whose next token the LLM writes."""
+        drafts = out.tokens
         if len(scores) != sum(map(len, drafts)):
             raise ValueError(
                 f"router returned {len(scores)} scores for {sum(map(len, drafts))} rows"
             )
         need: list[tuple[Sequence, float]] = []
         row = 0
-        for s, w, toks in zip(seqs, work, drafts, strict=True):
+        for k, (s, w, toks) in enumerate(zip(seqs, work, drafts, strict=True)):
             sc = scores[row : row + len(toks)]
             row += len(toks)
             s.stats.drafted_tokens += len(toks)
             cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last draft was never fed
-            cut = len(toks)
-            if s.llm_allowed():
-                cut = next((i for i, x in enumerate(sc) if x > s.threshold), cut)
-            for tok, x in zip(toks[:cut], sc[:cut], strict=True):
-                events.append(s.commit(tok, "slm", x))
+            routed = (i for i, x in enumerate(sc) if x > s.threshold and s.llm_allowed(i))
+            cut = next(routed, len(toks))
+            lps = out.logprobs[k] if out.logprobs else []
+            for j in range(cut):
+                events.append(s.commit(toks[j], "slm", sc[j], lps[j] if lps else None))
                 if s.finish_reason:
                     break
             s.slm_seen = min(cached, len(s.tokens))
             if s.slm_seen < cached:
                 self.slm.crop(s.seq_id, s.slm_seen)  # lazy commit: uncommitted drafts leave
             if s.finish_reason is None and cut < len(toks):
-                need.append((s, sc[cut]))
+                need.append((s, self._const_score if self._all_llm(s) else sc[cut]))
         return need
 
-    def _llm_solo(self, s: Sequence) -> bool:
+    @property
+    def _const_score(self) -> float | None:
+        return getattr(self.router, "constant_score", None)  # None: a router without one
+
+    def _all_llm(self, s: Sequence) -> bool:
         """Threshold -inf, or a router whose score is a constant above the threshold,
-        routes every token to the LLM: skip the SLM and let the LLM run ahead."""
-        c = getattr(self.router, "constant_score", None)
-        if not s.llm_allowed():
-            return False
+        routes every position to the LLM: the LLM runs ahead alone (no SLM pass) while
+        the ceilings let it, and the SLM writes only the positions they refuse. The
+        LLM's tokens carry the constant score (None for other routers) either way."""
+        c = self._const_score
         return s.threshold == float("-inf") or (c is not None and c > s.threshold)
 
     def _run_llm(
-        self, need: list[tuple[Sequence, float]], solo: list[Sequence], events: list[TokenEvent]
+        self,
+        need: list[tuple[Sequence, float | None]],
+        solo: list[Sequence],
+        events: list[TokenEvent],
     ) -> None:
         """One LLM forward: catch-up + the token at the cut for ``need``; catch-up +
         up to ``window`` tokens for ``solo`` (all committed, like SLM drafts)."""
         if not need and not solo:
             return
         jobs: list[tuple[Sequence, float | None, int]] = [(s, sc, 1) for s, sc in need]
-        const = getattr(self.router, "constant_score", None)  # None: no score was computed
-        for s in solo:
-            cap = s.req.routing.max_llm_tokens
-            n = s.draft_len(self.config.window)
-            jobs.append((s, const, n if cap is None else max(1, min(n, cap - s.stats.llm_tokens))))
+        for s in solo:  # as many positions as the LLM may write in a row (>= 1)
+            jobs.append((s, self._const_score, s.llm_run(s.draft_len(self.config.window))))
         work = [
             SeqWork(s.seq_id, s.llm_seen, s.tokens[s.llm_seen :], s.req.sampling, s.seed, n)
             for s, _, n in jobs
         ]
         out = self.llm.step(work)
-        for (s, score, _), w, toks in zip(jobs, work, out.tokens, strict=True):
+        for k, ((s, score, _), w, toks) in enumerate(zip(jobs, work, out.tokens, strict=True)):
             s.stats.llm_input_tokens += len(w.new_tokens)
             cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
-            for tok in toks:
-                events.append(s.commit(tok, "llm", score))
+            lps = out.logprobs[k] if out.logprobs else []
+            for j, tok in enumerate(toks):
+                events.append(s.commit(tok, "llm", score, lps[j] if lps else None))
                 if s.finish_reason:
                     break
             s.llm_seen = min(cached, len(s.tokens))

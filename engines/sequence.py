@@ -17,6 +17,7 @@ from engines.types import (
     Request,
     RequestStats,
     TokenEvent,
+    TokenLogprob,
 )
 
 
@@ -62,12 +63,31 @@ class Sequence:
         left = self.req.sampling.max_tokens - self.n_completion
         return max(1, min(window, left, self.max_context - len(self.tokens)))
 
-    def llm_allowed(self) -> bool:
-        cap = self.req.routing.max_llm_tokens
-        return cap is None or self.stats.llm_tokens < cap
+    def llm_allowed(self, slm_ahead: int = 0, llm_ahead: int = 0) -> bool:
+        """May the LLM write the position that follows the committed tokens plus
+        ``slm_ahead`` SLM and ``llm_ahead`` LLM tokens about to be committed?
 
-    def commit(self, token: int, source: str, score: float | None) -> TokenEvent:
-        """Append one committed token; finish on eos / stop string / length."""
+        ``max_llm_tokens`` caps the LLM's tokens; ``max_llm_share`` s admits an LLM
+        token only if (llm tokens + 1) / (completion tokens + 1) <= s, so the LLM
+        share of every prefix of the answer stays <= s. Both depend only on the
+        tokens before the position, never on the run-ahead window.
+        """
+        r = self.req.routing
+        llm = self.stats.llm_tokens + llm_ahead
+        if r.max_llm_tokens is not None and llm >= r.max_llm_tokens:
+            return False
+        n = self.n_completion + slm_ahead + llm_ahead
+        return r.max_llm_share is None or (llm + 1) / (n + 1) <= r.max_llm_share
+
+    def llm_run(self, limit: int) -> int:
+        """How many of the next ``limit`` positions the LLM may write in a row."""
+        return next((i for i in range(limit) if not self.llm_allowed(llm_ahead=i)), limit)
+
+    def commit(
+        self, token: int, source: str, score: float | None, lp: TokenLogprob | None = None
+    ) -> TokenEvent:
+        """Append one committed token; finish on eos / stop string / length.
+        ``lp``: its log-probs from the model that wrote it, if the request asked."""
         self.tokens.append(token)
         if source == "llm":
             self.stats.llm_tokens += 1
@@ -91,4 +111,6 @@ class Sequence:
             score,
             self.finish_reason,
             self.stats if self.finish_reason else None,
+            None if lp is None else lp.logprob,
+            None if lp is None else list(lp.top),
         )

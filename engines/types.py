@@ -3,8 +3,10 @@
 The scheduler sends an engine a list of ``SeqWork`` (one per sequence: the
 tokens to append to its cache and how many tokens to produce after them) and
 gets a ``StepOutput`` back: token ids per sequence, plus an opaque router
-features object it hands to the router untouched. Tensors never leave the
-engine except inside that opaque object.
+features object it hands to the router untouched, plus (only for sequences
+whose ``SamplingParams.logprobs`` asks) each token's log-prob and top-k
+alternatives as plain floats. Tensors never leave the engine except inside
+that opaque object.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 FINISH_STOP = "stop"  # eos or a stop string
 FINISH_LENGTH = "length"  # max_tokens or the context is full
 FINISH_ABORT = "abort"
+MAX_LOGPROBS = 20  # top alternatives per token, at most (OpenAI's top_logprobs limit)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class SamplingParams:
     top_k: int = 0  # 0 = off
     stop: tuple[str, ...] = ()  # never emitted; the answer ends before them
     seed: int | None = None  # None: the scheduler draws one at admission
+    # None: no log-probs (the engines compute nothing). k: each token's log-prob plus the
+    # k most likely alternatives, from log_softmax of the producing model's raw logits
+    # (before temperature / top-k / top-p, as vLLM's default raw_logprobs).
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -60,20 +67,29 @@ class SamplingParams:
             raise ValueError(f"stop={self.stop!r}: every stop string must be non-empty")
         if self.seed is not None and not -(2**63) <= self.seed < 2**63:
             raise ValueError(f"seed={self.seed!r}: must fit in int64")
+        lp = self.logprobs
+        if lp is not None and (not isinstance(lp, int) or not 0 <= lp <= MAX_LOGPROBS):
+            raise ValueError(f"logprobs={lp!r}: must be an integer in [0, {MAX_LOGPROBS}] or None")
 
 
 @dataclass(frozen=True)
 class RoutingParams:
-    """Per-request routing controls."""
+    """Per-request routing controls (see ``engines.sequence.Sequence.llm_allowed``)."""
 
     threshold: float | None = None  # LLM iff score > threshold; None = router default
     max_llm_tokens: int | None = None  # after this many LLM tokens, the SLM writes the rest
+    # Exact ceiling on the LLM token share: the LLM may write a position only if
+    # (llm tokens + 1) / (completion tokens + 1) <= max_llm_share; else the SLM's token stays.
+    max_llm_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.threshold != self.threshold:
             raise ValueError("threshold=nan: must be a number (LLM iff score > threshold)")
         if self.max_llm_tokens is not None and self.max_llm_tokens < 0:
             raise ValueError(f"max_llm_tokens={self.max_llm_tokens!r}: must be >= 0 or None")
+        share = self.max_llm_share
+        if share is not None and not 0.0 <= share <= 1.0:  # also rejects NaN
+            raise ValueError(f"max_llm_share={share!r}: must be in [0, 1] or None")
 
 
 @dataclass
@@ -104,11 +120,22 @@ class SeqWork:
     probe_offsets: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A produced token's log-prob and the most likely alternatives (natural log)."""
+
+    logprob: float  # of the produced token, under the model that produced it
+    top: tuple[tuple[int, float], ...]  # the k most likely (token id, log-prob), best first
+
+
 @dataclass
 class StepOutput:
     tokens: list[list[int]]  # per SeqWork, the 1..n_out tokens it produced
     features: Any = None  # RouterFeatures, one row per produced token (work-major), if asked
     probes: Any = None  # RouterFeatures for the probe_offsets rows, if any were asked
+    # None when no SeqWork asked (sampling.logprobs None); else per SeqWork one entry per
+    # produced token for those that asked, [] for those that did not.
+    logprobs: list[list[TokenLogprob]] | None = None
 
 
 class Engine(Protocol):
@@ -127,7 +154,9 @@ class Engine(Protocol):
 
         ``features`` None: no router rows. A tuple: ``StepOutput.features`` is a
         RouterFeatures with token ids, seeds and positions of every produced
-        token, plus the named FEATURE_* tensors (logits, hidden).
+        token, plus the named FEATURE_* tensors (logits, hidden). Work whose
+        ``sampling.logprobs`` is set gets ``StepOutput.logprobs`` rows: log_softmax
+        of the raw logits each token was sampled from (before temperature/top-p).
         """
         ...
 
@@ -178,6 +207,10 @@ class TokenEvent:
     score: float | None  # router score at this position
     finish_reason: str | None = None  # set on the request's last event
     stats: RequestStats | None = None  # set on the request's last event
+    # Only when the request asked (SamplingParams.logprobs): the token's log-prob under
+    # the model that wrote it (source) and its top-k alternatives (token id, log-prob).
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] | None = None
 
 
 @dataclass
@@ -192,6 +225,8 @@ class RequestOutput:
     scores: list[float]  # router score per token
     finish_reason: str
     stats: RequestStats
+    logprobs: list[float] = field(default_factory=list)  # per token, if the request asked
+    top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)  # likewise
 
 
 @dataclass

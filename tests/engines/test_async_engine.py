@@ -95,10 +95,12 @@ def test_bad_input_raises_at_submit_and_idle_loop_sleeps(engines) -> None:
         assert time.process_time() - cpu < 0.05
         return first + await drain(engine.submit(Request("b", [6], SamplingParams(max_tokens=4))))
 
+    assert not engine.alive  # the step thread starts with the first request
     events = asyncio.run(main())
+    assert engine.alive
     engine.stop()
     assert [e.request_id for e in events] == ["a"] * 4 + ["b"] * 4
-    assert engine._thread is None
+    assert not engine.alive
 
 
 def test_stop_ends_open_streams_with_abort(engines) -> None:
