@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--routed", default=",".join(ROUTED), help="policy:threshold list")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(func=run)
 
 
@@ -114,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
     routed = [(p.split(":")[0], float(p.split(":")[1])) for p in args.routed.split(",") if p]
     if min(concs) < 1 or min(windows) < 1 or args.items < 1:
         raise ValueError("--concurrency, --window and --items must all be >= 1")
+    import torch
+
+    # One thread: on a 2-core box with anything else running, 2 OpenMP threads
+    # spin against each other and small-matrix decode gets ~50x slower.
+    torch.set_num_threads(args.threads)
     pair = build_pair(PairConfig(args.slm, args.llm))
     items = load_split("test", args.items)
     configs = [(p, t) for p, t in [("slm", None), ("llm", None), *routed]]

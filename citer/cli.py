@@ -71,12 +71,23 @@ def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
     return ScheduledDecoder(pair, router, thr, args.window, args.concurrency)
 
 
+def _set_threads(n: int) -> None:
+    """Tiny models decode fastest on one thread; on a shared 2-core box two
+    OpenMP threads spin against other processes and get ~50x slower."""
+    import torch
+
+    if n < 1:
+        raise ValueError(f"--threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from citer.evaluate import HFGenerateDecoder, evaluate
 
     hf_logging.disable_progress_bar()  # errors stay one line; tqdm is for our own stages
+    _set_threads(args.threads)
 
     items = _load_items(args)
     if args.sweep:
