@@ -9,8 +9,10 @@ Model names select the policy of one request:
 The body field ``routing`` refines ``citer`` (``threshold`` or ``target_llm_share``,
 ``max_llm_tokens``) and asks for per-token sources (``return_sources``). The
 tenant's budget decision comes last: an SLM-only reservation forces
-``max_llm_tokens = 0``, and a tenant ceiling on the LLM share s caps the LLM at
-``floor(s * max_tokens)`` tokens.
+``max_llm_tokens = 0``, and a tenant ceiling on the LLM share s becomes the
+scheduler's exact per-position check ``RoutingParams.max_llm_share``: the LLM
+writes a position only if (llm tokens + 1) / (completion tokens + 1) <= s, so
+every prefix of the answer, finished or cut short, has an LLM share <= s.
 """
 
 from __future__ import annotations
@@ -150,13 +152,8 @@ def _threshold_for(setup: RouterSetup, share: float) -> float:
 
 
 def routing_params(
-    plan: RoutePlan, max_tokens: int, llm_allowed: bool, max_llm_share: float | None
+    plan: RoutePlan, llm_allowed: bool, max_llm_share: float | None
 ) -> RoutingParams:
     """Apply the budget decision and the tenant's LLM-share ceiling to a plan."""
-    cap = plan.max_llm_tokens
-    if not llm_allowed:
-        cap = 0
-    elif max_llm_share is not None:
-        ceiling = math.floor(max_llm_share * max_tokens)
-        cap = ceiling if cap is None else min(cap, ceiling)
-    return RoutingParams(threshold=plan.threshold, max_llm_tokens=cap)
+    cap = 0 if not llm_allowed else plan.max_llm_tokens
+    return RoutingParams(plan.threshold, cap, max_llm_share if llm_allowed else None)

@@ -58,7 +58,7 @@ async def start_run(st: GatewayState, tenant: Tenant, spec: RunSpec, root: Any) 
         st.release_slot()
         raise
     run = Run(st, tenant, res, spec, root)
-    rp = routing_params(spec.plan, spec.sampling.max_tokens, res.llm_allowed, res.max_llm_share)
+    rp = routing_params(spec.plan, res.llm_allowed, res.max_llm_share)
     request = Request(spec.request_id, spec.prompt_ids, spec.sampling, rp)
     try:
         st.scheduler.validate(request)  # the scheduler's own limits, before queueing

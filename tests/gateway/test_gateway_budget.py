@@ -81,10 +81,20 @@ def test_degrade_serves_with_the_slm_and_says_so(gateway) -> None:
 
 
 def test_tenant_llm_share_ceiling_caps_every_request(gateway) -> None:
+    """The ceiling is exact per position: the LLM writes position i iff
+    (LLM tokens before i + 1) / (i + 1) <= 0.25 (model llm wants every position)."""
     _, key = gateway.new_tenant(limit=100.0, max_llm_share=0.25)
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
-    r = client.completions.create(model="llm", prompt="abc", max_tokens=8, temperature=0)
-    assert r.usage.model_extra["llm_tokens"] <= 2  # floor(0.25 * 8)
+    r = client.completions.create(
+        model="llm", prompt="abc", max_tokens=8, temperature=0,
+        extra_body={"routing": {"return_sources": True}},
+    )  # fmt: skip
+    sources = [s["source"] for s in r.choices[0].model_extra["sources"]]
+    want: list[str] = []
+    for i in range(len(sources)):
+        want.append("llm" if (want.count("llm") + 1) / (i + 1) <= 0.25 else "slm")
+    assert sources == want and len(sources) >= 4  # slm, slm, slm, llm, ...
+    assert r.usage.model_extra["llm_tokens"] == want.count("llm")
 
 
 def test_tenants_are_isolated_and_revoked_keys_fail_at_once(gateway) -> None:

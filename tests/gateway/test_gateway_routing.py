@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from engines.types import RoutingParams
 from gateway.errors import APIError
 from gateway.routing import RouterSetup, RoutingBody, plan_route, routing_params
 from gateway.settings import GatewaySettings
@@ -58,11 +59,13 @@ def test_bad_routing_is_refused(model: str, body: RoutingBody | None, status: in
 
 def test_budget_and_tenant_ceiling_cap_the_llm() -> None:
     plan = plan_route("citer", RoutingBody(max_llm_tokens=50), NO_CARD)
-    assert routing_params(plan, 100, llm_allowed=True, max_llm_share=None).max_llm_tokens == 50
-    assert routing_params(plan, 100, llm_allowed=True, max_llm_share=0.2).max_llm_tokens == 20
-    assert routing_params(plan, 100, llm_allowed=False, max_llm_share=None).max_llm_tokens == 0
+    assert routing_params(plan, True, None) == RoutingParams(None, 50, None)
+    # the tenant's share ceiling goes to the scheduler as the exact per-position check
+    assert routing_params(plan, True, 0.2) == RoutingParams(None, 50, 0.2)
+    assert routing_params(plan, False, 0.2) == RoutingParams(None, 0, None)  # SLM alone
     llm = plan_route("llm", None, NO_CARD)
-    assert routing_params(llm, 9, llm_allowed=True, max_llm_share=0.25).max_llm_tokens == 2
+    rp = routing_params(llm, llm_allowed=True, max_llm_share=0.25)
+    assert (rp.threshold, rp.max_llm_tokens, rp.max_llm_share) == (-math.inf, None, 0.25)
 
 
 def test_settings_default_to_confidence_until_a_card_exists(tmp_path, monkeypatch) -> None:
