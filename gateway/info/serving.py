@@ -43,8 +43,7 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
 
 async def readiness(st: GatewayState) -> tuple[bool, dict[str, str]]:
     """Models loaded and stepping, and the tenant store answering (within 2 s)."""
-    thread = st.engine._thread
-    checks = {"engine": "ok" if thread is not None and thread.is_alive() else "stopped"}
+    checks = {"engine": "ok" if st.engine.alive else "stopped"}
     try:
         await asyncio.wait_for(st.store.get_tenant("-ready-probe-"), timeout=2.0)
         checks["store"] = "ok"
