@@ -7,7 +7,8 @@ Data flow of one request::
             (gateway.routing), prompt tokens, sampling params (gateway.common)
          -> gateway.runner.start_run: queue slot (503), budget reservation (429,
             gateway.budget), routing params -> Run task: batch seat -> AsyncEngine
-         -> gateway.streaming: SSE chunks or a whole answer; a disconnect aborts the Run
+         -> gateway.streaming: SSE chunks or a whole answer (log-probs in OpenAI's
+            shapes: gateway.logprobs); a disconnect aborts the Run
          -> Run settles the budget, records metrics (gateway.metrics) and the trace
             (gateway.tracing)
 

@@ -81,6 +81,7 @@ def sampling_params(
     stop: str | list[str] | None,
     seed: int | None,
     param: str = "max_tokens",
+    logprobs: int | None = None,
 ) -> SamplingParams:
     cap = st.settings.max_tokens_cap
     if max_tokens is not None and max_tokens > cap:
@@ -95,6 +96,7 @@ def sampling_params(
             top_p=1.0 if top_p is None else top_p,
             stop=tuple(s for s in stops if s),
             seed=seed,
+            logprobs=logprobs,  # None: the engines compute no log-probs
         )
     except ValueError as e:
         raise bad_request(str(e)) from e

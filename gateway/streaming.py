@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from fastapi import Request
 
-from engines.types import FINISH_ABORT
+from engines.types import FINISH_ABORT, TokenEvent
 from gateway.common import SSE_DONE, source_entry, sse, watch
 from gateway.errors import APIError, error_body
 from gateway.runner import Run
@@ -24,9 +24,13 @@ log = logging.getLogger("citer.gateway")
 class ChunkFormat(Protocol):
     """The chunk objects of one endpoint's stream."""
 
+    wants_logprobs: bool  # then every token gets a chunk, with its log-probs
+
     def opening(self) -> list[dict[str, Any]]: ...
 
-    def delta(self, text: str, sources: list[dict[str, Any]] | None) -> dict[str, Any]: ...
+    def delta(
+        self, text: str, sources: list[dict[str, Any]] | None, token: TokenEvent | None = None
+    ) -> dict[str, Any]: ...
 
     def finish(self, reason: str) -> dict[str, Any]: ...
 
@@ -38,6 +42,7 @@ class Answer:
     text: str = ""
     finish_reason: str = "stop"
     sources: list[dict[str, Any]] = field(default_factory=list)
+    tokens: list[TokenEvent] = field(default_factory=list)  # one per committed token
 
 
 def _ended_early(reason: str) -> APIError:
@@ -57,8 +62,10 @@ async def collect(run: Run, request: Request, want_sources: bool) -> Answer:
     try:
         async for ev in run.events():
             parts.append(ev.text)
-            if want_sources and ev.token_id is not None:
-                answer.sources.append(source_entry(ev))
+            if ev.token_id is not None:
+                answer.tokens.append(ev)
+                if want_sources:
+                    answer.sources.append(source_entry(ev))
             if ev.finish_reason is not None:
                 answer.finish_reason = ev.finish_reason
     except APIError:
@@ -77,17 +84,17 @@ async def collect(run: Run, request: Request, want_sources: bool) -> Answer:
 async def stream(
     run: Run, request: Request, fmt: ChunkFormat, want_sources: bool, include_usage: bool
 ) -> AsyncIterator[str]:
-    """OpenAI SSE: opening chunk(s), one chunk per released text, a finish chunk, the
-    usage chunk (``choices: []``) if asked, ``[DONE]``; an error after the start is
-    sent as a ``data: {"error": ...}`` event."""
+    """OpenAI SSE: opening chunk(s), one chunk per released text (per token when
+    sources or log-probs are asked), a finish chunk, the usage chunk (``choices: []``)
+    if asked, ``[DONE]``; an error after the start is a ``data: {"error": ...}`` event."""
     watcher = watch(request, run)
     try:
         for chunk in fmt.opening():
             yield sse(chunk)
         async for ev in run.events():
-            if ev.token_id is not None and (ev.text or want_sources):
+            if ev.token_id is not None and (ev.text or want_sources or fmt.wants_logprobs):
                 sources = [source_entry(ev)] if want_sources else None
-                yield sse(fmt.delta(ev.text, sources))
+                yield sse(fmt.delta(ev.text, sources, ev))
             elif ev.text:
                 yield sse(fmt.delta(ev.text, None))
             if ev.finish_reason == FINISH_ABORT:

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from engines.types import TokenEvent
 from gateway.chat.protocol import ChatCompletionRequest, chat_prompt
 from gateway.common import (
     check_prompt,
@@ -26,6 +27,7 @@ from gateway.common import (
     usage,
 )
 from gateway.errors import APIError, bad_request
+from gateway.logprobs import TokenNames, chat_entry, chat_logprobs
 from gateway.routing import plan_route
 from gateway.runner import Run, RunSpec, start_run
 from gateway.state import GatewayState
@@ -33,21 +35,20 @@ from gateway.streaming import collect, stream
 from gateway.tenancy import Tenant
 
 
-def check_supported(req: ChatCompletionRequest) -> None:
+def check_supported(req: ChatCompletionRequest) -> int | None:
+    """Refuse what is not served; return the top-k of log-probs asked (None: none)."""
     if req.n != 1:
         raise bad_request("n>1 is not supported: send one request per choice.", "n")
-    if req.logprobs or req.top_logprobs:
-        raise bad_request(
-            "logprobs are not supported yet: the engines do not report token log-probs.",
-            "logprobs",
-        )
+    if req.top_logprobs and not req.logprobs:
+        raise bad_request("top_logprobs needs logprobs set to true.", "top_logprobs")
+    return (req.top_logprobs or 0) if req.logprobs else None
 
 
 async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Request) -> Response:
     arrived = time.perf_counter()
     req = parse(ChatCompletionRequest, await read_json(request, st.settings.max_body_bytes))
     plan = plan_route(req.model, req.routing, st.setup)
-    check_supported(req)
+    top_k = check_supported(req)
     try:
         prompt_ids = chat_prompt(st.tokenizer, req.messages)
     except Exception as e:  # template errors (jinja raise_exception, bad roles)
@@ -55,7 +56,7 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
     check_prompt(st, prompt_ids)
     limit, field = req.completion_limit()
     sampling = sampling_params(
-        st, len(prompt_ids), limit, req.temperature, req.top_p, req.stop, req.seed, field
+        st, len(prompt_ids), limit, req.temperature, req.top_p, req.stop, req.seed, field, top_k
     )
     spec = RunSpec(new_id("chatcmpl"), "chat", req.model, plan, prompt_ids, sampling, arrived)
     root = start_root_span(
@@ -77,7 +78,8 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         raise
     want_sources = plan.return_sources
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    fmt = ChatChunks(st, run, include_usage)
+    names = TokenNames(st.tokenizer) if top_k is not None else None
+    fmt = ChatChunks(st, run, include_usage, names)
     if req.stream:
         body = stream(run, request, fmt, want_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
@@ -87,7 +89,7 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
     choice: dict[str, Any] = {
         "index": 0,
         "message": message,
-        "logprobs": None,
+        "logprobs": None if names is None else chat_logprobs(names, answer.tokens),
         "finish_reason": answer.finish_reason,
     }
     if want_sources:
@@ -106,9 +108,13 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
 class ChatChunks:
     """``chat.completion.chunk`` objects: one id and created time for the whole stream."""
 
-    def __init__(self, st: GatewayState, run: Run, include_usage: bool = False) -> None:
+    def __init__(
+        self, st: GatewayState, run: Run, include_usage: bool, names: TokenNames | None
+    ) -> None:
         self.st, self.run, self.created = st, run, now()
         self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
+        self.names = names  # set when the request asked for log-probs
+        self.wants_logprobs = names is not None
 
     def head(self, obj: str) -> dict[str, Any]:
         return {
@@ -119,8 +125,10 @@ class ChatChunks:
             "system_fingerprint": None,
         }
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None, logprobs: Any = None
+    ) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         chunk = {**self.head("chat.completion.chunk"), "choices": [choice]}
         return {**chunk, "usage": None} if self.include_usage else chunk
 
@@ -129,11 +137,16 @@ class ChatChunks:
         first["routing"] = routing_info(self.st, self.run)
         return [first]
 
-    def delta(self, text: str, sources: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def delta(
+        self, text: str, sources: list[dict[str, Any]] | None, token: TokenEvent | None = None
+    ) -> dict[str, Any]:
         delta: dict[str, Any] = {"content": text}
         if sources is not None:
             delta["sources"] = sources
-        return self._chunk(delta, None)
+        logprobs = None
+        if self.names is not None and token is not None:
+            logprobs = {"content": [chat_entry(self.names, token)], "refusal": None}
+        return self._chunk(delta, None, logprobs)
 
     def finish(self, reason: str) -> dict[str, Any]:
         return self._chunk({}, reason)

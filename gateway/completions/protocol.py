@@ -30,7 +30,7 @@ class CompletionRequest(BaseModel):
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    logprobs: int | None = Field(None, ge=0, le=5)
+    logprobs: int | None = Field(None, ge=0, le=20)  # OpenAI allows 5; vLLM, like here, 20
     echo: bool = False
     user: str | None = None
     routing: RoutingBody | None = None

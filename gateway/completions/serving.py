@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from engines.types import TokenEvent
 from gateway.common import (
     check_prompt,
     new_id,
@@ -22,6 +23,7 @@ from gateway.common import (
 )
 from gateway.completions.protocol import CompletionRequest, prompt_ids
 from gateway.errors import APIError, bad_request
+from gateway.logprobs import CompletionLogprobs, TokenNames
 from gateway.routing import plan_route
 from gateway.runner import Run, RunSpec, start_run
 from gateway.state import GatewayState
@@ -32,11 +34,6 @@ from gateway.tenancy import Tenant
 def check_supported(req: CompletionRequest) -> None:
     if req.n != 1 or (req.best_of or 1) != 1:
         raise bad_request("n>1 and best_of>1 are not supported: send one request each.", "n")
-    if req.logprobs:
-        raise bad_request(
-            "logprobs are not supported yet: the engines do not report token log-probs.",
-            "logprobs",
-        )
     if req.echo:
         raise bad_request("echo is not supported.", "echo")
 
@@ -55,8 +52,9 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
     if any(not 0 <= t < vocab for t in ids):
         raise bad_request(f"prompt: token ids must lie in [0, {vocab})", "prompt")
     sampling = sampling_params(
-        st, len(ids), req.max_tokens, req.temperature, req.top_p, req.stop, req.seed
-    )
+        st, len(ids), req.max_tokens, req.temperature, req.top_p, req.stop, req.seed,
+        logprobs=req.logprobs,
+    )  # fmt: skip
     spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived)
     root = start_root_span(
         st,
@@ -76,7 +74,8 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         root.end()
         raise
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    fmt = CompletionChunks(st, run, include_usage)
+    names = TokenNames(st.tokenizer) if req.logprobs is not None else None
+    fmt = CompletionChunks(st, run, include_usage, names)
     if req.stream:
         body = stream(run, request, fmt, plan.return_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
@@ -85,7 +84,7 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
     choice: dict[str, Any] = {
         "index": 0,
         "text": answer.text,
-        "logprobs": None,
+        "logprobs": None if names is None else CompletionLogprobs(names).of(answer.tokens),
         "finish_reason": answer.finish_reason,
     }
     if plan.return_sources:
@@ -99,9 +98,13 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
 class CompletionChunks:
     """``text_completion`` stream chunks (no role chunk in this API)."""
 
-    def __init__(self, st: GatewayState, run: Run, include_usage: bool = False) -> None:
+    def __init__(
+        self, st: GatewayState, run: Run, include_usage: bool, names: TokenNames | None
+    ) -> None:
         self.st, self.run, self.created = st, run, now()
         self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
+        self.logprobs = None if names is None else CompletionLogprobs(names)  # text_offset
+        self.wants_logprobs = names is not None
 
     def head(self) -> dict[str, Any]:
         return {
@@ -112,18 +115,24 @@ class CompletionChunks:
             "system_fingerprint": None,
         }
 
-    def _chunk(self, text: str, finish: str | None, **extra: Any) -> dict[str, Any]:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, **extra}
+    def _chunk(
+        self, text: str, finish: str | None, logprobs: Any = None, **extra: Any
+    ) -> dict[str, Any]:
+        choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish, **extra}
         chunk = {**self.head(), "choices": [choice]}
         return {**chunk, "usage": None} if self.include_usage else chunk
 
     def opening(self) -> list[dict[str, Any]]:
         return []
 
-    def delta(self, text: str, sources: list[dict[str, Any]] | None) -> dict[str, Any]:
-        return (
-            self._chunk(text, None) if sources is None else self._chunk(text, None, sources=sources)
-        )
+    def delta(
+        self, text: str, sources: list[dict[str, Any]] | None, token: TokenEvent | None = None
+    ) -> dict[str, Any]:
+        lp = None
+        if self.logprobs is not None and token is not None:
+            lp = self.logprobs.of([token])
+        extra = {} if sources is None else {"sources": sources}
+        return self._chunk(text, None, lp, **extra)
 
     def finish(self, reason: str) -> dict[str, Any]:
         return self._chunk("", reason)

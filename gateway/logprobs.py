@@ -1,0 +1,111 @@
+"""Token log-probs in OpenAI's two shapes, from the engines' per-token log-probs.
+
+Each committed token's ``TokenEvent`` carries its log-prob and top-k alternatives
+under the model that wrote it (log_softmax of its raw logits, before temperature
+and top-p; see ``engines.sampling.token_logprobs``). This module only names the
+tokens and lays the numbers out:
+
+    chat         choices[].logprobs = {"content": [{token, logprob, bytes,
+                 top_logprobs: [{token, logprob, bytes}] (k best)}], "refusal": None}
+    completions  choices[].logprobs = {tokens, token_logprobs, top_logprobs
+                 ({token: logprob}: k best plus the chosen one), text_offset}
+
+A token's ``bytes`` are its exact UTF-8 bytes (for byte-level BPE tokenizers a
+token may hold part of a character; its ``token`` text then shows U+FFFD).
+Streams carry the entries of each chunk's tokens; ``text_offset`` counts
+characters of the token strings from the start of the completion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from engines.types import TokenEvent
+
+FLOOR = -9999.0  # log-probs below this (and -inf) are sent as this: JSON has no -inf
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, inverted: printable stand-in character -> byte."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = [b for b in range(256) if b not in printable]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
+    return dict(zip(chars, printable + extra, strict=True))
+
+
+class TokenNames:
+    """Token id -> (text, UTF-8 bytes), cached for one response."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tok = tokenizer
+        self._cache: dict[int, tuple[str, list[int]]] = {}
+        self._bytes: dict[str, int] | None = None
+        from tokenizers.decoders import ByteLevel
+
+        decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+        if isinstance(decoder, ByteLevel):  # pieces spell bytes in GPT-2's alphabet
+            self._bytes = _byte_decoder()
+
+    def __call__(self, token_id: int) -> tuple[str, list[int]]:
+        hit = self._cache.get(token_id)
+        if hit is None:
+            hit = self._cache[token_id] = self._name(token_id)
+        return hit
+
+    def _name(self, token_id: int) -> tuple[str, list[int]]:
+        if self._bytes is not None:
+            piece = self.tok.convert_ids_to_tokens(token_id)
+            if isinstance(piece, str) and all(c in self._bytes for c in piece):
+                raw = bytes(self._bytes[c] for c in piece)
+                return raw.decode("utf-8", errors="replace"), list(raw)
+        text = self.tok.decode([token_id])
+        return text, list(text.encode("utf-8"))
+
+
+def _lp(x: float) -> float:
+    return max(x, FLOOR)
+
+
+def chat_entry(names: TokenNames, ev: TokenEvent) -> dict[str, Any]:
+    """One ``logprobs.content`` item of a chat choice."""
+    assert ev.token_id is not None and ev.logprob is not None
+    text, raw = names(ev.token_id)
+    top = []
+    for tid, lp in ev.top_logprobs or []:
+        t, b = names(tid)
+        top.append({"token": t, "logprob": _lp(lp), "bytes": b})
+    return {"token": text, "logprob": _lp(ev.logprob), "bytes": raw, "top_logprobs": top}
+
+
+def chat_logprobs(names: TokenNames, events: Iterable[TokenEvent]) -> dict[str, Any]:
+    return {"content": [chat_entry(names, ev) for ev in events], "refusal": None}
+
+
+class CompletionLogprobs:
+    """The legacy completions ``logprobs`` object; keeps ``text_offset`` across chunks."""
+
+    def __init__(self, names: TokenNames) -> None:
+        self.names = names
+        self.offset = 0  # characters of the token strings given so far
+
+    def of(self, events: Iterable[TokenEvent]) -> dict[str, Any]:
+        out: dict[str, list[Any]] = {
+            "tokens": [],
+            "token_logprobs": [],
+            "top_logprobs": [],
+            "text_offset": [],
+        }
+        for ev in events:
+            assert ev.token_id is not None and ev.logprob is not None
+            text, _ = self.names(ev.token_id)
+            top: dict[str, float] = {}
+            for tid, lp in ev.top_logprobs or []:
+                top.setdefault(self.names(tid)[0], _lp(lp))
+            top.setdefault(text, _lp(ev.logprob))  # OpenAI: the chosen token is always there
+            out["tokens"].append(text)
+            out["token_logprobs"].append(_lp(ev.logprob))
+            out["top_logprobs"].append(top)
+            out["text_offset"].append(self.offset)
+            self.offset += len(text)
+        return out
