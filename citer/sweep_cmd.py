@@ -67,6 +67,21 @@ def flops_per_token(engine: Any) -> float:
     return 2.0 * (body + extra)
 
 
+def item_flops(out: Any, fpt: tuple[float, float]) -> float:
+    """Estimated forward FLOPs of one request: tokens each model processed x FLOPs/token.
+
+    Every token in a model's cache was processed once: the SLM's inputs plus
+    its drafts (fed back while drafting), the LLM's catch-up inputs; when the
+    LLM wrote every token it ran ahead alone and processed the whole sequence.
+    """
+    st = out.stats
+    slm = st.slm_input_tokens + st.drafted_tokens
+    llm = st.llm_input_tokens
+    if st.llm_tokens and st.llm_tokens == len(out.token_ids):
+        llm = max(llm, len(out.prompt_ids) + len(out.token_ids) - 1)
+    return fpt[0] * slm + fpt[1] * llm
+
+
 def cmd_sweep(args: argparse.Namespace, items: list) -> int:
     import torch
 
@@ -107,11 +122,7 @@ def cmd_sweep(args: argparse.Namespace, items: list) -> int:
             dec = ScheduledDecoder(pair, router, thr, args.window, args.concurrency)
             rep, gens = evaluate(items, dec)
             st = dec.stats()
-            item_fl = [
-                fpt[0] * (o.stats.slm_input_tokens + o.stats.drafted_tokens)
-                + fpt[1] * o.stats.llm_input_tokens
-                for o in dec.outputs
-            ]
+            item_fl = [item_flops(o, fpt) for o in dec.outputs]
             pt = sweep.Point(
                 policy,
                 thr,

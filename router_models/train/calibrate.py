@@ -47,7 +47,9 @@ def calibration_table(
     # Just below the lowest score: every row goes to the LLM.
     ts.append(max(0.0, float(s.min()) - 1e-6))
     ts.append(1.0)
-    out = [CalibrationPoint(round(t, 6), share_at(s, round(t, 6))) for t in sorted(set(ts))]
+    # 6 significant digits: low thresholds (scores ~1e-6) keep their resolution in JSON.
+    ts = sorted({float(f"{t:.6g}") for t in ts})
+    out = [CalibrationPoint(t, share_at(s, t)) for t in ts]
     return sorted({(c.threshold, c.llm_share): c for c in out}.values(), key=lambda c: c.threshold)
 
 
