@@ -44,6 +44,11 @@ class Point:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
 
 
+def points_from_json(report: dict[str, Any]) -> dict[str, list[Point]]:
+    """The curves of a saved sweep report (per-item fields stay empty)."""
+    return {k: [Point(**p) for p in pts] for k, pts in report["points"].items()}
+
+
 def pgr(acc: float, slm: float, llm: float) -> float | None:
     gap = llm - slm
     return None if gap <= 0 else (acc - slm) / gap
