@@ -48,6 +48,8 @@ def agreement(out: Path, n: int = AGREEMENT_ITEMS) -> dict[str, float]:
 def decode_ms_per_token(out: Path, repeats: int = 5) -> dict[str, float]:
     """Median batch-1 greedy decode time per token of each model, measured
     interleaved (SLM, LLM, SLM, ...) so background load hits both alike."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models decode fastest on one thread (and least noisily)
     decs = {m: HFGenerateDecoder(str(out / m), batch_size=1) for m in ("slm", "llm")}
     items = load_split("validation", TIMING_ITEMS)
     runs: dict[str, list[float]] = {m: [] for m in decs}
@@ -60,6 +62,7 @@ def decode_ms_per_token(out: Path, repeats: int = 5) -> dict[str, float]:
             runs[m].append(
                 1000 * (time.perf_counter() - t0) / sum(len(g.token_ids) + 1 for g in gens)
             )
+    torch.set_num_threads(threads)
     return {m: statistics.median(v) for m, v in runs.items()}
 
 
@@ -114,7 +117,7 @@ folder: load with `AutoModelForCausalLM.from_pretrained`.
   (LLM / SLM ratio {ratio:.1f}x)
 - Training: {d["steps"]} steps, {d["train_tokens"]:,} tokens, {d["train_time_s"]:.0f} s
   on {s["machine"]}
-- Decode time (batch 1, greedy, HF generate, median of 5 interleaved runs):
+- Decode time (batch 1, greedy, HF generate, 1 thread, median of 5 interleaved runs):
   {d["decode_ms_per_token"]} ms/token
   (the other model: {other["decode_ms_per_token"]} ms/token)
 
