@@ -29,6 +29,7 @@ def ci_values(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def chart() -> Iterator[Any]:
     import helm_python as helm  # the dev extra brings it: a missing Helm fails, never skips
+
     with helm.Chart.load(str(CHART)) as c:
         yield c
 

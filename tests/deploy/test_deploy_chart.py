@@ -93,9 +93,9 @@ def test_in_chart_redis_statefulset_is_what_the_gateway_talks_to(render) -> None
     sts = one(objs, "StatefulSet", f"{RELEASE}-redis")
     svc = one(objs, "Service", f"{RELEASE}-redis")
     assert url == f"redis://{svc['metadata']['name']}:{svc['spec']['ports'][0]['port']}/0"
-    assert svc["spec"]["clusterIP"] == "None" and sts["spec"]["serviceName"] == svc["metadata"][
-        "name"
-    ]
+    assert (
+        svc["spec"]["clusterIP"] == "None" and sts["spec"]["serviceName"] == svc["metadata"]["name"]
+    )
     assert selects(svc["spec"]["selector"], pod_labels(objs, f"{RELEASE}-redis"))
     (c,) = sts["spec"]["template"]["spec"]["containers"]
     assert "--appendonly" in c["args"] and sts["spec"]["volumeClaimTemplates"]
