@@ -13,8 +13,8 @@ import pytest
 
 from tests.deploy.conftest import CHART, RELEASE, ci_values
 
-# The oldest Kubernetes the chart claims (Chart.yaml kubeVersion) and the newest known.
-KUBE_VERSIONS = ("1.25.0", None)
+# The oldest Kubernetes the chart claims (Chart.yaml kubeVersion: >=1.25) and the newest.
+OLDEST = "1.25"
 CASES = {
     "default": {},
     "cpu-demo": ci_values("cpu-demo"),
@@ -32,15 +32,17 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rendered_objects_match_the_kubernetes_schemas(render, case: str) -> None:
     import kubernetes_validate as kv
+    from packaging.version import Version
 
+    known = kv.utils.all_versions()
+    versions = {min((v for v in known if Version(v) >= Version(OLDEST)), key=Version), known[-1]}
     objs = render(CASES[case])
     assert objs
     for obj in objs:
         if obj["apiVersion"].startswith("monitoring.coreos.com/"):
             check_service_monitor(obj)
             continue
-        for version in KUBE_VERSIONS:
-            version = version or kv.utils.latest_version()
+        for version in sorted(versions):
             try:
                 kv.validate(obj, version, strict=True)
             except kv.ValidationError as e:
