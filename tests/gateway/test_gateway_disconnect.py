@@ -9,7 +9,9 @@ import httpx
 import pytest
 from live_gateway import long_request, metric_value
 
-TOKENS = 48  # the long request runs this many tokens unless aborted
+# The long request runs this many tokens unless aborted: long enough (~0.5 s even
+# with the LLM running ahead alone) that the 0.05 s client timeout always lands first.
+TOKENS = 320
 
 
 def wait_idle(gateway, timeout: float = 5.0) -> str:

@@ -115,7 +115,7 @@ def test_empty_budget_under_reject_policy_is_429_insufficient_quota(gateway) -> 
 def test_tenant_concurrency_limit_is_429_rate_limit(gateway) -> None:
     tid, key = gateway.new_tenant(limit=1000.0, max_concurrent=1)
     headers = {"Authorization": f"Bearer {key}"}
-    held = {**long_request(gateway, key, 60), "stream": True}
+    held = {**long_request(gateway, key, 300), "stream": True}  # outlives the 2nd request
     with httpx.Client(base_url=gateway.url, headers=headers, timeout=30) as c:
         with c.stream("POST", "/v1/completions", json=held) as first:
             assert first.status_code == 200

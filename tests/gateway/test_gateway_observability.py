@@ -121,7 +121,7 @@ def test_spans_of_one_request(local) -> None:
 def test_queueing_then_503_and_a_queued_disconnect_costs_nothing(local) -> None:
     gw, key = local
     headers = {"Authorization": f"Bearer {key}"}
-    long = {**long_request(gw, key, 80), "stream": True}
+    long = {**long_request(gw, key, 300), "stream": True}  # outlives the next two requests
     before = asyncio.run(gw.state.store.usage("boot"))
     with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as c:
         with c.stream("POST", "/v1/completions", json=long) as running:
