@@ -8,8 +8,10 @@ S is a seeded sample (fixed for all rounds, so flips compare like with like)
 of the rows the shortcut rules cannot decide; each sampled row stands for
 |R| / |S| rows in the loss. Only rows of S can change label between rounds,
 so the convergence criterion counts flips among them (flips over all labelled
-rows are logged too). A rollout follows pi_{r-1} at threshold 0.5, the
-lambda-optimal policy of the cost-aware loss (see ``train``).
+rows are logged too). Round 1 compares with round 0's labels, which mark all
+of S ``LLM``: stopping there means the rollouts agreed with CITER-S, a fixed
+point. A rollout follows pi_{r-1} at threshold 0.5, the lambda-optimal policy
+of the cost-aware loss (see ``train``).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def run_rounds(
         entry["val_auc_slm_error"] = rounded(auc(scores(model, val.hidden), vy))
         if validate is not None:
             entry.update(validate(r, model))
-        converged = r >= 2 and entry["flip_frac_rollout"] < loop.tol
+        converged = r >= 1 and entry["flip_frac_rollout"] < loop.tol  # a fixed point
         entry["converged"] = converged
         entry["round_s"] = round(time.perf_counter() - t0, 1)
         labels = y.clone()
