@@ -103,10 +103,16 @@ class ScheduledDecoder:
         self.outputs: list[RequestOutput] = []
 
     def __call__(self, items: Sequence[Item]) -> list[Generation]:
-        sp = SamplingParams(max_tokens=MAX_NEW_TOKENS, temperature=0.0, seed=0)
         rp = RoutingParams(threshold=self.threshold)
+        # Seed i for item i: greedy tokens ignore it, but per-position random routing
+        # must differ between items, or every item gets the same LLM positions.
         reqs = [
-            Request(f"{it.id or i}", prompt_ids(self.pair.tokenizer, it), sp, rp)
+            Request(
+                f"{it.id or i}",
+                prompt_ids(self.pair.tokenizer, it),
+                SamplingParams(max_tokens=MAX_NEW_TOKENS, temperature=0.0, seed=i),
+                rp,
+            )
             for i, it in enumerate(items)
         ]
         self.outputs = generate_batch(self.sched, reqs)
