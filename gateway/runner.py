@@ -28,7 +28,8 @@ from opentelemetry import trace
 
 from engines.types import FINISH_ABORT, Request, SamplingParams, TokenEvent
 from gateway.budget import billed_tokens, reserve
-from gateway.errors import bad_request
+from gateway.common import start_root_span
+from gateway.errors import APIError, bad_request
 from gateway.routing import RoutePlan, routing_params
 from gateway.state import GatewayState
 from gateway.tenancy import Reservation, Tenant, TokenCounts
@@ -46,6 +47,23 @@ class RunSpec:
     prompt_ids: list[int]
     sampling: SamplingParams
     arrived: float  # time.perf_counter() when the request arrived
+
+
+async def launch(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | None) -> Run:
+    """Open the request's root span (one trace per request) and start its run;
+    a refusal (budget, limits) ends the span with the error status."""
+    sp = spec.sampling
+    root = start_root_span(
+        st, spec.operation, spec.model, tenant.id,
+        max_tokens=sp.max_tokens, temperature=sp.temperature, top_p=sp.top_p, seed=seed,
+    )  # fmt: skip
+    root.set_attribute("gen_ai.response.id", spec.request_id)
+    try:
+        return await start_run(st, tenant, spec, root)
+    except APIError as e:
+        root.set_attribute("error.type", str(e.status))
+        root.end()
+        raise
 
 
 async def start_run(st: GatewayState, tenant: Tenant, spec: RunSpec, root: Any) -> Run:

@@ -23,13 +23,12 @@ from gateway.common import (
     response_headers,
     routing_info,
     sampling_params,
-    start_root_span,
     usage,
 )
-from gateway.errors import APIError, bad_request
+from gateway.errors import bad_request
 from gateway.logprobs import TokenNames, chat_entry, chat_logprobs
 from gateway.routing import plan_route
-from gateway.runner import Run, RunSpec, start_run
+from gateway.runner import Run, RunSpec, launch
 from gateway.state import GatewayState
 from gateway.streaming import collect, stream
 from gateway.tenancy import Tenant
@@ -59,23 +58,7 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         st, len(prompt_ids), limit, req.temperature, req.top_p, req.stop, req.seed, field, top_k
     )
     spec = RunSpec(new_id("chatcmpl"), "chat", req.model, plan, prompt_ids, sampling, arrived)
-    root = start_root_span(
-        st,
-        "chat",
-        req.model,
-        tenant.id,
-        max_tokens=sampling.max_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        seed=req.seed,
-    )
-    root.set_attribute("gen_ai.response.id", spec.request_id)
-    try:
-        run = await start_run(st, tenant, spec, root)
-    except APIError as e:
-        root.set_attribute("error.type", str(e.status))
-        root.end()
-        raise
+    run = await launch(st, tenant, spec, req.seed)
     want_sources = plan.return_sources
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     names = TokenNames(st.tokenizer) if top_k is not None else None

@@ -18,14 +18,13 @@ from gateway.common import (
     response_headers,
     routing_info,
     sampling_params,
-    start_root_span,
     usage,
 )
 from gateway.completions.protocol import CompletionRequest, prompt_ids
-from gateway.errors import APIError, bad_request
+from gateway.errors import bad_request
 from gateway.logprobs import CompletionLogprobs, TokenNames
 from gateway.routing import plan_route
-from gateway.runner import Run, RunSpec, start_run
+from gateway.runner import Run, RunSpec, launch
 from gateway.state import GatewayState
 from gateway.streaming import collect, stream
 from gateway.tenancy import Tenant
@@ -56,23 +55,7 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         logprobs=req.logprobs,
     )  # fmt: skip
     spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived)
-    root = start_root_span(
-        st,
-        "text_completion",
-        req.model,
-        tenant.id,
-        max_tokens=sampling.max_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        seed=req.seed,
-    )
-    root.set_attribute("gen_ai.response.id", spec.request_id)
-    try:
-        run = await start_run(st, tenant, spec, root)
-    except APIError as e:
-        root.set_attribute("error.type", str(e.status))
-        root.end()
-        raise
+    run = await launch(st, tenant, spec, req.seed)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     names = TokenNames(st.tokenizer) if req.logprobs is not None else None
     fmt = CompletionChunks(st, run, include_usage, names)
