@@ -8,7 +8,6 @@ a restart forgets tenants, keys and usage (use Redis for that).
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 
@@ -30,6 +29,7 @@ from gateway.tenancy.records import (
     check_cost,
     check_outcome,
     check_tenant_id,
+    reserve_request,
 )
 from gateway.tenancy.store import Clock
 
@@ -117,11 +117,7 @@ class EmbeddedStore:
         *,
         ttl_s: float | None = None,
     ) -> Decision:
-        llm = to_micros(check_cost("worst_case_cost", worst_case_cost))
-        slm = None
-        if slm_only_cost is not None:
-            slm = to_micros(check_cost("slm_only_cost", slm_only_cost))
-        rid = "res_" + secrets.token_hex(8)
+        llm, slm, rid = reserve_request(worst_case_cost, slm_only_cost)
         with self._lock:
             account = self._account(tenant_id)
             now = self._clock()

@@ -8,12 +8,13 @@ False, saying so when ``degraded``) and turns a ``Rejection`` into HTTP 429.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.tenancy.config import Period, TenantConfig
-from gateway.tenancy.cost import TokenCounts
+from gateway.tenancy.cost import TokenCounts, to_micros
 
 Outcome = Literal["completed", "aborted", "failed"]
 SettleStatus = Literal["settled", "late", "duplicate", "unknown"]
@@ -39,6 +40,16 @@ def check_cost(name: str, value: float) -> float:
     if not 0.0 <= value <= 1e12:  # also refuses NaN
         raise ValueError(f"{name}: must be within [0, 1e12] cost units, got {value!r}")
     return value
+
+
+def reserve_request(
+    worst_case_cost: float, slm_only_cost: float | None
+) -> tuple[int, int | None, str]:
+    """Checked reserve amounts in micro-units (LLM worst case, SLM-only worst case
+    or None) and a fresh reservation id; every store starts ``reserve`` here."""
+    llm = to_micros(check_cost("worst_case_cost", worst_case_cost))
+    slm = None if slm_only_cost is None else to_micros(check_cost("slm_only_cost", slm_only_cost))
+    return llm, slm, "res_" + secrets.token_hex(8)
 
 
 def check_tenant_id(tenant_id: str) -> str:

@@ -9,7 +9,6 @@ Targets one Redis primary (not Redis Cluster: the key index spans slots).
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import Any
 
@@ -34,6 +33,7 @@ from gateway.tenancy.records import (
     check_cost,
     check_outcome,
     check_tenant_id,
+    reserve_request,
 )
 from gateway.tenancy.store import Clock
 
@@ -173,11 +173,7 @@ class RedisStore:
         *,
         ttl_s: float | None = None,
     ) -> Decision:
-        llm = to_micros(check_cost("worst_case_cost", worst_case_cost))
-        slm = None
-        if slm_only_cost is not None:
-            slm = to_micros(check_cost("slm_only_cost", slm_only_cost))
-        rid = "res_" + secrets.token_hex(8)
+        llm, slm, rid = reserve_request(worst_case_cost, slm_only_cost)
         expires = self._clock() + (self._ttl if ttl_s is None else ttl_s)
         grant, _, usage, tenant = await self._run(
             self._reserve,
