@@ -159,8 +159,10 @@ class Scheduler:
         events = self._admit()
         seqs = list(self.running.values())
         if seqs:
-            solo = [s for s in seqs if self._all_llm(s) and s.llm_allowed()]  # no SLM pass
-            duo = [s for s in seqs if s not in solo]
+            solo: list[Sequence] = []  # the LLM writes every token: no SLM pass
+            duo: list[Sequence] = []
+            for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
+                (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
             scores: list[float] = []
             need_llm: list[tuple[Sequence, float | None]] = []
             if duo:
