@@ -7,7 +7,9 @@ model string, so label cardinality stays bounded.
 
 Scheduler state (running/waiting sequences, step time by part, live KV caches)
 is read at scrape time by a collector; the step thread owns those objects and
-the reads are single attribute loads, safe under the GIL.
+the reads are single attribute loads, safe under the GIL. The standard
+``process_*`` metrics (resident memory, CPU seconds, open fds) come from
+prometheus_client's process collector, so a soak run can compare RSS before/after.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -133,6 +142,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r, mode = self.registry, ["model_name"]
+        ProcessCollector(registry=r)  # process_resident_memory_bytes & co. (Linux /proc)
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds",
             "Time to first token.",

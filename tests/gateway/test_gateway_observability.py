@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -50,6 +51,17 @@ def test_metrics_expose_vllm_and_citer_names_after_traffic(gateway) -> None:
     assert spend == pytest.approx(r.usage.model_extra["cost"])
     left = metric_value(text, "citer:budget_remaining", tenant=tid)
     assert left == pytest.approx(gateway.usage(tid)["remaining"])
+
+
+def test_metrics_report_the_gateway_process_resident_memory(gateway) -> None:
+    """process_resident_memory_bytes is the serving process's own RSS (the soak reads it)."""
+    text = gateway.metrics()
+    status = (Path("/proc") / str(gateway.proc.pid) / "status").read_text()
+    line = next(ln for ln in status.splitlines() if ln.startswith("VmRSS:"))
+    vm_rss = 1024 * int(line.split()[1])  # "VmRSS:  123456 kB"
+    rss = metric_value(text, "process_resident_memory_bytes")
+    assert rss is not None and rss > 50 * 2**20  # torch and two models are loaded
+    assert abs(rss - vm_rss) < 0.2 * vm_rss  # read a moment apart, same process
 
 
 def test_traces_are_exported_by_otlp(gateway, otlp_collector) -> None:
