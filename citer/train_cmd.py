@@ -41,7 +41,13 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=3, help="most rounds with rollouts")
     p.add_argument("--tol", type=float, default=0.01, help="stop when fewer rollout labels flip")
     p.add_argument("--max-rollouts", type=int, default=1500, help="rows rolled out per round")
-    p.add_argument("--rollout-max-tokens", type=int, default=150)
+    p.add_argument(
+        "--features",
+        default="hidden:final,logprobs:top8",
+        help="router inputs, comma-separated: hidden:final (SLM final hidden state), "
+        "logprobs:top8 (SLM's 8 largest log-probs)",
+    )
+    p.add_argument("--rollout-max-tokens", type=int, default=320)
     p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step")
     p.add_argument("--concurrency", type=int, default=32, help="sequences decoded together")
     p.add_argument("--epochs", type=int, default=6)
@@ -83,7 +89,16 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
     for name in ("train_items", "val_items", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    from router_models.citer import SUPPORTED_FEATURES
+
+    feats = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    bad = [f for f in feats if f not in SUPPORTED_FEATURES]
+    if bad or not feats or len(set(feats)) != len(feats):
+        raise ValueError(
+            f"--features {args.features!r}: need distinct names from {list(SUPPORTED_FEATURES)}"
+        )
     return TrainConfig(
+        features=feats,
         slm=args.slm,
         llm=args.llm,
         out=args.out,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from engines.types import SeqWork
-from router_models.base import RouterFeatures
+from router_models.base import RouterFeatures, topk_logprobs
 
 
 def draft_rows(
@@ -19,12 +19,14 @@ def draft_rows(
     ids: list[torch.Tensor],
     logits: list[torch.Tensor],
     hidden: list[torch.Tensor],
+    topk: list[torch.Tensor] | None = None,
 ) -> RouterFeatures:
     """Rows of the tokens produced in one step.
 
     ``rows[r] = (work index, draft index)`` in forward order; ``ids``, ``logits``
-    and ``hidden`` hold one tensor per forward ([B_j], [B_j, vocab], [B_j, hidden])
-    whose rows concatenate to that order; empty lists: that feature was not asked.
+    ``hidden`` and ``topk`` hold one tensor per forward ([B_j], [B_j, vocab],
+    [B_j, hidden], [B_j, TOPK]) whose rows concatenate to that order; empty
+    lists: that feature was not asked.
     """
     order = sorted(range(len(rows)), key=lambda r: rows[r])  # forward-major -> work-major
     idx = torch.tensor(order, device=ids[0].device)
@@ -33,6 +35,7 @@ def draft_rows(
         token_ids=torch.cat(ids)[idx],  # [R] int64
         logits=torch.cat(logits)[idx] if logits else None,  # [R, vocab] float32
         hidden=torch.cat(hidden)[idx] if hidden else None,  # [R, hidden] float32
+        topk_logprobs=torch.cat(topk)[idx] if topk else None,  # [R, TOPK] float32
         seeds=[work[i].seed for i, _ in by_work],
         positions=[work[i].start + len(work[i].new_tokens) + j for i, j in by_work],
     )
@@ -49,6 +52,7 @@ def probe_rows(work: list[SeqWork], logits: torch.Tensor, hidden: torch.Tensor) 
         token_ids=logits.argmax(-1),
         logits=logits,
         hidden=hidden,
+        topk_logprobs=topk_logprobs(logits),
         seeds=[work[i].seed for i, _ in where],
         positions=[work[i].start + o + 1 for i, o in where],
     )

@@ -20,7 +20,13 @@ from engines import features as features_mod
 from engines import kvcache
 from engines.sampling import sample, token_logprobs
 from engines.types import EngineInfo, SamplingParams, SeqWork, StepOutput, TokenLogprob
-from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN
+from router_models.base import (
+    FEATURE_HIDDEN,
+    FEATURE_LOGITS,
+    FEATURE_TOKEN,
+    FEATURE_TOPK,
+    topk_logprobs,
+)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -99,7 +105,7 @@ class HFEngine:
             vocab_size=self.head.weight.shape[0],
             max_context=c.max_position_embeddings,
             eos_token_ids=eos_ids,
-            features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN),
+            features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN, FEATURE_TOPK),
         )
         self._seqs: dict[int, kvcache.SeqKV] = {}
         self._probe()
@@ -136,6 +142,7 @@ class HFEngine:
         ids_f: list[torch.Tensor] = []  # per forward: [B_j] sampled ids
         logits_f: list[torch.Tensor] = []  # per forward: [B_j, vocab], if asked
         hidden_f: list[torch.Tensor] = []  # per forward: [B_j, hidden], if asked
+        topk_f: list[torch.Tensor] = []  # per forward: [B_j, TOPK], if asked
         ask_lp = any(w.sampling.logprobs is not None for w in work)
         lps: list[list[TokenLogprob]] = [[] for _ in work]  # per work, per produced token
         probes = None
@@ -163,6 +170,8 @@ class HFEngine:
                 logits_f.append(logits)
             if FEATURE_HIDDEN in want:
                 hidden_f.append(hidden.float())
+            if FEATURE_TOPK in want:
+                topk_f.append(topk_logprobs(logits))
             nxt = []
             for i, t in zip(active, ids.tolist(), strict=True):
                 tokens[i].append(t)
@@ -173,7 +182,7 @@ class HFEngine:
             probe_at = [[] for _ in nxt]
         out = StepOutput(tokens=tokens, probes=probes, logprobs=lps if ask_lp else None)
         if features is not None:
-            out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f)
+            out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f, topk_f)
         return out
 
     def _forward(

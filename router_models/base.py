@@ -27,6 +27,14 @@ import torch
 FEATURE_HIDDEN = "hidden:final"  # SLM final-layer hidden state (after final norm)
 FEATURE_LOGITS = "logits"  # SLM next-token logits at the drafted position
 FEATURE_TOKEN = "token"  # the drafted token id
+TOPK = 8  # log-probs per row in FEATURE_TOPK
+FEATURE_TOPK = f"logprobs:top{TOPK}"  # SLM's TOPK largest next-token log-probs, descending
+
+
+def topk_logprobs(logits: torch.Tensor) -> torch.Tensor:
+    """[n, vocab] logits -> [n, TOPK] float32 log-probs, largest first (FEATURE_TOPK)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.topk(min(TOPK, logp.shape[-1]), dim=-1).values
 
 
 @dataclass
@@ -40,6 +48,7 @@ class RouterFeatures:
     token_ids: torch.Tensor  # [n] int64, the SLM's drafted token
     logits: torch.Tensor | None = None  # [n, vocab] float, SLM next-token logits
     hidden: torch.Tensor | None = None  # [n, hidden] float, SLM final hidden state
+    topk_logprobs: torch.Tensor | None = None  # [n, TOPK] float, SLM top log-probs, descending
     # Per-row identity, for deterministic per-position randomness:
     seeds: list[int] = field(default_factory=list)  # request seed of row i
     positions: list[int] = field(default_factory=list)  # absolute token position

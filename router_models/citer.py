@@ -1,4 +1,5 @@
-"""The CITER router: a small MLP on the SLM's final hidden state.
+"""The CITER router: a small MLP on the SLM's final hidden state (and, by
+default for trained cards, the SLM's top-8 next-token log-probs).
 
     features (RouterFeatures) --assemble_inputs--> x [n, in_dim]
     CiterMLP: Linear(in_dim, 2h) - LayerNorm(2h) - ReLU - Dropout
@@ -6,8 +7,10 @@
     score = sigmoid(logit) = estimated P(this position needs the LLM)
 
 ``h`` (``width``) is the SLM hidden size in the paper. ``in_dim`` equals ``h``
-while the only input is ``hidden:final``; extra inputs (top-k log-probs,
-drafted-token embedding) widen ``in_dim`` without changing the MLP's shape.
+while the only input is ``hidden:final``; ``logprobs:top8`` (R2R found the
+combination better) widens ``in_dim`` by 8 without changing the MLP's shape.
+An engine that cannot expose hidden states (vLLM) can serve a card trained on
+``logprobs:top8`` alone.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from router_models.base import FEATURE_HIDDEN, RouterFeatures
+from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK, TOPK, RouterFeatures
 
 if TYPE_CHECKING:
     from router_models.card import RouterCard
 
 # Input features this implementation can assemble, in the order they may be
 # concatenated. A card naming anything else is refused at load time.
-SUPPORTED_FEATURES: tuple[str, ...] = (FEATURE_HIDDEN,)
+SUPPORTED_FEATURES: tuple[str, ...] = (FEATURE_HIDDEN, FEATURE_TOPK)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def _check_supported(features: Sequence[str]) -> None:
 def input_dim(features: Sequence[str], *, hidden_size: int) -> int:
     """Width of ``assemble_inputs(feats, features)`` for an SLM of ``hidden_size``."""
     _check_supported(features)
-    widths = {FEATURE_HIDDEN: hidden_size}
+    widths = {FEATURE_HIDDEN: hidden_size, FEATURE_TOPK: TOPK}
     return sum(widths[f] for f in features)
 
 
@@ -95,13 +98,13 @@ def assemble_inputs(feats: RouterFeatures, features: Sequence[str]) -> torch.Ten
     must use the same list (the card stores it).
     """
     blocks: list[torch.Tensor] = []
+    fields = {FEATURE_HIDDEN: feats.hidden, FEATURE_TOPK: feats.topk_logprobs}
     for name in features:
-        if name == FEATURE_HIDDEN:
-            if feats.hidden is None:
-                raise ValueError(
-                    f"CITER router needs {FEATURE_HIDDEN!r}; RouterFeatures.hidden=None"
-                )
-            blocks.append(feats.hidden)  # [n, hidden]
+        if name in fields:
+            block = fields[name]  # [n, hidden] or [n, TOPK]
+            if block is None:
+                raise ValueError(f"CITER router needs {name!r}; the engine did not fill it")
+            blocks.append(block.float())
         else:
             raise ValueError(
                 f"CITER router cannot read feature {name!r}; supported: {list(SUPPORTED_FEATURES)}"

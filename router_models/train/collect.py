@@ -60,6 +60,18 @@ class Collection:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def inputs(self, features: Sequence[str]) -> torch.Tensor:
+        """Router inputs [N, sum of widths] in the card's feature order (as served)."""
+        from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK, TOPK
+
+        cols = {FEATURE_HIDDEN: self.hidden, FEATURE_TOPK: self.topk[:, :TOPK]}
+        unknown = [f for f in features if f not in cols]
+        if unknown or not features:
+            raise ValueError(f"collections hold router features {list(cols)}, not {unknown}")
+        if FEATURE_TOPK in features and self.topk.shape[1] < TOPK:
+            raise ValueError(f"collection has top-{self.topk.shape[1]} log-probs, need {TOPK}")
+        return torch.cat([cols[f] for f in features], dim=-1)
+
     def first_rows(self) -> torch.Tensor:
         """Row index of answer position 0 of every item; [n_items] (prompt-only features)."""
         rows = torch.full((self.n_items,), -1, dtype=torch.long)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from router_models.base import FEATURE_HIDDEN
 from router_models.citer import CiterConfig, CiterMLP, CiterRouter
 from router_models.train.collect import Collection
 from router_models.train.labels import (
@@ -92,6 +93,7 @@ def run_rounds(
     validate: Validate | None = None,
     ckpt_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
+    features: tuple[str, ...] = (FEATURE_HIDDEN,),
 ) -> list[Round]:
     """Rounds 0..R; resumes from ``ckpt_dir`` rounds written with the same settings."""
     if len(train) == 0:
@@ -103,8 +105,8 @@ def run_rounds(
     if s_rows:
         mult[s_rows] = stats.rollout / len(s_rows)  # each sampled row stands for |R|/|S| rows
     log(f"labels: {json.dumps(stats.to_json())}; rollout sample |S|={len(s_rows)}")
-    key = _run_key(train, fit, loop, rollout)
-    x = train.hidden
+    key = _run_key(train, fit, loop, rollout, features)
+    x, vx = train.inputs(features), val.inputs(features)
     rounds: list[Round] = []
     prev_s: torch.Tensor | None = None  # labels of S in the previous round
     for r in range(loop.rounds + 1):
@@ -124,7 +126,7 @@ def run_rounds(
             m = torch.ones(len(y))
         else:
             slm, llm, tok = engines
-            policy = CiterRouter(rounds[-1].model, threshold=POLICY_THRESHOLD)
+            policy = CiterRouter(rounds[-1].model, features=features, threshold=POLICY_THRESHOLD)
             t1 = time.perf_counter()
             verdicts, rstats = rollout_outcomes(
                 train,
@@ -158,7 +160,7 @@ def run_rounds(
         entry["fit_s"] = round(time.perf_counter() - t2, 1)
         entry["train_loss"] = round(losses[-1], 4)
         vy = citer_s_labels(val.ref, val.slm)
-        entry["val_auc_slm_error"] = rounded(auc(scores(model, val.hidden), vy))
+        entry["val_auc_slm_error"] = rounded(auc(scores(model, vx), vy))
         if validate is not None:
             entry.update(validate(r, model))
         converged = r >= 1 and entry["flip_frac_rollout"] < loop.tol  # a fixed point
@@ -175,10 +177,17 @@ def run_rounds(
     return rounds
 
 
-def _run_key(train: Collection, fit: FitConfig, loop: LoopConfig, rollout: RolloutConfig) -> str:
+def _run_key(
+    train: Collection,
+    fit: FitConfig,
+    loop: LoopConfig,
+    rollout: RolloutConfig,
+    features: tuple[str, ...],
+) -> str:
     """Digest of the settings a round depends on (resume only reuses matching rounds)."""
     blob = json.dumps(
         {
+            "features": list(features),
             "rows": len(train),
             "items": train.item_ids[:3] + train.item_ids[-3:],
             "meta": train.meta,

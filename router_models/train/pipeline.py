@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router_models.base import FEATURE_HIDDEN
+from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK
 from router_models.card import save_card
 from router_models.citer import CiterMLP, CiterRouter
 from router_models.train import baselines
@@ -45,6 +45,8 @@ class TrainConfig:
     query_items: int = 1000  # train items decoded SLM-only to label the query-level router
     baselines: bool = True  # also write CITER-S, round-1 and query-level cards
     ablation: bool = True  # compare router input features offline
+    # Router inputs of the CITER cards; the query-level baseline always reads the hidden state.
+    features: tuple[str, ...] = (FEATURE_HIDDEN, FEATURE_TOPK)
     fit: FitConfig = field(default_factory=FitConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -102,13 +104,14 @@ def train_router(
     def validate(r: int, model: CiterMLP) -> dict[str, Any]:
         if not dec_items:
             return {}
-        ths = thresholds_for_shares(scores(model, val.hidden), cfg.val_shares)
+        ths = thresholds_for_shares(scores(model, val.inputs(cfg.features)), cfg.val_shares)
+        router = CiterRouter(model, features=cfg.features)
         return {
             "val": [
                 {
                     "target": q,
                     "threshold": round(th, 4),
-                    **decode_accuracy(engines, dec_items, CiterRouter(model), th, cfg.rollout),
+                    **decode_accuracy(engines, dec_items, router, th, cfg.rollout),
                 }
                 for q, th in zip(cfg.val_shares, ths, strict=True)
             ]
@@ -125,6 +128,7 @@ def train_router(
         validate=validate,
         ckpt_dir=work / "rounds",
         log=log,
+        features=cfg.features,
     )
     timing["rounds_s"] = round(time.perf_counter() - t, 1)
 
@@ -179,7 +183,7 @@ def _save(
     training: dict[str, Any],
 ) -> None:
     slm = engines[0]
-    table = calibration_table(scores(model, val.hidden))
+    table = calibration_table(scores(model, val.inputs(cfg.features)))
     save_card(
         out,
         model,
@@ -188,7 +192,7 @@ def _save(
         hidden_size=slm.info.hidden_size,
         vocab_size=slm.info.vocab_size,
         tokenizer_hash=tok_hash,
-        features=(FEATURE_HIDDEN,),
+        features=cfg.features,
         default_threshold=0.5,
         calibration=table,
         training=training,
@@ -259,4 +263,5 @@ def _baselines(
 def _config_json(cfg: TrainConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["val_shares"] = list(cfg.val_shares)
+    d["features"] = list(cfg.features)
     return d

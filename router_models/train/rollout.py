@@ -30,7 +30,7 @@ ANSWER_MAX_TOKENS = 256  # = citer.evaluate.MAX_NEW_TOKENS: whole answers
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    max_tokens: int = 150  # cap on tokens generated after the forced SLM token
+    max_tokens: int = 320  # cap on tokens generated after the forced SLM token
     slack: int = 24  # tokens allowed beyond what is left of the reference answer
     window: int = 4  # SLM run-ahead drafts per scheduler step
     concurrency: int = 32  # sequences decoded together

@@ -64,7 +64,7 @@ def test_info_describes_the_model(engines) -> None:
     assert (slm.info.hidden_size, llm.info.hidden_size) == (32, 64)
     assert slm.info.vocab_size == 100 and slm.info.max_context == 96
     assert slm.info.eos_token_ids == (2,)
-    assert set(slm.info.features) == {"token", "logits", "hidden:final"}
+    assert set(slm.info.features) == {"token", "logits", "hidden:final", "logprobs:top8"}
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["one-forward", "chunked"])
@@ -87,12 +87,14 @@ def test_batched_mixed_extends_equal_uncached_forwards(engines, model_dirs, spli
             SeqWork(i, seen[i], seqs[i][seen[i] : seen[i] + n], GREEDY, seed=0)
             for i, n in extend.items()
         ]
-        out = llm.step(work, ("logits", "hidden:final"))
+        out = llm.step(work, ("logits", "hidden:final", "logprobs:top8"))
         for r, w in enumerate(work):
             seen[w.seq_id] += len(w.new_tokens)
             logits, hidden = _reference(model_dirs[1], seqs[w.seq_id][: seen[w.seq_id]])
             assert torch.allclose(out.features.logits[r], logits, atol=1e-4)
             assert torch.allclose(out.features.hidden[r], hidden, atol=1e-4)  # post final norm
+            top = torch.log_softmax(logits, -1).topk(8).values  # descending log-probs
+            assert torch.allclose(out.features.topk_logprobs[r], top, atol=1e-4)
             assert out.tokens[r] == [int(logits.argmax())]
             assert out.features.positions[r] == seen[w.seq_id]
             assert llm.cached_tokens(w.seq_id) == seqs[w.seq_id][: seen[w.seq_id]]
@@ -116,6 +118,7 @@ def test_drafting_equals_hf_generate_and_only_fed_tokens_are_cached(engines, mod
     flat = [t for toks in out.tokens for t in toks]
     assert out.features.token_ids.tolist() == flat  # one row per draft, work-major
     assert out.features.logits is None and out.features.hidden is None  # not asked
+    assert out.features.topk_logprobs is None
     assert out.features.seeds == [4] * len(flat)
     lens = [len(p) for p in prompts.values()]
     want_pos = [n + j for n, t in zip(lens, out.tokens, strict=True) for j in range(len(t))]

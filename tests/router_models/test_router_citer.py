@@ -7,7 +7,7 @@ import torch
 from router_test_utils import HIDDEN, make_feats, row, tiny_mlp
 from torch import nn
 
-from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, RouterFeatures
+from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOPK, RouterFeatures
 from router_models.citer import CiterConfig, CiterMLP, CiterRouter, input_dim
 
 
@@ -87,3 +87,17 @@ def test_unknown_input_features_are_refused() -> None:
     with pytest.raises(ValueError, match=FEATURE_LOGITS):
         input_dim([FEATURE_LOGITS], hidden_size=HIDDEN)
     assert input_dim([FEATURE_HIDDEN], hidden_size=HIDDEN) == HIDDEN
+
+
+def test_hidden_and_topk_inputs_concatenate_in_card_order() -> None:
+    feats = make_feats(6, seed=3)
+    feats.topk_logprobs = torch.log_softmax(torch.randn(6, 40), -1).topk(8).values
+    names = (FEATURE_HIDDEN, FEATURE_TOPK)
+    assert input_dim(names, hidden_size=HIDDEN) == HIDDEN + 8
+    model = CiterMLP(CiterConfig(in_dim=HIDDEN + 8, width=HIDDEN)).eval()
+    with torch.no_grad():
+        want = torch.sigmoid(model(torch.cat([feats.hidden, feats.topk_logprobs], -1)))
+    assert CiterRouter(model, features=names).score(feats) == pytest.approx(want.tolist(), abs=1e-6)
+    feats.topk_logprobs = None  # an engine that did not fill the feature
+    with pytest.raises(ValueError, match="logprobs:top8"):
+        CiterRouter(model, features=names).score(feats)

@@ -166,8 +166,9 @@ def test_train_router_writes_a_calibrated_card(trained: Path, pair) -> None:
         trained / "card",
         hidden_size=16,
         tokenizer_hash=tokenizer_hash(pair[0]),
-        available_features=("hidden:final",),
+        available_features=("hidden:final", "logprobs:top8"),
     )
+    assert router.features == ("hidden:final", "logprobs:top8")  # the pipeline's default inputs
     cal = router.card.calibration
     assert len(cal) > 5 and cal[-1].llm_share == 0.0
     assert all(a.llm_share >= b.llm_share for a, b in zip(cal, cal[1:], strict=False))
