@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core router sweep clean
+.PHONY: serve test lint demo-models eval-demo bench-core router sweep loadtest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,19 @@ build/router/cards/citer_round1/router.json:
 sweep: $(STAMP) build/router/cards/citer_round1/router.json
 	$(VENV)/bin/citer eval --sweep --split test --limit 500 \
 		--sweep-shares 0.05,0.1,0.15,0.2,0.3,0.5 --sweep-out benchmarks/router-sweep
+
+# Locust (issue 7): starts a local gateway (embedded store, demo models), creates tenants,
+# runs headless Locust for LOADTEST_TIME, stops the gateway; CSV + HTML in LOADTEST_OUT.
+LOADTEST_TIME ?= 60s
+LOADTEST_USERS ?= 8
+LOADTEST_SPAWN_RATE ?= 2
+LOADTEST_TENANTS ?= 3
+LOADTEST_MAX_TOKENS ?= 64
+LOADTEST_OUT ?= build/loadtest
+loadtest: $(STAMP)
+	$(PY) -m loadtests.run --time $(LOADTEST_TIME) --users $(LOADTEST_USERS) \
+		--spawn-rate $(LOADTEST_SPAWN_RATE) --steady-tenants $(LOADTEST_TENANTS) \
+		--max-tokens $(LOADTEST_MAX_TOKENS) --out $(LOADTEST_OUT)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
