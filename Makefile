@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core router sweep loadtest clean
+.PHONY: serve test lint demo-models eval-demo bench-core router sweep loadtest soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,23 @@ loadtest: $(STAMP)
 	$(PY) -m loadtests.run --time $(LOADTEST_TIME) --users $(LOADTEST_USERS) \
 		--spawn-rate $(LOADTEST_SPAWN_RATE) --steady-tenants $(LOADTEST_TENANTS) \
 		--max-tokens $(LOADTEST_MAX_TOKENS) --out $(LOADTEST_OUT)
+
+# Soak (issue 7): steady streaming load with random disconnects for SOAK_DURATION seconds
+# (after SOAK_WARMUP), then leak and budget checks; table on stdout, JSON in SOAK_OUT.
+SOAK_DURATION ?= 180
+SOAK_WARMUP ?= 20
+SOAK_CLIENTS ?= 8
+SOAK_TENANTS ?= 3
+SOAK_DISCONNECT ?= 0.3
+SOAK_MAX_TOKENS ?= 64
+SOAK_RSS_MARGIN_MB ?= 64
+SOAK_SEED ?= 0
+SOAK_OUT ?= build/soak
+soak: $(STAMP)
+	$(PY) -m loadtests.soak --duration $(SOAK_DURATION) --warmup $(SOAK_WARMUP) \
+		--clients $(SOAK_CLIENTS) --tenants $(SOAK_TENANTS) --disconnect $(SOAK_DISCONNECT) \
+		--max-tokens $(SOAK_MAX_TOKENS) --rss-margin-mb $(SOAK_RSS_MARGIN_MB) \
+		--seed $(SOAK_SEED) --out $(SOAK_OUT)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
