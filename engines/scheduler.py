@@ -11,7 +11,9 @@ Data flow::
               whose position the LLM may write (Sequence.llm_allowed); crop the SLM
               cache to the committed length
       LLM     llm.step(SeqWork per sequence cut short: catch-up on its committed
-              tokens the LLM has not seen, n_out = 1) -> the token at the cut
+              tokens the LLM has not seen, n_out = 1) -> the token at the cut;
+              work a fallible (remote) LLM failed gets the SLM's draft there, or one
+              SLM token when there is no draft (all-LLM runs): fail open
       emit    TokenEvent per committed token (id, text delta, source, score, and
               log-probs from the model that wrote it if the request asked);
               finished sequences (eos / stop string / length) free both caches
@@ -40,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.sequence import Sequence
 from engines.types import FINISH_ABORT, Engine, Request, SeqWork, StepStats, TokenEvent
 
@@ -85,6 +88,11 @@ class Scheduler:
     ) -> None:
         self.slm, self.llm, self.router, self.tokenizer = slm, llm, router, tokenizer
         self.config = config or SchedulerConfig()
+        if slm.info.fallible:
+            raise ValueError(
+                f"SLM engine {slm.info.name} may fail per token (a remote engine): only the "
+                "LLM may be remote, since the SLM's tokens are the fallback"
+            )
         missing = [f for f in router.features if f not in slm.info.features]
         if missing:
             raise ValueError(
@@ -164,19 +172,26 @@ class Scheduler:
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
                 (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
             scores: list[float] = []
-            need_llm: list[tuple[Sequence, float | None]] = []
+            jobs: list[LLMJob] = []
             if duo:
                 work = self._plan_slm(duo)
                 with _timed(stats, "slm_s"):
                     out = self.slm.step(work, tuple(self.router.features))
                 with _timed(stats, "router_s"):
                     scores = self.router.score(out.features)
-                need_llm = self._commit(duo, work, out, scores, events)
+                jobs = self._commit(duo, work, out, scores, events)
+            # The LLM writes as many positions in a row as the ceilings let it (>= 1).
+            window = self.config.window
+            jobs += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
             with _timed(stats, "llm_s"):
-                self._run_llm(need_llm, solo, events)
+                orphans = run_llm(self.llm, jobs, events)
+            if orphans:  # a failed all-LLM call has no SLM draft: the SLM writes it now
+                with _timed(stats, "slm_s"):
+                    fall_back(self.slm, orphans, events)
             self._emit(seqs)
             stats.steps, stats.active, stats.drafted = 1, len(seqs), len(scores)
-            stats.llm_calls = len(need_llm) + len(solo)
+            stats.llm_calls = len(jobs)
+            stats.llm_fallbacks = sum(e.fallback for e in events)
             stats.committed = sum(e.token_id is not None for e in events)
         stats.sched_s = time.perf_counter() - t0 - stats.slm_s - stats.router_s - stats.llm_s
         self.last = stats
@@ -226,15 +241,15 @@ class Scheduler:
         out: StepOutput,
         scores: list[float],
         events: list[TokenEvent],
-    ) -> list[tuple[Sequence, float | None]]:
+    ) -> list[LLMJob]:
         """Commit drafts up to each sequence's first LLM-routed row that the LLM may
-        write; return (seq, score) of the sequences whose next token the LLM writes."""
+        write; return the LLM jobs of the sequences whose next token the LLM writes."""
         drafts = out.tokens
         if len(scores) != sum(map(len, drafts)):
             raise ValueError(
                 f"router returned {len(scores)} scores for {sum(map(len, drafts))} rows"
             )
-        need: list[tuple[Sequence, float]] = []
+        need: list[LLMJob] = []
         row = 0
         for k, (s, w, toks) in enumerate(zip(seqs, work, drafts, strict=True)):
             sc = scores[row : row + len(toks)]
@@ -252,7 +267,8 @@ class Scheduler:
             if s.slm_seen < cached:
                 self.slm.crop(s.seq_id, s.slm_seen)  # lazy commit: uncommitted drafts leave
             if s.finish_reason is None and cut < len(toks):
-                need.append((s, self._const_score if self._all_llm(s) else sc[cut]))
+                score = self._const_score if self._all_llm(s) else sc[cut]
+                need.append(LLMJob(s, score, 1, toks[cut], lps[cut] if lps else None))
         return need
 
     @property
@@ -266,36 +282,6 @@ class Scheduler:
         LLM's tokens carry the constant score (None for other routers) either way."""
         c = self._const_score
         return s.threshold == float("-inf") or (c is not None and c > s.threshold)
-
-    def _run_llm(
-        self,
-        need: list[tuple[Sequence, float | None]],
-        solo: list[Sequence],
-        events: list[TokenEvent],
-    ) -> None:
-        """One LLM forward: catch-up + the token at the cut for ``need``; catch-up +
-        up to ``window`` tokens for ``solo`` (all committed, like SLM drafts)."""
-        if not need and not solo:
-            return
-        jobs: list[tuple[Sequence, float | None, int]] = [(s, sc, 1) for s, sc in need]
-        for s in solo:  # as many positions as the LLM may write in a row (>= 1)
-            jobs.append((s, self._const_score, s.llm_run(s.draft_len(self.config.window))))
-        work = [
-            SeqWork(s.seq_id, s.llm_seen, s.tokens[s.llm_seen :], s.req.sampling, s.seed, n)
-            for s, _, n in jobs
-        ]
-        out = self.llm.step(work)
-        for k, ((s, score, _), w, toks) in enumerate(zip(jobs, work, out.tokens, strict=True)):
-            s.stats.llm_input_tokens += len(w.new_tokens)
-            cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
-            lps = out.logprobs[k] if out.logprobs else []
-            for j, tok in enumerate(toks):
-                events.append(s.commit(tok, "llm", score, lps[j] if lps else None))
-                if s.finish_reason:
-                    break
-            s.llm_seen = min(cached, len(s.tokens))
-            if s.llm_seen < cached:
-                self.llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
 
     def _emit(self, seqs: list[Sequence]) -> None:
         """Release finished sequences: both caches and the slot, in this step."""

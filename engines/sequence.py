@@ -84,15 +84,22 @@ class Sequence:
         return next((i for i in range(limit) if not self.llm_allowed(llm_ahead=i)), limit)
 
     def commit(
-        self, token: int, source: str, score: float | None, lp: TokenLogprob | None = None
+        self,
+        token: int,
+        source: str,
+        score: float | None,
+        lp: TokenLogprob | None = None,
+        fallback: bool = False,
     ) -> TokenEvent:
         """Append one committed token; finish on eos / stop string / length.
-        ``lp``: its log-probs from the model that wrote it, if the request asked."""
+        ``lp``: its log-probs from the model that wrote it, if the request asked.
+        ``fallback``: an SLM token at a position routed to an LLM that failed."""
         self.tokens.append(token)
         if source == "llm":
             self.stats.llm_tokens += 1
         else:
             self.stats.slm_tokens += 1
+            self.stats.llm_fallback_tokens += fallback
         text, stopped = self.detok.add(token)
         if stopped or token in self.eos_ids:
             self.finish_reason = FINISH_STOP
@@ -113,4 +120,5 @@ class Sequence:
             self.stats if self.finish_reason else None,
             None if lp is None else lp.logprob,
             None if lp is None else list(lp.top),
+            fallback,
         )

@@ -7,6 +7,11 @@ features object it hands to the router untouched, plus (only for sequences
 whose ``SamplingParams.logprobs`` asks) each token's log-prob and top-k
 alternatives as plain floats. Tensors never leave the engine except inside
 that opaque object.
+
+An engine whose ``EngineInfo.fallible`` is set (the remote LLM: tokens sampled by a
+server, no logits here) may leave some work undone: ``StepOutput.failed`` names why
+per SeqWork, that work gets no tokens and leaves the engine's cache as it was. The
+scheduler then writes those positions with the SLM (fail open).
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class EngineInfo:
     max_context: int  # longest sequence (prompt + completion) in tokens
     eos_token_ids: tuple[int, ...]
     features: tuple[str, ...]  # router_models.base FEATURE_* names it can fill
+    # May fail per sequence (StepOutput.failed): a server behind a network. Only the LLM
+    # may be fallible; its failed positions get the SLM's token.
+    fallible: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,10 @@ class StepOutput:
     # None when no SeqWork asked (sampling.logprobs None); else per SeqWork one entry per
     # produced token for those that asked, [] for those that did not.
     logprobs: list[list[TokenLogprob]] | None = None
+    # Fallible engines only: per SeqWork None (tokens made) or why none came ("timeout",
+    # "unreachable", "circuit_open", ...); failed work has tokens [] and its cache is
+    # unchanged (still ``start`` tokens long). None: everything succeeded.
+    failed: list[str | None] | None = None
 
 
 class Engine(Protocol):
@@ -145,6 +157,7 @@ class Engine(Protocol):
     ``new_tokens`` (minus what ``crop`` removed); sampled tokens enter a cache
     only when they are sent back as ``new_tokens``, except the run-ahead
     drafts of one ``step``, which the caller crops away if not committed.
+    Work a fallible engine reports in ``StepOutput.failed`` leaves its cache as it was.
     """
 
     info: EngineInfo
@@ -184,6 +197,9 @@ class RequestStats:
     llm_input_tokens: int = 0  # tokens the LLM prefilled to catch up (prompt included)
     slm_input_tokens: int = 0  # tokens the SLM prefilled (prompt, LLM tokens, last draft)
     drafted_tokens: int = 0  # SLM drafts scored by the router (committed or not)
+    # Positions routed to the LLM that the SLM wrote because the (remote) LLM failed or
+    # was too slow (fail open); counted in slm_tokens too.
+    llm_fallback_tokens: int = 0
 
     @property
     def llm_share(self) -> float:
@@ -211,6 +227,7 @@ class TokenEvent:
     # the model that wrote it (source) and its top-k alternatives (token id, log-prob).
     logprob: float | None = None
     top_logprobs: list[tuple[int, float]] | None = None
+    fallback: bool = False  # an SLM token at a position routed to an LLM that failed
 
 
 @dataclass
@@ -242,6 +259,7 @@ class StepStats:
     drafted: int = 0  # router rows
     committed: int = 0  # tokens committed (all sequences)
     llm_calls: int = 0  # sequences that needed an LLM token
+    llm_fallbacks: int = 0  # of those, written by the SLM because the LLM failed
 
     def add(self, other: StepStats) -> None:
         for name in self.__dataclass_fields__:

@@ -1,0 +1,81 @@
+"""The LLM phase of a scheduler step, and its fail-open path (plain Python, no torch).
+
+    jobs (LLMJob: a cut of a routed sequence, or an all-LLM run of up to `window`)
+      run_llm   llm.step(SeqWork per job: catch-up on the committed tokens the LLM has
+                not seen + n_out tokens) -> commit them as "llm"
+                a job the LLM failed (a fallible engine: remote, slow or down):
+                  with an SLM draft at the cut -> commit that draft (fallback)
+                  without one (all-LLM run)   -> returned to fall_back
+      fall_back slm.step(catch-up + 1 token) per such job -> commit it (fallback)
+
+Invariant: a failed LLM job changes neither the LLM's cache nor ``llm_seen``, so
+the next call catches up on the same tokens plus those committed since. A
+fallback token is the SLM's own sample at that position (stream (seed, position)),
+so an LLM that always fails turns any policy into exactly always-SLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engines.sequence import Sequence
+from engines.types import Engine, SeqWork, TokenEvent, TokenLogprob
+
+
+@dataclass
+class LLMJob:
+    """One sequence's LLM call in a step."""
+
+    seq: Sequence
+    score: float | None  # router score at its positions (the constant for all-LLM runs)
+    n_out: int  # positions the LLM writes in a row: 1 at a cut, up to window when solo
+    draft: int | None = None  # the SLM's draft at the cut: the fail-open token
+    draft_lp: TokenLogprob | None = None  # its log-probs, if the request asked
+
+
+def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[LLMJob]:
+    """One batched LLM step over ``jobs``; returns the failed jobs that have no draft."""
+    if not jobs:
+        return []
+    work = [
+        SeqWork(j.seq.seq_id, j.seq.llm_seen, j.seq.tokens[j.seq.llm_seen :],
+                j.seq.req.sampling, j.seq.seed, j.n_out)
+        for j in jobs
+    ]  # fmt: skip
+    out = llm.step(work)
+    failed = out.failed or [None] * len(jobs)
+    orphans: list[LLMJob] = []
+    for k, (job, w, toks, why) in enumerate(zip(jobs, work, out.tokens, failed, strict=True)):
+        s = job.seq
+        if why is not None:  # fail open; the LLM saw nothing (llm_seen stays)
+            if job.draft is None:
+                orphans.append(job)
+            else:
+                events.append(s.commit(job.draft, "slm", job.score, job.draft_lp, True))
+            continue
+        s.stats.llm_input_tokens += len(w.new_tokens)
+        cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
+        lps = out.logprobs[k] if out.logprobs else []
+        for j, tok in enumerate(toks):
+            events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None))
+            if s.finish_reason:
+                break
+        s.llm_seen = min(cached, len(s.tokens))
+        if s.llm_seen < cached:
+            llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
+    return orphans
+
+
+def fall_back(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None:
+    """The SLM writes the next position of each job (one batched SLM step)."""
+    work = []
+    for j in jobs:
+        s = j.seq
+        new = s.tokens[s.slm_seen :]  # >= 1 token: the last committed one is never fed yet
+        s.stats.slm_input_tokens += len(new)
+        work.append(SeqWork(s.seq_id, s.slm_seen, new, s.req.sampling, s.seed, 1))
+    out = slm.step(work)
+    for k, (j, w, toks) in enumerate(zip(jobs, work, out.tokens, strict=True)):
+        lps = out.logprobs[k] if out.logprobs else []
+        events.append(j.seq.commit(toks[0], "slm", j.score, lps[0] if lps else None, True))
+        j.seq.slm_seen = w.start + len(w.new_tokens)  # the sampled token was not fed
