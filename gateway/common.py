@@ -82,6 +82,7 @@ def sampling_params(
     seed: int | None,
     param: str = "max_tokens",
     logprobs: int | None = None,
+    top_k: int = 0,
 ) -> SamplingParams:
     cap = st.settings.max_tokens_cap
     if max_tokens is not None and max_tokens > cap:
@@ -94,6 +95,7 @@ def sampling_params(
             max_tokens=max(1, min(wanted, room)),
             temperature=1.0 if temperature is None else temperature,  # OpenAI's default
             top_p=1.0 if top_p is None else top_p,
+            top_k=top_k,
             stop=tuple(s for s in stops if s),
             seed=seed,
             logprobs=logprobs,  # None: the engines compute no log-probs

@@ -35,10 +35,12 @@ def _byte_decoder() -> dict[str, int]:
 
 
 class TokenNames:
-    """Token id -> (text, UTF-8 bytes), cached for one response."""
+    """Token id -> (text, UTF-8 bytes), cached for one response. ``as_ids``: the text is
+    ``token_id:<id>`` (vLLM's ``return_tokens_as_token_ids``), the bytes the token's."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, as_ids: bool = False) -> None:
         self.tok = tokenizer
+        self.as_ids = as_ids
         self._cache: dict[int, tuple[str, list[int]]] = {}
         self._bytes: dict[str, int] | None = None
         from tokenizers.decoders import ByteLevel
@@ -51,6 +53,8 @@ class TokenNames:
         hit = self._cache.get(token_id)
         if hit is None:
             hit = self._cache[token_id] = self._name(token_id)
+            if self.as_ids:
+                hit = self._cache[token_id] = (f"token_id:{token_id}", hit[1])
         return hit
 
     def _name(self, token_id: int) -> tuple[str, list[int]]:

@@ -24,7 +24,7 @@ log = logging.getLogger("citer.gateway")
 class ChunkFormat(Protocol):
     """The chunk objects of one endpoint's stream."""
 
-    wants_logprobs: bool  # then every token gets a chunk, with its log-probs
+    per_token: bool  # every token gets a chunk (log-probs or token ids asked)
 
     def opening(self) -> list[dict[str, Any]]: ...
 
@@ -85,14 +85,14 @@ async def stream(
     run: Run, request: Request, fmt: ChunkFormat, want_sources: bool, include_usage: bool
 ) -> AsyncIterator[str]:
     """OpenAI SSE: opening chunk(s), one chunk per released text (per token when
-    sources or log-probs are asked), a finish chunk, the usage chunk (``choices: []``)
+    sources, log-probs or token ids are asked), a finish chunk, the usage chunk (``choices: []``)
     if asked, ``[DONE]``; an error after the start is a ``data: {"error": ...}`` event."""
     watcher = watch(request, run)
     try:
         for chunk in fmt.opening():
             yield sse(chunk)
         async for ev in run.events():
-            if ev.token_id is not None and (ev.text or want_sources or fmt.wants_logprobs):
+            if ev.token_id is not None and (ev.text or want_sources or fmt.per_token):
                 sources = [source_entry(ev)] if want_sources else None
                 yield sse(fmt.delta(ev.text, sources, ev))
             elif ev.text:

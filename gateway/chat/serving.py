@@ -97,7 +97,7 @@ class ChatChunks:
         self.st, self.run, self.created = st, run, now()
         self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
         self.names = names  # set when the request asked for log-probs
-        self.wants_logprobs = names is not None
+        self.per_token = names is not None
 
     def head(self, obj: str) -> dict[str, Any]:
         return {

@@ -2,6 +2,10 @@
 
 One prompt per request: a string, a list of token ids, or a one-element list
 of either; several prompts are refused with 400 (send one request each).
+vLLM's extensions that make the endpoint a token-id LLM for another gateway
+(the remote engine): ``return_token_ids`` (choices carry ``prompt_token_ids`` and
+``token_ids``), ``return_tokens_as_token_ids`` (log-prob tokens named
+``token_id:<id>``) and ``top_k``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class CompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)  # OpenAI's default is 16
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=-1)  # vLLM's: -1 or 0 = off
     n: int = Field(1, ge=1, le=128)
     best_of: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
@@ -34,6 +39,8 @@ class CompletionRequest(BaseModel):
     echo: bool = False
     user: str | None = None
     routing: RoutingBody | None = None
+    return_token_ids: bool = False  # choices[].prompt_token_ids / token_ids (as vLLM)
+    return_tokens_as_token_ids: bool = False  # log-prob tokens as "token_id:<id>" (as vLLM)
 
 
 def prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:

@@ -52,13 +52,15 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         raise bad_request(f"prompt: token ids must lie in [0, {vocab})", "prompt")
     sampling = sampling_params(
         st, len(ids), req.max_tokens, req.temperature, req.top_p, req.stop, req.seed,
-        logprobs=req.logprobs,
+        logprobs=req.logprobs, top_k=max(0, req.top_k or 0),
     )  # fmt: skip
     spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived)
     run = await launch(st, tenant, spec, req.seed)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    names = TokenNames(st.tokenizer) if req.logprobs is not None else None
-    fmt = CompletionChunks(st, run, include_usage, names)
+    names = None
+    if req.logprobs is not None:
+        names = TokenNames(st.tokenizer, as_ids=req.return_tokens_as_token_ids)
+    fmt = CompletionChunks(st, run, include_usage, names, req.return_token_ids)
     if req.stream:
         body = stream(run, request, fmt, plan.return_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
@@ -70,6 +72,9 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         "logprobs": None if names is None else CompletionLogprobs(names).of(answer.tokens),
         "finish_reason": answer.finish_reason,
     }
+    if req.return_token_ids:  # vLLM's fields: what the engines saw and wrote, as ids
+        choice["prompt_token_ids"] = ids
+        choice["token_ids"] = [ev.token_id for ev in answer.tokens]
     if plan.return_sources:
         choice["sources"] = answer.sources
     return JSONResponse(
@@ -82,12 +87,21 @@ class CompletionChunks:
     """``text_completion`` stream chunks (no role chunk in this API)."""
 
     def __init__(
-        self, st: GatewayState, run: Run, include_usage: bool, names: TokenNames | None
+        self,
+        st: GatewayState,
+        run: Run,
+        include_usage: bool,
+        names: TokenNames | None,
+        token_ids: bool = False,
     ) -> None:
         self.st, self.run, self.created = st, run, now()
         self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
         self.logprobs = None if names is None else CompletionLogprobs(names)  # text_offset
-        self.wants_logprobs = names is not None
+        # vLLM's return_token_ids: the first chunk carries prompt_token_ids, every chunk
+        # the token_ids it adds.
+        self.token_ids = token_ids
+        self.prompt_sent = not token_ids
+        self.per_token = names is not None or token_ids
 
     def head(self) -> dict[str, Any]:
         return {
@@ -114,7 +128,11 @@ class CompletionChunks:
         lp = None
         if self.logprobs is not None and token is not None:
             lp = self.logprobs.of([token])
-        extra = {} if sources is None else {"sources": sources}
+        extra: dict[str, Any] = {} if sources is None else {"sources": sources}
+        if self.token_ids:
+            if not self.prompt_sent:
+                extra["prompt_token_ids"], self.prompt_sent = self.run.spec.prompt_ids, True
+            extra["token_ids"] = [token.token_id] if token is not None else []
         return self._chunk(text, None, lp, **extra)
 
     def finish(self, reason: str) -> dict[str, Any]:

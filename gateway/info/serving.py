@@ -14,30 +14,17 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
     """``citer`` (the router), ``slm`` and ``llm``; ``citer:<share>`` is accepted too."""
     created = int(st.started_at)
     s = st.settings
+    llm = s.llm
     routing = st.setup.describe()
     routing["target_share_models"] = "citer:<share in [0, 1]>" if routing["calibrated"] else None
+    # owned_by "citer" tells a remote engine on another gateway that position p is drawn
+    # from the stream (seed, p); max_model_len (vLLM's field) is prompt + completion.
+    common = {"object": "model", "created": created, "owned_by": "citer",
+              "max_model_len": st.scheduler.max_context}  # fmt: skip
     return [
-        {
-            "id": "citer",
-            "object": "model",
-            "created": created,
-            "owned_by": "citer",
-            "citer": {"slm": s.slm, "llm": s.llm, "routing": routing},
-        },
-        {
-            "id": "slm",
-            "object": "model",
-            "created": created,
-            "owned_by": "citer",
-            "citer": {"model": s.slm, "routing": {"policy": "slm"}},
-        },
-        {
-            "id": "llm",
-            "object": "model",
-            "created": created,
-            "owned_by": "citer",
-            "citer": {"model": s.llm, "routing": {"policy": "llm"}},
-        },
+        {"id": "citer", **common, "citer": {"slm": s.slm, "llm": llm, "routing": routing}},
+        {"id": "slm", **common, "citer": {"model": s.slm, "routing": {"policy": "slm"}}},
+        {"id": "llm", **common, "citer": {"model": llm, "routing": {"policy": "llm"}}},
     ]
 
 
