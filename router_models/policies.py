@@ -9,6 +9,8 @@ Each policy scores a whole batch of drafted positions in one vectorised call
   position), so batching and the run-ahead window never change a decision.
   Expected LLM share = P(u > t) = 1 - t for a threshold t in [0, 1].
 - ``ConfidenceRouter``: 1 - max softmax probability of the SLM (BiLD fallback).
+- ``LogprobRouter``: the same score from the SLM's top-8 log-probs, which every engine
+  gives (vLLM returns log-probs, not logits).
 - ``EntropyRouter``: entropy of the SLM softmax / log(vocab), in [0, 1].
 """
 
@@ -19,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from router_models.base import FEATURE_LOGITS, RouterFeatures
+from router_models.base import FEATURE_LOGITS, FEATURE_TOPK, RouterFeatures
 
 # splitmix64 constants (Steele et al.); all arithmetic wraps modulo 2**64.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -132,6 +134,28 @@ class ConfidenceRouter:
         if p.shape[0] == 0:
             return []
         return (1.0 - p.amax(dim=-1)).clamp_(0.0, 1.0).tolist()
+
+
+class LogprobRouter:
+    """score = 1 - exp(top-1 log-prob) = 1 - max softmax probability, from FEATURE_TOPK."""
+
+    name = "logprob"
+    features: tuple[str, ...] = (FEATURE_TOPK,)
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.default_threshold = threshold
+
+    def score(self, feats: RouterFeatures) -> list[float]:
+        top = feats.topk_logprobs  # [n, TOPK], descending
+        if top is None:
+            raise ValueError(f"LogprobRouter needs RouterFeatures.topk_logprobs ({FEATURE_TOPK!r})")
+        if top.dim() != 2 or top.shape[0] != len(feats):
+            raise ValueError(
+                f"LogprobRouter: topk_logprobs must be [n={len(feats)}, k], got {tuple(top.shape)}"
+            )
+        if top.shape[0] == 0:
+            return []
+        return (1.0 - top[:, 0].float().exp()).clamp_(0.0, 1.0).tolist()
 
 
 class EntropyRouter:

@@ -23,6 +23,7 @@ from router_models.policies import (
     AlwaysSLM,
     ConfidenceRouter,
     EntropyRouter,
+    LogprobRouter,
     RandomRouter,
 )
 
@@ -32,6 +33,7 @@ ROUTERS: dict[str, type] = {
     "llm": AlwaysLLM,
     "random": RandomRouter,
     "confidence": ConfidenceRouter,
+    "logprob": LogprobRouter,  # confidence from top-8 log-probs: the vllm engine's
     "entropy": EntropyRouter,
     "citer": CiterRouter,
 }

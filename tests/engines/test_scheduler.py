@@ -257,7 +257,7 @@ def test_scheduler_modules_do_not_import_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ["random", "confidence", "entropy"])
+@pytest.mark.parametrize("name", ["random", "confidence", "logprob", "entropy"])
 def test_registry_policies_route_exactly_under_run_ahead(engines, name: str) -> None:
     from router_models.registry import build_router
 

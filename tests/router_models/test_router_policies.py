@@ -8,12 +8,13 @@ import pytest
 import torch
 from router_test_utils import make_feats, row
 
-from router_models.base import RouterFeatures
+from router_models.base import FEATURE_TOPK, RouterFeatures, topk_logprobs
 from router_models.policies import (
     AlwaysLLM,
     AlwaysSLM,
     ConfidenceRouter,
     EntropyRouter,
+    LogprobRouter,
     RandomRouter,
     uniform_per_position,
 )
@@ -113,6 +114,15 @@ def test_confidence_hand_computed() -> None:
         ]
     )
     assert ConfidenceRouter().score(feats) == pytest.approx([0.5, 0.25, 0.75, 0.0], abs=1e-6)
+
+
+def test_logprob_router_scores_like_confidence_from_top8_logprobs() -> None:
+    feats = make_feats(12, seed=4)
+    top = RouterFeatures(token_ids=feats.token_ids, topk_logprobs=topk_logprobs(feats.logits))
+    assert LogprobRouter().score(top) == pytest.approx(ConfidenceRouter().score(feats), abs=1e-6)
+    assert LogprobRouter.features == (FEATURE_TOPK,)  # engines without logits can serve it
+    with pytest.raises(ValueError, match="topk_logprobs"):
+        LogprobRouter().score(feats)  # logits alone are not what it reads
 
 
 def test_entropy_hand_computed() -> None:

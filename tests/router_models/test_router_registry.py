@@ -44,9 +44,10 @@ def test_policies_by_name(name: str, cls: type) -> None:
 def test_unknown_name_lists_valid_names() -> None:
     with pytest.raises(ValueError) as err:
         build_router("bert")
-    for name in ("slm", "llm", "random", "confidence", "entropy", "citer"):
+    names = ["slm", "llm", "random", "confidence", "logprob", "entropy", "citer"]
+    for name in names:
         assert name in str(err.value)
-    assert router_names() == sorted(["slm", "llm", "random", "confidence", "entropy", "citer"])
+    assert router_names() == sorted(names)
 
 
 def test_policy_kwargs_reach_the_constructor() -> None:
