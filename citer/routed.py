@@ -18,8 +18,16 @@ from typing import Any
 from citer.evaluate import MAX_NEW_TOKENS, Generation
 from engines.async_engine import generate_batch
 from engines.hf import HFEngine, HFEngineConfig, load_tokenizer
+from engines.remote import RemoteConfig, RemoteEngine
 from engines.scheduler import Scheduler, SchedulerConfig
-from engines.types import Request, RequestOutput, RoutingParams, SamplingParams, StepStats
+from engines.types import (
+    Engine,
+    Request,
+    RequestOutput,
+    RoutingParams,
+    SamplingParams,
+    StepStats,
+)
 from router_models.registry import build_router
 from router_models.vocab import tokenizer_hash
 from tasks.types import Item
@@ -33,9 +41,11 @@ class PairConfig:
     llm: str  # LLM model folder (same tokenizer)
     device: str = "cpu"
     dtype: str = "float32"
+    remote: RemoteConfig | None = None  # set: the LLM runs on that server; `llm` is unused
 
     def __post_init__(self) -> None:
-        for field, path in (("slm", self.slm), ("llm", self.llm)):
+        local = (("slm", self.slm),) if self.remote else (("slm", self.slm), ("llm", self.llm))
+        for field, path in local:
             if not Path(path).is_dir():
                 raise ValueError(f"--{field} {path}: model folder does not exist")
 
@@ -43,7 +53,7 @@ class PairConfig:
 @dataclass
 class Pair:
     slm: HFEngine
-    llm: HFEngine
+    llm: Engine  # HFEngine, or RemoteEngine for an edge + cloud pair
     tokenizer: Any
     tokenizer_hash: str
 
@@ -51,6 +61,12 @@ class Pair:
 def build_pair(cfg: PairConfig) -> Pair:
     from citer.modelcheck import check_model_folder
 
+    if cfg.remote is not None:  # the SLM here; the LLM shares its tokenizer by contract
+        check_model_folder(cfg.slm)
+        slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype))
+        i = slm.info
+        llm = RemoteEngine(cfg.remote, i.vocab_size, i.eos_token_ids, i.max_context)
+        return Pair(slm, llm, load_tokenizer(cfg.slm), tokenizer_hash(cfg.slm))
     for path in (cfg.slm, cfg.llm):
         check_model_folder(path)
     slm_hash, llm_hash = tokenizer_hash(cfg.slm), tokenizer_hash(cfg.llm)

@@ -18,6 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (CITER_PORT, default 8000)")
     p.add_argument("--slm", help="SLM model folder (CITER_SLM)")
     p.add_argument("--llm", help="LLM model folder (CITER_LLM)")
+    p.add_argument(
+        "--llm-url",
+        help="run the LLM on this OpenAI-compatible server (vLLM or another citer gateway) "
+        "and only the SLM here (CITER_LLM_URL; key: CITER_LLM_API_KEY)",
+    )
+    p.add_argument("--llm-model", help="the remote server's model name (CITER_LLM_MODEL, llm)")
     p.add_argument("--policy", help="routing policy (CITER_POLICY; default citer if a card exists)")
     p.set_defaults(func=run)
 
@@ -32,14 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {
         k: v
-        for k in ("host", "port", "slm", "llm", "policy")
+        for k in ("host", "port", "slm", "llm", "policy", "llm_url", "llm_model")
         if (v := getattr(args, k)) is not None
     }
     try:
         settings = GatewaySettings(_env_file=args.config, **overrides)  # type: ignore[call-arg]
     except ValidationError as e:
         raise ValueError(f"bad setting: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
-    for folder in (settings.slm, settings.llm):  # a one-line error before uvicorn starts
+    local = (settings.slm,) if settings.llm_url else (settings.slm, settings.llm)
+    for folder in local:  # a one-line error before uvicorn starts
         check_model_folder(folder)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

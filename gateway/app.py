@@ -1,10 +1,12 @@
 """The FastAPI application: ``create_app(settings)``; all state is built in the lifespan.
 
-    lifespan start: models (build_pair) -> router (policy / card) -> Scheduler
-                    -> AsyncEngine (step thread) -> tenant store -> bootstrap tenant
+    lifespan start: models (build_pair; the LLM remote with CITER_LLM_URL)
+                    -> router (policy / card) -> Scheduler -> AsyncEngine (step thread)
+                    -> tenant store -> bootstrap tenant
                     -> metrics + tracer -> app.state.citer = GatewayState
     lifespan end:   end queued runs -> stop the step thread (running streams end
                     "abort") -> wait for every run to settle its budget -> close the store
+                    (the remote LLM's pool closes after the step thread stops)
 
 Model loading runs in a worker thread, so even start-up never blocks the loop.
 """
@@ -62,7 +64,15 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
     from gateway.tenancy import open_store
     from gateway.tracing import make_tracer
 
-    pair = await asyncio.to_thread(build_pair, PairConfig(cfg.slm, cfg.llm, cfg.device, cfg.dtype))
+    remote = cfg.remote_llm()
+    pair_cfg = PairConfig(cfg.slm, cfg.llm, cfg.device, cfg.dtype, remote)
+    pair = await asyncio.to_thread(build_pair, pair_cfg)
+    if remote is not None:
+        log.info(
+            "LLM: remote, %s (deadline %.3g s, then the SLM's token)",
+            pair.llm.info.name,
+            remote.deadline_s,
+        )
     setup = await asyncio.to_thread(build_router_setup, cfg, pair)
     log.info(
         "routing: policy %s, default threshold %.4g (%s)",
@@ -135,6 +145,9 @@ async def shutdown(st: Any) -> None:
         if not run.submitted:
             run.abort()  # queued: ends now, settles "aborted"
     await asyncio.to_thread(st.engine.stop)  # running: end with "abort" and settle
+    close = getattr(st.scheduler.llm, "close", None)  # the remote LLM's connection pool
+    if close is not None:
+        await asyncio.to_thread(close)
     tasks = [run.task for run in list(st.runs) if run.task is not None]
     if tasks:
         await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)

@@ -115,6 +115,8 @@ def usage(run: Any) -> dict[str, Any]:
         "slm_tokens": t.slm_completion,
         "llm_tokens": t.llm_completion,
         "llm_token_share": round(t.llm_share, 6),
+        # Positions routed to the LLM that the SLM wrote: the remote LLM failed (fail open).
+        "llm_fallback_tokens": run.fallback_tokens,
         "cost": run.cost,
     }
 
@@ -134,7 +136,10 @@ def routing_info(st: GatewayState, run: Any) -> dict[str, Any]:
 
 def source_entry(ev: TokenEvent) -> dict[str, Any]:
     score = ev.score if ev.score is not None and math.isfinite(ev.score) else None
-    return {"token_id": ev.token_id, "text": ev.text, "source": ev.source, "score": score}
+    entry = {"token_id": ev.token_id, "text": ev.text, "source": ev.source, "score": score}
+    if ev.fallback:  # an SLM token where the router had sent the LLM, which failed
+        entry["fallback"] = True
+    return entry
 
 
 def response_headers(run: Any) -> dict[str, str]:

@@ -136,6 +136,37 @@ class SchedulerCollector(Collector):
         ):
             step.add_metric([part], v)
         yield step  # router time: citer:step_seconds_total{part="router"}
+        if s.llm.info.fallible:  # the remote LLM engine: its calls and the circuit
+            yield from remote_metrics(s.llm.stats, s.llm.client.circuit_open)
+
+
+def remote_metrics(st: Any, circuit_open: bool) -> Iterator[Metric]:
+    """Counters of ``engines.remote_client.RemoteStats``."""
+    calls = CounterMetricFamily(
+        "citer:remote_llm_calls",
+        "LLM calls to the remote LLM by outcome (ok, timeout, unreachable, circuit_open, ...).",
+        labels=["outcome"],
+    )
+    calls.add_metric(["ok"], st.ok)
+    for reason, n in sorted(st.failed.items()):
+        calls.add_metric([reason], n)
+    yield calls
+    sent = CounterMetricFamily(
+        "citer:remote_llm_bytes", "HTTP bytes to and from the remote LLM.", labels=["direction"]
+    )
+    sent.add_metric(["sent"], st.bytes_sent)
+    sent.add_metric(["received"], st.bytes_received)
+    yield sent
+    yield CounterMetricFamily(
+        "citer:remote_llm_ok_call_seconds",
+        "Summed wall time of successful remote LLM calls (retries included).",
+        value=st.ok_seconds,
+    )
+    yield GaugeMetricFamily(
+        "citer:remote_llm_circuit_open",
+        "1 while LLM calls are skipped after failures (the SLM writes those tokens).",
+        value=float(circuit_open),
+    )
 
 
 class Metrics:
@@ -213,6 +244,12 @@ class Metrics:
             "citer:requests_degraded",
             "Requests served by the SLM alone for budget.",
             ["tenant"],
+            registry=r,
+        )
+        self.llm_fallback = Counter(
+            "citer:llm_fallback_tokens",
+            "Tokens routed to the LLM that the SLM wrote because the remote LLM failed.",
+            mode,
             registry=r,
         )
         self.aborted = Counter(

@@ -101,6 +101,7 @@ class Run:
         self.done = False  # ended: finished, aborted or failed
         self.cost = 0.0  # cost units settled (valid once the final event is out)
         self.tokens = TokenCounts()
+        self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
 
     @property
     def degraded(self) -> bool:
@@ -133,7 +134,7 @@ class Run:
             await st.seats.acquire()
         except asyncio.CancelledError:  # aborted while queued: nothing ran
             queued.end()
-            await self._finish(None, None, {"slm": 0, "llm": 0})
+            await self._finish(None, None, {"slm": 0, "llm": 0, "fallback": 0})
             return
         queued.end()
         st.metrics.queue_time.labels(self.spec.plan.mode).observe(
@@ -141,7 +142,7 @@ class Run:
         )
         try:
             if self.done or st.closing:  # aborted at the last moment, or shutting down
-                await self._finish(None, None, {"slm": 0, "llm": 0})
+                await self._finish(None, None, {"slm": 0, "llm": 0, "fallback": 0})
                 return
             self.submitted = True
             st.submitted += 1
@@ -154,7 +155,7 @@ class Run:
         st, spec, m = self.st, self.spec, self.st.metrics
         mode = spec.plan.mode
         first = last = 0.0
-        counts = {"slm": 0, "llm": 0}
+        counts = {"slm": 0, "llm": 0, "fallback": 0}
         final: TokenEvent | None = None
         error: BaseException | None = None
         phase = st.tracer.start_span("engine.prefill", context=_ctx(self.root))
@@ -171,6 +172,7 @@ class Run:
                         m.itl.labels(mode).observe(now - last)
                     last = now
                     counts[ev.source or "slm"] += 1
+                    counts["fallback"] += ev.fallback
                 if ev.finish_reason is not None:
                     final = ev
                     break
@@ -189,6 +191,7 @@ class Run:
         self.done = True
         stats = final.stats if final is not None else None
         self.tokens = billed_tokens(stats, len(self.spec.prompt_ids), counts["slm"], counts["llm"])
+        self.fallback_tokens = stats.llm_fallback_tokens if stats else counts["fallback"]
         if error is not None:
             outcome = "failed"
         elif final is None or final.finish_reason == FINISH_ABORT:
@@ -229,6 +232,7 @@ class Run:
         m.generation_tokens.labels(mode).inc(completion)
         m.tokens_by_source.labels(mode, "slm").inc(t.slm_completion)
         m.tokens_by_source.labels(mode, "llm").inc(t.llm_completion)
+        m.llm_fallback.labels(mode).inc(self.fallback_tokens)
         reason = final.finish_reason if final is not None else outcome
         attrs = {
             "gen_ai.usage.input_tokens": len(self.spec.prompt_ids),
@@ -240,6 +244,7 @@ class Run:
             "citer.cost": self.cost,
             "citer.outcome": outcome,
             "citer.degraded": self.degraded,
+            "citer.llm_fallback_tokens": self.fallback_tokens,
         }
         self.root.set_attributes(attrs)
         self.root.end()

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engines.remote import RemoteConfig
 from gateway.tenancy import Prices, TenancySettings
 
 DEFAULT_CARD = "models/demo/router"
@@ -41,6 +42,22 @@ class GatewaySettings(BaseSettings):
     threshold: float | None = None  # default routing threshold; None = the router's own
     window: int = Field(4, ge=1, le=64)  # SLM run-ahead drafts per scheduler step
     max_batch: int = Field(16, ge=1, le=4096)  # sequences decoded together
+
+    # -- remote LLM (edge + cloud): with llm_url the LLM runs there, not from `llm` --
+    # OpenAI-compatible base URL of a server that takes token-id prompts and returns
+    # token ids (vLLM, or another citer gateway); "/v1" is appended if missing.
+    llm_url: str | None = None
+    llm_model: str = "llm"  # the server's model name; a citer gateway's LLM alone is "llm"
+    llm_api_key: SecretStr | None = None  # Bearer key of that server; None: none sent
+    # Fail open: past this (seconds, retries included) a step's LLM positions get the
+    # SLM's tokens instead.
+    llm_deadline_s: float = Field(2.0, gt=0, le=600)
+    llm_retries: int = Field(2, ge=0, le=10)  # after a connection error, 429 or 5xx
+    llm_backoff_s: float = Field(0.05, ge=0, le=60)  # before retry i: backoff * 2**(i-1) s
+    llm_pool_size: int = Field(32, ge=1, le=4096)  # persistent connections = calls in flight
+    # After a step whose LLM calls all failed, none are made for this long (doubling per
+    # failed retry, up to 16x); then the next step tries the server again.
+    llm_cooldown_s: float = Field(1.0, ge=0, le=600)
 
     # -- limits --
     max_queue: int = Field(64, ge=0)  # requests waiting beyond max_batch; more -> 503
@@ -80,6 +97,10 @@ class GatewaySettings(BaseSettings):
             )
         if self.threshold is not None and self.threshold != self.threshold:
             raise ValueError("CITER_THRESHOLD=nan: must be a number")
+        if self.llm_url == "":  # an empty variable means unset
+            self.llm_url = None
+        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+            raise ValueError(f"CITER_LLM_URL={self.llm_url!r}: must be an http(s):// URL")
         return self
 
     def resolved_policy(self) -> str:
@@ -87,6 +108,16 @@ class GatewaySettings(BaseSettings):
         if self.policy is not None:
             return self.policy
         return "citer" if (Path(self.router_card) / "router.json").is_file() else "confidence"
+
+    def remote_llm(self) -> RemoteConfig | None:
+        """The remote LLM engine's config when ``llm_url`` is set."""
+        if self.llm_url is None:
+            return None
+        key = self.llm_api_key.get_secret_value() if self.llm_api_key else None
+        return RemoteConfig(
+            self.llm_url, self.llm_model, key, self.llm_deadline_s, self.llm_retries,
+            self.llm_backoff_s, self.llm_pool_size, self.llm_cooldown_s,
+        )  # fmt: skip
 
     def tenancy(self) -> TenancySettings:
         t = TenancySettings()

@@ -14,7 +14,7 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
     """``citer`` (the router), ``slm`` and ``llm``; ``citer:<share>`` is accepted too."""
     created = int(st.started_at)
     s = st.settings
-    llm = s.llm
+    llm = llm_name(st)
     routing = st.setup.describe()
     routing["target_share_models"] = "citer:<share in [0, 1]>" if routing["calibrated"] else None
     # owned_by "citer" tells a remote engine on another gateway that position p is drawn
@@ -26,6 +26,11 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
         {"id": "slm", **common, "citer": {"model": s.slm, "routing": {"policy": "slm"}}},
         {"id": "llm", **common, "citer": {"model": llm, "routing": {"policy": "llm"}}},
     ]
+
+
+def llm_name(st: GatewayState) -> str:
+    """The LLM folder, or "<model> at <url>" when the LLM is remote."""
+    return st.scheduler.llm.info.name if st.settings.llm_url else st.settings.llm
 
 
 async def readiness(st: GatewayState) -> tuple[bool, dict[str, str]]:
@@ -44,4 +49,4 @@ def version(st: GatewayState) -> dict[str, Any]:
         v = pkg_version("citer")
     except PackageNotFoundError:
         v = "unknown"
-    return {"version": v, "policy": st.setup.policy, "slm": st.settings.slm, "llm": st.settings.llm}
+    return {"version": v, "policy": st.setup.policy, "slm": st.settings.slm, "llm": llm_name(st)}

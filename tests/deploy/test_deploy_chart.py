@@ -166,9 +166,16 @@ def test_llm_pool_is_a_vllm_server_the_gateway_reaches_by_url(render) -> None:
     port = svc["spec"]["ports"][0]["port"]
     assert gateway_env(objs)["CITER_LLM_URL"] == f"http://{svc['metadata']['name']}:{port}/v1"
 
-    env = gateway_env(render({"llmPool": {"externalUrl": "https://llm.example/v1"}}))
-    assert env["CITER_LLM_URL"] == "https://llm.example/v1"
-    assert "CITER_LLM_URL" not in gateway_env(render())  # embedded LLM by default
+    assert gateway_env(objs)["CITER_LLM_MODEL"] == "llm"  # the pool's served name
+    assert "CITER_LLM_API_KEY" not in gateway_env(objs)
+
+    key = {"existingSecret": "cloud-llm", "existingSecretKey": "token"}
+    external = {"externalUrl": "https://llm.example/v1", "servedModelName": "big", "apiKey": key}
+    env = gateway_env(render({"llmPool": external}))
+    assert env["CITER_LLM_URL"] == "https://llm.example/v1" and env["CITER_LLM_MODEL"] == "big"
+    assert env["CITER_LLM_API_KEY"] == {"secretKeyRef": {"name": "cloud-llm", "key": "token"}}
+    default = gateway_env(render({"llmPool": {"apiKey": key}}))
+    assert "CITER_LLM_URL" not in default and "CITER_LLM_API_KEY" not in default  # local LLM
 
 
 def test_config_change_rolls_the_pods(render) -> None:

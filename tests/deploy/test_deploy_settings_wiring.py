@@ -19,9 +19,6 @@ from gateway.settings import GatewaySettings
 from gateway.tenancy import Prices, TenancySettings
 from tests.deploy.conftest import CHART, ci_values, gateway_env
 
-# Read by the remote engine (DESIGN.md, "Engines": the LLM behind an HTTP endpoint); the
-# chart wires it already, the setting lands with that engine.
-PENDING = {"CITER_LLM_URL"}
 # Settings the chart derives instead of taking from `settings:` / `tenancy:`.
 WIRED = {
     "host": None,  # always 0.0.0.0 in a pod
@@ -31,6 +28,9 @@ WIRED = {
     "store_url": "redis.url",
     "otel_endpoint": "otel.endpoint",
     "otel_service_name": "otel.serviceName",
+    "llm_url": "llmPool.externalUrl",  # or the in-chart pool's Service
+    "llm_model": "llmPool.servedModelName",
+    "llm_api_key": "llmPool.apiKey.existingSecret",
 }
 
 
@@ -83,7 +83,7 @@ def test_deployment_env_names_match_the_settings_classes(render, case: str) -> N
     values = {} if case == "default" else ci_values(case)
     extra = {e["name"] for e in values.get("extraEnv", [])}
     env = gateway_env(render(values))
-    unknown = set(env) - set(SETTINGS_ENV) - PENDING - extra
+    unknown = set(env) - set(SETTINGS_ENV) - extra
     assert not unknown, f"the gateway reads no such variable: {sorted(unknown)}"
     for name in extra:
         assert not name.startswith("CITER_"), name  # citer settings go through values
@@ -94,8 +94,6 @@ def settings_from(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Gatew
         if name.startswith(("CITER_", "OTEL_")) or name == "REDIS_URL":
             monkeypatch.delenv(name)
     for name, value in env.items():
-        if name in PENDING:
-            continue
         # A secretKeyRef resolves at run time in the pod; stand in a value of the right shape.
         monkeypatch.setenv(name, value if isinstance(value, str) else f"from-secret:{name}")
     return GatewaySettings()
@@ -114,6 +112,10 @@ def test_full_values_reach_the_gateway_parsed(render, monkeypatch: pytest.Monkey
     assert s.bootstrap_tenant == "acme"
     assert s.admin_key is not None
     assert s.otel_endpoint == values["otel"]["endpoint"]
+    assert s.llm_url == "http://citer-llm:8000/v1" and s.llm_model == "llm"  # the LLM pool
+    assert (s.llm_deadline_s, s.llm_backoff_s) == (defaults["llmDeadlineS"], 0.05)
+    remote = s.remote_llm()
+    assert remote is not None and remote.base_url == s.llm_url
     t = s.tenancy()
     assert t.store_url == "redis://citer-redis:6379/0"
     assert (t.namespace, t.reservation_ttl_s) == ("citer", 600.0)
@@ -126,6 +128,7 @@ def test_default_values_parse_and_leave_nulls_unset(render, monkeypatch) -> None
     assert "CITER_THRESHOLD" not in env and s.threshold is None
     assert "CITER_ADMIN_KEY" not in env and s.admin_key is None  # admin API off
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env and s.otel_endpoint is None
+    assert "CITER_LLM_URL" not in env and s.remote_llm() is None  # the LLM runs in-process
     assert s.tenancy().store_url is None  # embedded store, one replica
 
 
