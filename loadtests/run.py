@@ -152,7 +152,7 @@ def main() -> None:
     }
     (args.out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"\n{'type name':44} {'count':>6} {'fail':>5} {'median ms':>10} {'p90 ms':>9}")
-    for key, v in summary.items():
+    for key, v in sorted(summary.items()):
         print(
             f"{key[:44]:44} {v['count']:6d} {v['failures']:5d} "
             f"{v['median_ms']:10.1f} {v['p90_ms']:9.1f}"
