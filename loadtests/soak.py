@@ -54,6 +54,8 @@ class SoakConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.disconnect <= 1.0:
             raise ValueError(f"disconnect: must be within [0, 1], got {self.disconnect}")
+        if min(self.duration_s, self.warmup_s, self.rss_margin_mb) < 0:
+            raise ValueError("duration, warm-up and RSS margin must be >= 0")
         for name in ("clients", "tenants", "max_tokens", "prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -257,12 +259,12 @@ def main() -> None:
     a = ap.parse_args()
     try:
         cfg = SoakConfig(
-            a.duration,
-            a.warmup,
-            a.clients,
-            a.tenants,
-            a.disconnect,
-            a.max_tokens,
+            duration_s=a.duration,
+            warmup_s=a.warmup,
+            clients=a.clients,
+            tenants=a.tenants,
+            disconnect=a.disconnect,
+            max_tokens=a.max_tokens,
             rss_margin_mb=a.rss_margin_mb,
             seed=a.seed,
         )

@@ -86,3 +86,18 @@ def test_without_disconnects_spend_must_equal_what_was_seen() -> None:
     assert failing(before, after, exact) == []
     short = {"t": Ledger(granted=10, seen=10, seen_cost=SPENT - 0.001)}  # one token unseen
     assert failing(before, after, short) == ["t: spent == settled costs the clients saw"]
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"disconnect": 1.5}, "disconnect"),
+        ({"clients": 0}, "clients"),
+        ({"duration_s": -1}, "duration"),
+    ],
+)
+def test_soak_config_refuses_bad_values(bad: dict[str, Any], message: str) -> None:
+    from loadtests.soak import SoakConfig
+
+    with pytest.raises(ValueError, match=message):
+        SoakConfig(**bad)
