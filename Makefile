@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core router sweep loadtest soak clean vllm-venv
+.PHONY: serve test lint demo-models eval-demo bench-core bench-edge router sweep loadtest soak clean vllm-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ eval-demo: $(STAMP)
 # Core decoding benchmark (issue 3): policies x concurrency x window, one run.
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
+
+# Edge benchmark (issue 6): the SLM here, the demo LLM in a second `citer serve` behind a
+# delaying proxy (RTT 0/20/100 ms): LLM share, ids and bytes sent per token, latency the
+# network adds per LLM call, tok/s vs the LLM writing every token remotely; ~10 min.
+bench-edge: $(STAMP)
+	$(PY) -m benchmarks.edge --out benchmarks/edge.json
 
 # CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
 # plus the baseline cards the sweep needs (build/router/cards); ~5 min on 2 cores.

@@ -49,7 +49,10 @@ class DelayProxy:
             cw.close()
             return
         self._writers |= {cw, uw}
-        await asyncio.gather(self._pipe(cr, uw), self._pipe(ur, cw), return_exceptions=True)
+        try:
+            await asyncio.gather(self._pipe(cr, uw), self._pipe(ur, cw), return_exceptions=True)
+        except asyncio.CancelledError:  # close(): end quietly (asyncio's accept callback
+            pass  # would log a cancelled handler as an error)
         for w in (cw, uw):
             self._writers.discard(w)
             w.close()
@@ -87,11 +90,15 @@ class DelayProxy:
         self._loop.call_soon_threadsafe(close_all)
 
     def close(self) -> None:
-        def stop() -> None:
+        async def shutdown() -> None:
             self._server.close()
             for w in list(self._writers):
                 w.close()
-            self._loop.stop()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-        self._loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)

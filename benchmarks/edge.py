@@ -1,0 +1,264 @@
+"""Edge benchmark (issue 6): the SLM here, the LLM in a second process behind a delay.
+
+    this process: HF SLM + router + scheduler + RemoteEngine --> DelayProxy(+RTT/2 each way)
+        --> cloud process: `citer serve` (model "llm": the demo LLM alone)
+
+For each round-trip time it decodes the same test items (greedy) four ways:
+
+    routed-remote  the router's policy; the cloud writes the routed positions
+    llm-remote     the cloud writes every token through the same scheduler (spans
+                   of up to `window` tokens per call)
+    cloud-only     no edge model: one /v1/completions per item, the whole answer
+                   generated in the cloud (what a plain cloud client does)
+    routed-local   both models in this process, no network (the reference)
+
+and reports LLM token share, calls per generated token, token ids and bytes sent
+per generated token (each call re-sends the whole prefix), per-call latency and
+what the delay adds to it (vs RTT 0), and end-to-end tokens/s. Edge and cloud
+share this machine's cores; each runs torch on one thread.
+
+    python -m benchmarks.edge --items 16 --rtt-ms 0,20,100 --out benchmarks/edge.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.delay_proxy import DelayProxy
+
+MODES = ("routed-remote", "llm-remote", "cloud-only", "routed-local")
+
+
+def start_cloud(slm: str, llm: str, log: Path) -> tuple[subprocess.Popen, str, str]:
+    """`citer serve` on a free port; (process, base URL, API key of a fresh tenant)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    admin = "sk-bench-" + secrets.token_hex(8)
+    env = {
+        **os.environ,
+        "CITER_SLM": slm,
+        "CITER_LLM": llm,
+        "CITER_PORT": str(port),
+        "CITER_ADMIN_KEY": admin,
+        "CITER_LOG_LEVEL": "warning",
+        "OMP_NUM_THREADS": "1",
+        "CITER_MAX_BATCH": "64",
+        "CITER_MAX_TOKENS_CAP": "4096",
+        "CITER_POLICY": "llm",
+    }  # the cloud serves model "llm": no router card needed
+    proc = subprocess.Popen([sys.executable, "-m", "citer.cli", "serve"], env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.terminate()
+            raise RuntimeError(f"the cloud gateway did not start:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    tenant = {"id": "bench", "config": {"budget": {"limit": 1e9, "period": "1d"}}}
+    r = httpx.post(url + "/admin/tenants", json=tenant,
+                   headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    if r.status_code != 201:
+        proc.terminate()
+        raise RuntimeError(f"creating the benchmark tenant: {r.status_code} {r.text}")
+    return proc, url, r.json()["key"]["plaintext"]
+
+
+def edge_run(sched: Any, prompts: list[list[int]], max_tokens: int, remote: Any) -> dict:
+    """Greedy decoding of every prompt through ``sched``; remote-call figures if any."""
+    from engines.async_engine import generate_batch
+    from engines.types import Request, SamplingParams
+
+    reqs = [
+        Request(f"r{i}", p, SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=i))
+        for i, p in enumerate(prompts)
+    ]
+    before = _snapshot(remote)
+    t0 = time.perf_counter()
+    outs = generate_batch(sched, reqs)
+    wall = time.perf_counter() - t0
+    tokens = sum(len(o.token_ids) for o in outs)
+    row = {"tokens": tokens, "wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1),
+           "llm_share": round(sum(o.stats.llm_tokens for o in outs) / tokens, 4),
+           "fallback_tokens": sum(o.stats.llm_fallback_tokens for o in outs)}  # fmt: skip
+    if remote is not None:
+        row.update(_remote_figures(before, _snapshot(remote), tokens))
+    return row
+
+
+def _snapshot(remote: Any) -> dict[str, Any] | None:
+    if remote is None:
+        return None
+    st = remote.stats
+    return {"ok": st.ok, "sent": st.bytes_sent, "received": st.bytes_received,
+            "ids": st.tokens_sent, "lat": list(st.latencies)}  # fmt: skip
+
+
+def _remote_figures(a: dict, b: dict, tokens: int) -> dict[str, Any]:
+    lat = b["lat"][len(a["lat"]) :]  # ok-call latencies of this run, seconds
+    calls = b["ok"] - a["ok"]
+    return {
+        "calls": calls,
+        "calls_per_token": round(calls / tokens, 4),
+        "ids_sent_per_token": round((b["ids"] - a["ids"]) / tokens, 1),
+        "bytes_sent_per_token": round((b["sent"] - a["sent"]) / tokens, 1),
+        "bytes_received_per_token": round((b["received"] - a["received"]) / tokens, 1),
+        "call_ms_mean": round(1000 * statistics.fmean(lat), 2) if lat else None,
+        "call_ms_p50": round(1000 * statistics.median(lat), 2) if lat else None,
+    }
+
+
+def cloud_only(url: str, key: str, prompts: list[list[int]], max_tokens: int, conc: int) -> dict:
+    """One request per prompt straight to the cloud (through the proxy), ``conc`` at once."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+
+        def one(p: list[int]) -> tuple[int, int, int, float]:
+            body = {"model": "llm", "prompt": p, "max_tokens": max_tokens, "temperature": 0,
+                    "return_token_ids": True}  # fmt: skip
+            t = time.perf_counter()
+            r = client.post("/v1/completions", json=body)
+            r.raise_for_status()
+            took = time.perf_counter() - t
+            head = sum(len(k) + len(v) + 4 for k, v in r.request.headers.raw)  # bytes
+            ids = r.json()["choices"][0]["token_ids"]
+            return len(ids), len(r.request.content) + head, len(r.content), took
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(conc) as pool:
+            res = list(pool.map(one, prompts))
+        wall = time.perf_counter() - t0
+    tokens = sum(r[0] for r in res)
+    return {"tokens": tokens, "wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1),
+            "llm_share": 1.0, "fallback_tokens": 0, "calls": len(res),
+            "calls_per_token": round(len(res) / tokens, 4),
+            "ids_sent_per_token": round(sum(map(len, prompts)) / tokens, 1),
+            "bytes_sent_per_token": round(sum(r[1] for r in res) / tokens, 1),
+            "bytes_received_per_token": round(sum(r[2] for r in res) / tokens, 1),
+            "call_ms_mean": round(1000 * statistics.fmean(r[3] for r in res), 2),
+            "call_ms_p50": round(1000 * statistics.median(r[3] for r in res), 2)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--slm", default="models/demo/slm")
+    ap.add_argument("--llm", default="models/demo/llm")
+    ap.add_argument("--items", type=int, default=16, help="test-split items per run")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--concurrency", type=int, default=8, help="requests decoded together")
+    ap.add_argument("--window", type=int, default=4)
+    ap.add_argument("--rtt-ms", default="0,20,100", help="round-trip times to inject")
+    ap.add_argument("--policy", default=None, help="routed policy (default: citer if a card)")
+    ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--out", default="benchmarks/edge.json")
+    args = ap.parse_args(argv)
+    rows = run(args)
+    print_table(rows)
+    out = {"config": vars(args), "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import torch
+
+    from citer.routed import PairConfig, build_pair, make_router, prompt_ids
+    from engines.remote import RemoteConfig
+    from engines.scheduler import Scheduler, SchedulerConfig
+    from gateway.settings import DEFAULT_CARD
+    from tasks.splits import load_split
+
+    torch.set_num_threads(1)
+    policy = args.policy or (
+        "citer" if (Path(DEFAULT_CARD) / "router.json").is_file() else "confidence"
+    )
+    log = Path(tempfile.mkdtemp(prefix="citer-edge-")) / "cloud.log"
+    proc, cloud_url, key = start_cloud(args.slm, args.llm, log)
+    proxy = DelayProxy(int(cloud_url.rsplit(":", 1)[1]))
+    try:
+        local = build_pair(PairConfig(args.slm, args.llm))
+        remote_cfg = RemoteConfig(proxy.url, api_key=key, deadline_s=60.0, pool_size=64)
+        edge = build_pair(PairConfig(args.slm, args.llm, remote=remote_cfg))
+        card = DEFAULT_CARD if policy == "citer" else None
+        router, thr = make_router(local, policy, args.threshold, None, card)
+        llm_router, _ = make_router(local, "llm")
+        prompts = [prompt_ids(local.tokenizer, it) for it in load_split("test", args.items)]
+        cfg = SchedulerConfig(window=args.window, max_batch=args.concurrency, seed=0)
+
+        def sched(pair: Any, r: Any) -> Scheduler:
+            return Scheduler(pair.slm, pair.llm, r, local.tokenizer, cfg)
+
+        rows = []
+        for rtt in [float(x) for x in args.rtt_ms.split(",")]:
+            proxy.delay_s = rtt / 2000  # one way, seconds
+            edge_run(sched(edge, router), prompts[:2], 16, edge.llm)  # warm the pool and caches
+            for mode in MODES:
+                if mode == "routed-local" and rtt != 0:
+                    continue  # no network in it
+                if mode == "cloud-only":
+                    row = cloud_only(proxy.url, key, prompts, args.max_tokens, args.concurrency)
+                else:
+                    pair = local if mode == "routed-local" else edge
+                    r = llm_router if mode == "llm-remote" else router
+                    rem = edge.llm if pair is edge else None
+                    row = edge_run(sched(pair, r), prompts, args.max_tokens, rem)
+                routed = "routed" in mode
+                rows.append({"mode": mode, "rtt_ms": rtt, "policy": policy if routed else "llm",
+                             "threshold": thr if routed else None, **row})  # fmt: skip
+                print(f"rtt {rtt:g} ms {mode}: {row['tokens_per_s']} tok/s", flush=True)
+        added_latency(rows)
+        edge.llm.close()
+        return rows
+    finally:
+        proxy.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def added_latency(rows: list[dict[str, Any]]) -> None:
+    """Mean call latency over the same mode at RTT 0 (what the network adds per call)."""
+    base = {r["mode"]: r.get("call_ms_mean") for r in rows if r["rtt_ms"] == 0}
+    for r in rows:
+        b = base.get(r["mode"])
+        mean = r.get("call_ms_mean")
+        r["added_ms_per_call"] = round(mean - b, 2) if mean is not None and b is not None else None
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = [("mode", "mode"), ("rtt_ms", "RTT ms"), ("tokens_per_s", "tok/s"),
+            ("llm_share", "LLM share"), ("calls_per_token", "calls/tok"),
+            ("ids_sent_per_token", "ids up/tok"), ("bytes_sent_per_token", "B up/tok"),
+            ("bytes_received_per_token", "B down/tok"), ("call_ms_mean", "call ms"),
+            ("added_ms_per_call", "added ms/call"), ("fallback_tokens", "fallback")]  # fmt: skip
+    print("| " + " | ".join(h for _, h in cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = ["" if r.get(k) is None else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k])
+                 for k, _ in cols]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

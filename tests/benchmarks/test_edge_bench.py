@@ -1,0 +1,29 @@
+"""``benchmarks/edge.py`` end to end on a tiny run: two processes, an injected delay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.edge import MODES, main
+from tests.gateway.live_gateway import demo_pair, tiny_pair_with_template
+
+
+def test_edge_benchmark_measures_the_injected_delay(model_dirs, tmp_path: Path) -> None:
+    slm, llm = demo_pair() or tiny_pair_with_template(model_dirs, tmp_path)
+    out = tmp_path / "edge.json"
+    args = ["--slm", str(slm), "--llm", str(llm), "--items", "2", "--max-tokens", "12",
+            "--rtt-ms", "0,60", "--concurrency", "2", "--policy", "confidence",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    rows = {(r["mode"], r["rtt_ms"]): r for r in json.loads(out.read_text())["rows"]}
+    assert {m for m, _ in rows} == set(MODES) and ("routed-local", 60.0) not in rows
+    for (mode, _), r in rows.items():
+        assert r["tokens"] > 0 and r["tokens_per_s"] > 0 and r["fallback_tokens"] == 0
+        if mode != "routed-local":
+            assert r["bytes_sent_per_token"] > 0 and r["calls"] > 0
+    remote = rows[("llm-remote", 60.0)]
+    assert remote["llm_share"] == 1.0 and remote["calls_per_token"] <= 0.5  # spans of tokens
+    assert remote["added_ms_per_call"] > 45  # one 60 ms round trip per call, less noise
+    local = rows[("routed-local", 0.0)]
+    assert rows[("routed-remote", 0.0)]["llm_share"] == local["llm_share"]  # same tokens
