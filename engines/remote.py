@@ -130,7 +130,12 @@ class RemoteEngine:
         if r.status_code != 200:
             log.warning("remote LLM %s: GET /models answered %s", url, r.status_code)
             return None
-        cards = {c.get("id"): c for c in r.json().get("data", [])}
+        try:
+            cards = {c.get("id"): c for c in r.json().get("data", [])}
+        except (ValueError, AttributeError) as e:
+            raise ValueError(
+                f"remote LLM {url}: GET /models is not an OpenAI model list ({e})"
+            ) from e
         if self.cfg.model not in cards:
             raise ValueError(
                 f"remote LLM {url} does not serve model {self.cfg.model!r} (it serves "

@@ -57,8 +57,8 @@ class RemoteStats:
     attempts: int = 0  # HTTP requests sent (retries included)
     bytes_sent: int = 0
     bytes_received: int = 0
-    tokens_sent: int = 0  # prompt token ids sent (each call sends the whole prefix)
-    tokens_received: int = 0
+    tokens_sent: int = 0  # prompt token ids of answered calls (each sends the whole prefix)
+    tokens_received: int = 0  # token ids those calls returned
     ok_seconds: float = 0.0  # summed wall time of the successful calls
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # ok calls, s
     circuit_opened: int = 0  # times the circuit opened
