@@ -44,8 +44,10 @@ def local(pair):
 
 @pytest.fixture(scope="module")
 def cloud(pair, tmp_path_factory) -> Iterator[tuple[GatewayProcess, str]]:
-    """A gateway serving the pair (its model "llm" is the LLM alone) and an API key."""
-    gw = GatewayProcess(*pair, tmp_path_factory.mktemp("cloud") / "cloud.log")
+    """A gateway serving the pair (its model "llm" is the LLM alone) and an API key;
+    policy llm: no router card needed, whatever state the demo pair's card is in."""
+    log = tmp_path_factory.mktemp("cloud") / "cloud.log"
+    gw = GatewayProcess(*pair, log, CITER_POLICY="llm")
     try:
         yield gw, gw.new_tenant(limit=1e9)[1]
     finally:

@@ -3,7 +3,8 @@
     client -> edge gateway (SLM here, CITER_LLM_URL) -> delaying TCP proxy -> cloud gateway
 
 The cloud keeps its tenants in Redis, so a restarted cloud still accepts the
-edge's key. Tests leave the cloud up and fast when they end.
+edge's key. Training-free policies (cloud llm, edge confidence) keep the tests
+independent of the demo pair's router card. Tests leave the cloud up and fast.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ PROMPT = [5, 9, 14, 3, 27, 8]
 class EdgeCloud:
     def __init__(self, models, redis_url: str, logs) -> None:
         self.models, self.logs = models, logs
-        self.cloud_env = {"REDIS_URL": redis_url, "CITER_TENANCY_NAMESPACE": uuid.uuid4().hex}
+        self.cloud_env = {"REDIS_URL": redis_url, "CITER_TENANCY_NAMESPACE": uuid.uuid4().hex,
+                          "CITER_POLICY": "llm"}  # fmt: skip
         self.cloud = self.start_cloud()
         self.cloud_key = self.cloud.new_tenant(limit=1e9)[1]
         self.proxy = DelayProxy(self.cloud.port)
         self.edge = GatewayProcess(
             *models, logs / "edge.log", CITER_LLM_URL=self.proxy.url,
             CITER_LLM_API_KEY=self.cloud_key, CITER_LLM_DEADLINE_S="0.5",
-            CITER_LLM_COOLDOWN_S="0.25", CITER_MAX_BATCH="8",
+            CITER_LLM_COOLDOWN_S="0.25", CITER_MAX_BATCH="8", CITER_POLICY="confidence",
         )  # fmt: skip
         self.key = self.edge.new_tenant(limit=1e9)[1]
 
