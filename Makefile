@@ -53,7 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~45 min on 2 cores.
+# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~59 min on 2 idle cores.
 demo-models: $(STAMP)
 	$(PY) -m demo.build --out models/demo
 
@@ -72,7 +72,7 @@ bench-edge: $(STAMP)
 	$(PY) -m benchmarks.edge --out benchmarks/edge.json
 
 # CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
-# plus the baseline cards the sweep needs (build/router/cards); ~5 min on 2 cores.
+# plus the baseline cards the sweep needs (build/router/cards); ~11 min on 2 cores.
 router: $(STAMP)
 	$(VENV)/bin/citer train-router --slm models/demo/slm --llm models/demo/llm \
 		--out models/demo/router --work-dir build/router

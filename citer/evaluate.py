@@ -12,11 +12,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tasks.types import Item
 from tasks.verify import is_correct
 
-MAX_NEW_TOKENS = 256  # longest demo reference is ~150 tokens
+MAX_NEW_TOKENS = 320  # longest demo test reference is ~250 tokens
 
 
 @dataclass
@@ -85,10 +86,21 @@ class HFGenerateDecoder:
         from citer.modelcheck import check_model_folder
 
         check_model_folder(path)
-        self.tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+        self._setup(model, tok, batch_size, device)
+
+    @classmethod
+    def from_model(cls, model: Any, tok: Any, batch_size: int = 32) -> HFGenerateDecoder:
+        """Decode with a model already in memory (validation during training)."""
+        self = cls.__new__(cls)
+        self._setup(model, tok, batch_size, str(next(model.parameters()).device))
+        return self
+
+    def _setup(self, model: Any, tok: Any, batch_size: int, device: str) -> None:
+        self.tok = tok
         self.tok.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-        self.model.eval()
+        self.model = model.eval()
         self.batch_size = batch_size
         self.device = device
 

@@ -21,7 +21,9 @@ from demo.train import ModelSpec, train_model
 from tasks.splits import load_split
 
 TOKENIZER_ITEMS = 20_000
-LLM_SPEC = ModelSpec("llm", hidden=256, layers=4, heads=8, ffn=768, steps=3200, lr=2e-3)
+LLM_SPEC = ModelSpec(
+    "llm", hidden=256, layers=4, heads=8, ffn=768, steps=5600, lr=2e-3, batch=24, val_every=700
+)
 SLM_SPEC = ModelSpec("slm", hidden=96, layers=2, heads=3, ffn=256, steps=1200, lr=3e-3)
 TOKENIZER_DIR = Path("build/tokenizer")  # intermediate; each model folder gets a copy
 THREADS = 2  # pinned: bit-for-bit reproducibility depends on the thread count

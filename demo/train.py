@@ -18,7 +18,9 @@ from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from demo.data import batches, encode_item
-from tasks.splits import train_stream
+from tasks.splits import load_split, train_stream
+
+VAL_ITEMS = 200  # validation items decoded per in-training check (~20 s on 2 cores)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ModelSpec:
     warmup: int = 100
     seed: int = 0
     max_positions: int = 512  # longest prompt + answer the model is built for
+    val_every: int = 0  # greedy exact-match on VAL_ITEMS validation items every N steps (0: never)
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -117,6 +120,9 @@ def train_model(
                 log.append(rec)
                 bar.set_postfix(loss=rec["loss"])
                 tqdm.write(json.dumps(rec))
+            if spec.val_every and (step % spec.val_every == 0 or step == spec.steps):
+                log.append(validate(model, tok, step))
+                model.train()
             if step >= spec.steps:
                 break
         epoch += 1
@@ -134,11 +140,25 @@ def train_model(
         "train_time_s": round(time.time() - t0, 1),
         "non_embedding_params": non_embedding_params(model),
         "params": sum(p.numel() for p in model.parameters()),
-        "final_loss": log[-1]["loss"] if log else None,
+        "final_loss": next((r["loss"] for r in reversed(log) if "loss" in r), None),
         "log": log,
     }
     (out_dir / "train_stats.json").write_text(json.dumps(stats, indent=1))
     return stats
+
+
+def validate(model: LlamaForCausalLM, tok: PreTrainedTokenizerFast, step: int) -> dict:
+    """Greedy exact-match on the first VAL_ITEMS validation items (never the test split)."""
+    from citer.evaluate import HFGenerateDecoder, evaluate
+
+    side = tok.padding_side
+    with torch.inference_mode():
+        decoder = HFGenerateDecoder.from_model(model, tok)
+        rep, _ = evaluate(load_split("validation", VAL_ITEMS), decoder)
+    tok.padding_side = side  # the saved tokenizer keeps its own padding side
+    rec = {"step": step, "val_accuracy": rep.accuracy, "val_per_family": rep.per_family}
+    tqdm.write(json.dumps(rec))
+    return rec
 
 
 def _lr_factor(step: int, spec: ModelSpec) -> float:

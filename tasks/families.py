@@ -3,7 +3,10 @@
 Every generator takes a ``random.Random`` and returns (prompt, reference, answer).
 References are worked step by step and end in ``The answer is X.`` so most
 tokens are template text (easy for a small model) while the digits, names and
-letters that carry the result are the critical ones.
+letters that carry the result are the critical ones. Wording varies at random
+between equivalent phrasings (``_say``), as real answers do: those positions
+are uncertain for both models yet harmless, the case where a router that
+knows which uncertainty matters beats one that only reads confidence.
 """
 
 from __future__ import annotations
@@ -28,8 +31,49 @@ ITEMS = ["apples", "marbles", "stickers", "pencils", "cookies", "shells", "cards
 BOXES = ["bags", "boxes", "packs", "jars"]
 
 
-def _digits(n: int) -> list[int]:
-    return [int(c) for c in str(n)]
+def _say(rng: random.Random, *phrasings: str) -> str:
+    """One of several equivalent phrasings (the choice never changes the answer)."""
+    return rng.choice(phrasings)
+
+
+def _add_lines(rng: random.Random, a: int, b: int) -> list[str]:
+    """Column addition, right to left, one line per column (the arith family's format)."""
+    w = max(len(str(a)), len(str(b)))
+    pa, pb = str(a).zfill(w), str(b).zfill(w)
+    lines, carry = [], 0
+    for da, db in zip(reversed(pa), reversed(pb), strict=True):
+        s = int(da) + int(db) + carry
+        w = _say(rng, "write", "put down")
+        lines.append(f"{da} + {db} + {carry} = {s}, {w} {s % 10}, carry {s // 10}.")
+        carry = s // 10
+    if carry:
+        lines.append(f"Write the final carry {carry}.")
+    return lines
+
+
+def _sub_lines(rng: random.Random, a: int, b: int) -> list[str]:
+    """Column subtraction a - b (a >= b), right to left; a borrowed column is written 1x."""
+    w = len(str(a))
+    pa, pb = str(a), str(b).zfill(w)
+    lines, borrow = [], 0
+    for da, db in zip(reversed(pa), reversed(pb), strict=True):
+        top = int(da) - borrow
+        nxt = 1 if top < int(db) else 0
+        shown = f"1{da}" if nxt else da
+        r = top + 10 * nxt - int(db)
+        w = _say(rng, "write", "put down")
+        lines.append(f"{shown} - {borrow} - {db} = {r}, {w} {r}, borrow {nxt}.")
+        borrow = nxt
+    return lines
+
+
+def _op(rng: random.Random, a: int, sign: str, b: int) -> list[str]:
+    """Worked ``a sign b``: column steps, then the result line ``a sign b = r.``"""
+    r = a + b if sign == "+" else a - b
+    steps = _add_lines(rng, a, b) if sign == "+" else _sub_lines(rng, a, b)
+    first = _say(rng, "Work out", "Compute", "Now")
+    so = _say(rng, "So", "Thus", "That gives")
+    return [f"{first} {a} {sign} {b}.", *steps, f"{so} {a} {sign} {b} = {r}."]
 
 
 def gen_arith(rng: random.Random) -> tuple[str, str, str]:
@@ -39,11 +83,14 @@ def gen_arith(rng: random.Random) -> tuple[str, str, str]:
         b = rng.randint(10, 9999)
         w = max(len(str(a)), len(str(b)))
         pa, pb = str(a).zfill(w), str(b).zfill(w)
-        lines = [f"Line up the digits: {pa} and {pb}. Add from right to left."]
+        lines = [
+            f"{_say(rng, 'Line up', 'Align')} the digits: {pa} and {pb}. Add from right to left."
+        ]
         carry, out = 0, []
         for da, db in zip(reversed(pa), reversed(pb), strict=True):
             s = int(da) + int(db) + carry
-            lines.append(f"{da} + {db} + {carry} = {s}, write {s % 10}, carry {s // 10}.")
+            w = _say(rng, "write", "put down")
+            lines.append(f"{da} + {db} + {carry} = {s}, {w} {s % 10}, carry {s // 10}.")
             out.append(s % 10)
             carry = s // 10
         if carry:
@@ -53,13 +100,15 @@ def gen_arith(rng: random.Random) -> tuple[str, str, str]:
     else:
         a = rng.randint(10, 999)
         m = rng.randint(2, 9)
-        lines = [f"Multiply each digit of {a} by {m}, from right to left."]
+        by = _say(rng, f"Multiply each digit of {a} by {m}", f"Take each digit of {a} times {m}")
+        lines = [f"{by}, from right to left."]
         carry = 0
         for d in reversed(str(a)):
             p = int(d) * m
             s = p + carry
+            w = _say(rng, "write", "put down")
             lines.append(
-                f"{d} * {m} = {p}, plus carry {carry} is {s}, write {s % 10}, carry {s // 10}."
+                f"{d} * {m} = {p}, plus carry {carry} is {s}, {w} {s % 10}, carry {s // 10}."
             )
             carry = s // 10
         if carry:
@@ -71,30 +120,42 @@ def gen_arith(rng: random.Random) -> tuple[str, str, str]:
 
 
 def gen_compare(rng: random.Random) -> tuple[str, str, str]:
-    """Transitive comparison chain, answered with a multiple-choice letter."""
+    """Transitive comparison chain, answered with a multiple-choice letter.
+
+    The reference eliminates candidates fact by fact (each fact rules out one
+    person for the question asked) and rewrites who is left, so every step is
+    a local copy; the letters travel with the names.
+    """
     n = rng.randint(3, 5)
     people = rng.sample(NAMES, n)  # people[0] is at the top of the order
     comp, top, bottom = rng.choice(ATTRS)
-    facts = [f"{people[i]} is {comp} than {people[i + 1]}." for i in range(n - 1)]
-    rng.shuffle(facts)
+    pairs = [(people[i], people[i + 1]) for i in range(n - 1)]
+    rng.shuffle(pairs)
     ask_top = rng.random() < 0.5
     target = people[0] if ask_top else people[-1]
     options = people[:]
     rng.shuffle(options)
     letters = "ABCDE"[:n]
     letter = letters[options.index(target)]
-    opt_text = "\n".join(f"{lt}) {p}" for lt, p in zip(letters, options, strict=True))
+    label = dict(zip(options, letters, strict=True))
+    opt_text = "\n".join(f"{label[p]}) {p}" for p in options)
     sup = top if ask_top else bottom
-    prompt = f"{' '.join(facts)}\nWho is the {sup}?\n{opt_text}\nAnswer with the letter."
-    chain = [f"{people[i]} is {comp} than {people[i + 1]}." for i in range(n - 1)]
-    ref = [
-        f"Nobody is {comp} than {people[0]}.",
-        *chain,
-        f"So the order from {top} to {bottom} is {', '.join(people)}.",
-        f"The {sup} is {target}.",
-        f"{target} is option {letter}.",
-        f"The answer is {letter}.",
-    ]
+    facts = " ".join(f"{hi} is {comp} than {lo}." for hi, lo in pairs)
+    prompt = f"{facts}\nWho is the {sup}?\n{opt_text}\nAnswer with the letter."
+    left = options[:]
+
+    def show(names: list[str]) -> str:
+        return ", ".join(f"{label[p]}) {p}" for p in names)
+
+    ref = [f"Look for the {sup}. Candidates: {show(left)}."]
+    for hi, lo in pairs:
+        out = lo if ask_top else hi
+        left.remove(out)
+        gone = _say(rng, f"so {out} is out", f"which rules out {out}")
+        ref.append(
+            f"{hi} is {comp} than {lo}, {gone}. {_say(rng, 'Left', 'Still in')}: {show(left)}."
+        )
+    ref += [f"The {sup} is {target}.", f"The answer is {letter}."]
     return prompt, "\n".join(ref), letter
 
 
@@ -111,7 +172,7 @@ def gen_list(rng: random.Random) -> tuple[str, str, str]:
                 c += 1
                 steps.append(f"{x} matches, count {c}.")
             else:
-                steps.append(f"{x} does not match.")
+                steps.append(f"{x} {_say(rng, 'does not match', 'is not a match')}.")
         prompt = f"How many times does {t} appear in the list {lst}?"
         ref = [f"Go through the list and count each {t}.", *steps, f"The answer is {c}."]
         return prompt, "\n".join(ref), str(c)
@@ -120,17 +181,22 @@ def gen_list(rng: random.Random) -> tuple[str, str, str]:
     if op == "sort":
         out = ", ".join(map(str, sorted(xs)))
         prompt = f"Sort the list {lst} from smallest to largest."
-        picks = " ".join(f"Next smallest: {x}." for x in sorted(xs))
-        ref = ["Pick the smallest remaining number each time.", picks, f"The answer is {out}."]
+        ref, rest = ["Pick the smallest remaining number each time."], xs[:]
+        while rest:  # rewriting what is left keeps each pick a scan of one short line
+            x = min(rest)
+            left, low = _say(rng, "Remaining", "Still to place"), _say(rng, "Smallest", "Lowest")
+            ref.append(f"{left}: {', '.join(map(str, rest))}. {low}: {x}.")
+            rest.remove(x)
+        ref.append(f"The answer is {out}.")
     elif op == "max":
         best = xs[0]
         steps = [f"Start with {best}."]
         for x in xs[1:]:
             if x > best:
                 best = x
-                steps.append(f"{x} is larger, keep {x}.")
+                steps.append(f"{x} is {_say(rng, 'larger', 'bigger')}, keep {x}.")
             else:
-                steps.append(f"{x} is not larger, keep {best}.")
+                steps.append(f"{x} is {_say(rng, 'not larger', 'smaller')}, keep {best}.")
         prompt = f"What is the largest number in the list {lst}?"
         out = str(best)
         ref = ["Go through the list and keep the largest so far.", *steps, f"The answer is {out}."]
@@ -142,7 +208,12 @@ def gen_list(rng: random.Random) -> tuple[str, str, str]:
 
 
 def gen_word(rng: random.Random) -> tuple[str, str, str]:
-    """Multi-step integer word problems with worked arithmetic (GSM8K-like)."""
+    """Multi-step integer word problems (GSM8K-like).
+
+    Products are single-digit times tables written in one step; every
+    multi-digit sum or difference is worked column by column (the way a
+    calculator annotation would be) before its result is used.
+    """
     name, other = rng.sample(NAMES, 2)
     item = rng.choice(ITEMS)
     kind = rng.randint(0, 3)
@@ -158,8 +229,9 @@ def gen_word(rng: random.Random) -> tuple[str, str, str]:
         ref = [
             f"{name} starts with {a} {item}.",
             f"{b} {box} with {c} {item} each is {b} * {c} = {b * c} {item}.",
-            f"{a} + {b * c} = {s}.",
-            f"After giving away {d}: {s} - {d} = {s - d}.",
+            *_op(rng, a, "+", b * c),
+            _say(rng, f"After giving away {d}:", f"Then {name} gives away {d}:"),
+            *_op(rng, s, "-", d),
         ]
         ans = s - d
     elif kind == 1:
@@ -171,8 +243,10 @@ def gen_word(rng: random.Random) -> tuple[str, str, str]:
             f"in the afternoon. How many {item} are left?"
         )
         ref = [
-            f"After the morning: {a} - {d} = {a - d}.",
-            f"After the afternoon: {a - d} - {e} = {a - d - e}.",
+            _say(rng, "After the morning:", f"In the morning {d} are sold:"),
+            *_op(rng, a, "-", d),
+            _say(rng, "After the afternoon:", f"In the afternoon {e} are sold:"),
+            *_op(rng, a - d, "-", e),
         ]
         ans = a - d - e
     elif kind == 2:
@@ -181,10 +255,7 @@ def gen_word(rng: random.Random) -> tuple[str, str, str]:
             f"{name} reads {a} pages each day for {b} days, then reads {c} more pages. "
             f"How many pages does {name} read in total?"
         )
-        ref = [
-            f"{a} pages for {b} days is {a} * {b} = {a * b} pages.",
-            f"{a * b} + {c} = {a * b + c}.",
-        ]
+        ref = [f"{a} pages for {b} days is {a} * {b} = {a * b} pages.", *_op(rng, a * b, "+", c)]
         ans = a * b + c
     else:
         a, b = rng.randint(2, 50), rng.randint(1, 30)
@@ -193,8 +264,10 @@ def gen_word(rng: random.Random) -> tuple[str, str, str]:
             f"How many {item} do they have together?"
         )
         ref = [
-            f"{other} has {a} + {b} = {a + b} {item}.",
-            f"Together: {a} + {a + b} = {2 * a + b}.",
+            f"{other} has {b} more than {a}.",
+            *_op(rng, a, "+", b),
+            _say(rng, "Together:", "Both together:"),
+            *_op(rng, a, "+", a + b),
         ]
         ans = 2 * a + b
     ref.append(f"The answer is {ans}.")

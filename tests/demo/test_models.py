@@ -52,12 +52,12 @@ def quality() -> dict[str, float]:
 
 
 def test_quality_ordering_on_fixed_test_sample(quality: dict[str, float]) -> None:
-    # Measured on the full test split: LLM 0.301, SLM 0.088 (models/demo/pair.json).
-    # The LLM target (>= 0.90) is not reached yet; these margins pin the
-    # ordering and catch a regression of the shipped pair.
-    assert quality["llm"] >= 0.2
+    # Full test split: LLM 0.703, SLM 0.098 (models/demo/pair.json); on this 80-item
+    # sample 0.7125 and 0.0625. The LLM target (>= 0.90) is not reached yet
+    # (compare-family chains); these margins pin the ordering and catch a regression.
+    assert quality["llm"] >= 0.6
     assert quality["slm"] <= 0.65
-    assert quality["llm"] - quality["slm"] >= 0.1
+    assert quality["llm"] - quality["slm"] >= 0.4
 
 
 def _copy(tmp_path: Path) -> Path:
