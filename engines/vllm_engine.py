@@ -142,7 +142,12 @@ class VLLMEngine:
         chosen: list[list[float]] = [[] for _ in work]  # log-prob of each produced token
         ctx = [self._ctx.get(w.seq_id, []) + w.new_tokens for w in work]
         # log-probs per produced token: top 8 for the router, the request's top_logprobs
-        ks = [max(TOPK if topk else 0, w.sampling.logprobs or 0) for w in work]
+        # (0: the token's own log-prob only); None: vLLM computes none
+        ks = [
+            None if not topk and w.sampling.logprobs is None
+            else max(TOPK if topk else 0, w.sampling.logprobs or 0)
+            for w in work
+        ]  # fmt: skip
         active = list(range(len(work)))
         while active:  # one pass for greedy work; sampled work draws one position per pass
             prompts = [TokensPrompt(prompt_token_ids=ctx[i] + tokens[i]) for i in active]
@@ -156,7 +161,7 @@ class VLLMEngine:
                 for j, t in enumerate(comp.token_ids):
                     tokens[i].append(t)
                     if comp.logprobs is not None:
-                        c, top = _position_logprobs(comp.logprobs, j, t, ks[i])
+                        c, top = _position_logprobs(comp.logprobs, j, t, ks[i] or 0)
                         chosen[i].append(c)
                         tops[i].append(top)
                 more = (
@@ -178,7 +183,7 @@ class VLLMEngine:
             out.features = self._features(work, tokens, tops if topk else None)
         return out
 
-    def _params(self, w: SeqWork, position: int, k: int) -> Any:
+    def _params(self, w: SeqWork, position: int, k: int | None) -> Any:
         """vLLM sampling params of the request that samples from ``position`` on."""
         from vllm import SamplingParams as VSamplingParams
 
@@ -190,7 +195,7 @@ class VLLMEngine:
             top_p=sp.top_p,
             top_k=sp.top_k,  # 0 = off in both
             seed=None if greedy else _position_seed(w.seed, position),
-            logprobs=k or None,
+            logprobs=k,
             ignore_eos=True,  # eos ends a draft here, as in the HF engine:
             stop_token_ids=list(self.info.eos_token_ids),  # kept in the output
             detokenize=False,
@@ -255,8 +260,11 @@ def _load(cfg: VLLMEngineConfig) -> Any:
     p = Path(cfg.path)
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"{p}: no config.json (not a Hugging Face model folder)")
-    # In-process engine core: both engines in this process, started in seconds.
+    # In-process engine core: both engines in this process, started in seconds. vLLM then
+    # seeds the process's global RNGs with `seed`; nothing here draws from them (sampling
+    # is per (seed, position), API keys come from `secrets`).
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout is for results
     try:
         from vllm import LLM
         from vllm.platforms import current_platform

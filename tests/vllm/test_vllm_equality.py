@@ -139,8 +139,9 @@ def test_seeded_sampling_is_exact_under_run_ahead(vllm, prompts) -> None:
     assert trace(k4) != trace(greedy)  # it did sample
 
 
-def test_logprobs_match_hf(hf, vllm, prompts) -> None:
-    sp = SamplingParams(max_tokens=24, logprobs=5)
+@pytest.mark.parametrize("k", [0, 5])
+def test_logprobs_match_hf(hf, vllm, prompts, k: int) -> None:
+    sp = SamplingParams(max_tokens=24, logprobs=k)
     router, thr = build_router("logprob", threshold=0.3)
     want = decode(hf, router, thr, prompts[:4], sp=sp)
     got = decode(vllm, router, thr, prompts[:4], sp=sp)
@@ -149,6 +150,6 @@ def test_logprobs_match_hf(hf, vllm, prompts) -> None:
         assert len(a.logprobs) == len(a.token_ids)
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
         for ta, tb in zip(a.top_logprobs, b.top_logprobs, strict=True):
-            assert len(ta) == 5
+            assert len(ta) == k
             assert [lp for _, lp in ta] == pytest.approx([lp for _, lp in tb], abs=1e-4)
-            assert ta[0][0] == tb[0][0]  # the argmax (the greedy token's alternatives lead)
+            assert [t for t, _ in ta[:1]] == [t for t, _ in tb[:1]]  # the argmax leads both
