@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core bench-edge router sweep loadtest soak clean vllm-venv
+.PHONY: serve test lint demo-models eval-demo bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench-core: $(STAMP)
 # network adds per LLM call, tok/s vs the LLM writing every token remotely; ~10 min.
 bench-edge: $(STAMP)
 	$(PY) -m benchmarks.edge --out benchmarks/edge.json
+
+# The vLLM engine beside the HF engine (issue 6): always-LLM and routed, concurrency 1 and 16.
+bench-vllm: $(VSTAMP)
+	$(VVENV)/bin/citer bench --engine hf,vllm --concurrency 1,16 --window 4 \
+		--routed logprob:0.3 --items 32 --out benchmarks/vllm.json
 
 # CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
 # plus the baseline cards the sweep needs (build/router/cards); ~11 min on 2 cores.

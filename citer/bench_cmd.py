@@ -9,7 +9,8 @@ median inter-token latency (ms), LLM token share r, the router's share of
 step time, and for routed runs the cost-model bound on the speed-up over
 LLM-only, ``1 / (r + (1 - r) * t_slm / t_llm)``, where t_slm and t_llm are the
 per-token times of the SLM-only and LLM-only runs at the same concurrency and
-window in this same run.
+window in this same run. ``--engine hf,vllm`` runs every configuration on each
+engine in turn (the vLLM one needs .venv-vllm), each with its own baselines.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 ROUTED = ("confidence:0.4", "confidence:0.2", "entropy:0.3")  # policy:threshold
+ENGINES = ("hf", "vllm")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Row:
     accuracy: float
     bound: float | None = None  # cost-model speed-up bound over llm-only
     speedup: float | None = None  # measured tokens/s over llm-only
+    engine: str = "hf"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--engine", default="hf", help="hf, vllm or hf,vllm (side by side)")
     p.set_defaults(func=run)
 
 
@@ -107,38 +111,46 @@ def _run_one(pair, policy: str, thr: float | None, conc: int, window: int, items
 
 
 def run(args: argparse.Namespace) -> int:
-    from citer.routed import PairConfig, build_pair
+    from citer.routed import PairConfig, build_pair, make_router
     from tasks.splits import load_split
 
     concs = [int(x) for x in args.concurrency.split(",")]
     windows = [int(x) for x in args.window.split(",")]
     routed = [(p.split(":")[0], float(p.split(":")[1])) for p in args.routed.split(",") if p]
+    engines = args.engine.split(",")
     if min(concs) < 1 or min(windows) < 1 or args.items < 1:
         raise ValueError("--concurrency, --window and --items must all be >= 1")
+    if not engines or any(e not in ENGINES for e in engines):
+        raise ValueError(f"--engine {args.engine}: a comma list of {', '.join(ENGINES)}")
     import torch
 
     # One thread: on a 2-core box with anything else running, 2 OpenMP threads
     # spin against each other and small-matrix decode gets ~50x slower.
     torch.set_num_threads(args.threads)
-    pair = build_pair(PairConfig(args.slm, args.llm))
+    pairs = {e: build_pair(PairConfig(args.slm, args.llm, engine=e)) for e in engines}
+    for pair in pairs.values():  # every policy must run on every engine, before any run
+        for policy, thr in routed:
+            make_router(pair, policy, thr)
     items = load_split("test", args.items)
     configs = [(p, t) for p, t in [("slm", None), ("llm", None), *routed]]
     rows: list[Row] = []
-    bar = tqdm(total=len(configs) * len(concs) * len(windows), desc="bench", unit="run")
-    for conc in concs:
-        for window in windows:
-            base: dict[str, Row] = {}
-            for policy, thr in configs:
-                row = _run_one(pair, policy, thr, conc, window, items, args.max_tokens)
-                if policy in ("slm", "llm"):
-                    base[policy] = row
-                else:
-                    r = row.llm_share
-                    ratio = base["llm"].tokens_per_s / base["slm"].tokens_per_s  # t_slm/t_llm
-                    row.bound = round(1 / (r + (1 - r) * ratio), 3)
-                    row.speedup = round(row.tokens_per_s / base["llm"].tokens_per_s, 3)
-                rows.append(row)
-                bar.update(1)
+    bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
+    for engine, pair in pairs.items():
+        for conc in concs:
+            for window in windows:
+                base: dict[str, Row] = {}
+                for policy, thr in configs:
+                    row = _run_one(pair, policy, thr, conc, window, items, args.max_tokens)
+                    row.engine = engine
+                    if policy in ("slm", "llm"):
+                        base[policy] = row
+                    else:
+                        r = row.llm_share
+                        ratio = base["llm"].tokens_per_s / base["slm"].tokens_per_s  # t_slm/t_llm
+                        row.bound = round(1 / (r + (1 - r) * ratio), 3)
+                        row.speedup = round(row.tokens_per_s / base["llm"].tokens_per_s, 3)
+                    rows.append(row)
+                    bar.update(1)
     bar.close()
     print(table(rows))
     out = Path(args.out)
@@ -149,13 +161,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| policy | thr | conc | k | tok/s | ITL ms | TTFT ms | LLM share | router % "
-            "| acc | speed-up | bound | of bound |")  # fmt: skip
-    lines = [head, "|" + "---|" * 13]
+    head = ("| engine | policy | thr | conc | k | tok/s | ITL ms | TTFT ms | LLM share "
+            "| router % | acc | speed-up | bound | of bound |")  # fmt: skip
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
         lines.append(
-            f"| {r.policy} | {r.threshold:.3g} | {r.concurrency} | {r.window} | "
+            f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | {r.window} | "
             f"{r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | {r.llm_share:.3f} | "
             f"{100 * r.router_share:.2f} | {r.accuracy:.3f} | {r.speedup or ''} | "
             f"{r.bound or ''} | {of} |"

@@ -14,7 +14,7 @@ from citer.train_cmd import add_train_router
 from tasks.types import TaskDataError
 
 # Router names of router_models.registry (kept here so `citer --help` imports no torch).
-POLICIES = ("slm", "llm", "random", "confidence", "entropy", "citer")
+POLICIES = ("slm", "llm", "random", "confidence", "logprob", "entropy", "citer")
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,11 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step (k)")
     p.add_argument("--concurrency", type=int, default=16, help="sequences decoded together")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--engine", default="hf", choices=["hf", "vllm"],
+        help="backend of both models (vllm: its own venv, make vllm-venv; routers that read "
+        "logprobs:top8 only, e.g. --policy logprob)",
+    )  # fmt: skip
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--dump", help="write one JSONL line per item (tokens, sources, scores)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -64,7 +69,7 @@ def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
         raise ValueError(f"--window must be >= 1, got {args.window}")
     if args.concurrency < 1:
         raise ValueError(f"--concurrency must be >= 1, got {args.concurrency}")
-    pair = build_pair(PairConfig(args.slm, args.llm, args.device, args.dtype))
+    pair = build_pair(PairConfig(args.slm, args.llm, args.device, args.dtype, engine=args.engine))
     router, thr = make_router(
         pair, args.policy, args.threshold, args.target_share, args.router_card
     )
@@ -89,6 +94,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()  # errors stay one line; tqdm is for our own stages
     _set_threads(args.threads)
 
+    if args.engine != "hf" and (args.model or args.sweep):
+        flag = "--model" if args.model else "--sweep"
+        raise ValueError(f"{flag} runs on the hf engine; with --engine {args.engine} pass "
+                         "--slm/--llm (--policy slm or llm decodes one model)")  # fmt: skip
     items = _load_items(args)
     if args.sweep:
         return cmd_sweep(args, items)
@@ -98,7 +107,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         decoder = _routed_decoder(args)
         report, gens = evaluate(items, decoder)
-        report.extra = {"policy": args.policy, "threshold": decoder.threshold,
+        report.extra = {"engine": args.engine, "policy": args.policy,
+                        "threshold": decoder.threshold,
                         "window": args.window, "concurrency": args.concurrency,
                         **decoder.stats()}  # fmt: skip
     if args.dump:

@@ -42,8 +42,15 @@ class PairConfig:
     device: str = "cpu"
     dtype: str = "float32"
     remote: RemoteConfig | None = None  # set: the LLM runs on that server; `llm` is unused
+    engine: str = "hf"  # backend of both models: "hf" or "vllm" (needs .venv-vllm)
+    vllm_gpu_memory: tuple[float, float] = (0.2, 0.6)  # vllm on cuda: device share SLM, LLM
+    vllm_kv_cache_gib: float = 0.5  # vllm on cpu: KV-cache space of each engine (GiB)
 
     def __post_init__(self) -> None:
+        if self.engine not in ("hf", "vllm"):
+            raise ValueError(f"engine={self.engine!r}: must be 'hf' or 'vllm'")
+        if self.remote and self.engine != "hf":
+            raise ValueError("a remote LLM pairs with an SLM on the hf engine, not vllm")
         local = (("slm", self.slm),) if self.remote else (("slm", self.slm), ("llm", self.llm))
         for field, path in local:
             if not Path(path).is_dir():
@@ -52,8 +59,8 @@ class PairConfig:
 
 @dataclass
 class Pair:
-    slm: HFEngine
-    llm: Engine  # HFEngine, or RemoteEngine for an edge + cloud pair
+    slm: Engine  # HFEngine or VLLMEngine
+    llm: Engine  # HFEngine, VLLMEngine, or RemoteEngine for an edge + cloud pair
     tokenizer: Any
     tokenizer_hash: str
 
@@ -75,6 +82,15 @@ def build_pair(cfg: PairConfig) -> Pair:
             f"{cfg.slm} and {cfg.llm} have different tokenizers: token-level routing needs "
             "a pair that shares one tokenizer"
         )
+    if cfg.engine == "vllm":
+        from engines.vllm_engine import VLLMEngineConfig, build_vllm_pair
+
+        slm, llm = build_vllm_pair(*(
+            VLLMEngineConfig(path, cfg.device, cfg.dtype, gpu_memory_fraction=share,
+                             kv_cache_gib=cfg.vllm_kv_cache_gib)
+            for path, share in zip((cfg.slm, cfg.llm), cfg.vllm_gpu_memory, strict=True)
+        ))  # fmt: skip
+        return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash)
     slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype))
     llm = HFEngine(HFEngineConfig(cfg.llm, cfg.device, cfg.dtype))
     return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash)

@@ -25,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--llm-model", help="the remote server's model name (CITER_LLM_MODEL, llm)")
     p.add_argument("--policy", help="routing policy (CITER_POLICY; default citer if a card exists)")
+    p.add_argument(
+        "--engine", choices=["hf", "vllm"],
+        help="backend of both models (CITER_ENGINE, default hf; vllm: make vllm-venv)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {
         k: v
-        for k in ("host", "port", "slm", "llm", "policy", "llm_url", "llm_model")
+        for k in ("host", "port", "slm", "llm", "policy", "llm_url", "llm_model", "engine")
         if (v := getattr(args, k)) is not None
     }
     try:

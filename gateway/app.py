@@ -65,7 +65,10 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
     from gateway.tracing import make_tracer
 
     remote = cfg.remote_llm()
-    pair_cfg = PairConfig(cfg.slm, cfg.llm, cfg.device, cfg.dtype, remote)
+    pair_cfg = PairConfig(
+        cfg.slm, cfg.llm, cfg.device, cfg.dtype, remote, cfg.engine,
+        (cfg.vllm_slm_memory, cfg.vllm_llm_memory), cfg.vllm_kv_cache_gib,
+    )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
     if remote is not None:
         log.info(

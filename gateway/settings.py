@@ -19,7 +19,7 @@ from engines.remote import RemoteConfig
 from gateway.tenancy import Prices, TenancySettings
 
 DEFAULT_CARD = "models/demo/router"
-Policy = Literal["citer", "confidence", "entropy", "random", "slm", "llm"]
+Policy = Literal["citer", "confidence", "logprob", "entropy", "random", "slm", "llm"]
 
 
 class GatewaySettings(BaseSettings):
@@ -42,6 +42,12 @@ class GatewaySettings(BaseSettings):
     threshold: float | None = None  # default routing threshold; None = the router's own
     window: int = Field(4, ge=1, le=64)  # SLM run-ahead drafts per scheduler step
     max_batch: int = Field(16, ge=1, le=4096)  # sequences decoded together
+    # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
+    # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
+    engine: Literal["hf", "vllm"] = "hf"
+    vllm_slm_memory: float = Field(0.2, gt=0, lt=1)  # vllm on cuda: device-memory share, SLM
+    vllm_llm_memory: float = Field(0.6, gt=0, lt=1)  # the LLM's; both sum to <= 0.95
+    vllm_kv_cache_gib: float = Field(0.5, gt=0)  # vllm on cpu: KV-cache space per engine, GiB
 
     # -- remote LLM (edge + cloud): with llm_url the LLM runs there, not from `llm` --
     # OpenAI-compatible base URL of a server that takes token-id prompts and returns
@@ -101,13 +107,18 @@ class GatewaySettings(BaseSettings):
             self.llm_url = None
         if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
             raise ValueError(f"CITER_LLM_URL={self.llm_url!r}: must be an http(s):// URL")
+        if self.llm_url is not None and self.engine != "hf":
+            raise ValueError("CITER_LLM_URL: a remote LLM pairs with CITER_ENGINE=hf (the SLM's)")
         return self
 
     def resolved_policy(self) -> str:
-        """The routing policy to serve: explicit, or citer iff the card exists."""
+        """The routing policy to serve: explicit, or citer iff the card exists, else the
+        confidence score (from top-8 log-probs on vllm, which returns no logits)."""
         if self.policy is not None:
             return self.policy
-        return "citer" if (Path(self.router_card) / "router.json").is_file() else "confidence"
+        if (Path(self.router_card) / "router.json").is_file():
+            return "citer"
+        return "logprob" if self.engine == "vllm" else "confidence"
 
     def remote_llm(self) -> RemoteConfig | None:
         """The remote LLM engine's config when ``llm_url`` is set."""

@@ -53,12 +53,21 @@ def test_table_output_and_jsonl_data(tmp_path: Path) -> None:
         (["--policy", "confidence", "--window", "0"], "--window must be >= 1"),
         (["--policy", "slm", "--router-card", "x"], "only used with --policy citer"),
         (["--slm", str(SLM), "--llm", "nope/llm"], "--llm nope/llm: model folder does not exist"),
+        (["--engine", "vllm", "--model", str(SLM)], "--model runs on the hf engine"),
     ],
 )
 def test_bad_input_is_one_line_error(args: list[str], needle: str) -> None:
     p = run(*args)
     assert p.returncode == 2
     assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_vllm_engine_without_vllm_says_how_to_install_it() -> None:
+    argv = ["eval", "--engine", "vllm", "--policy", "slm", "--limit", "1"]
+    code = f"import sys; sys.modules['vllm'] = None; import citer.cli as c; exit(c.main({argv}))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2
+    assert "the vllm engine needs vLLM: `make vllm-venv`" in p.stderr
 
 
 def test_routed_eval_reports_share_time_split_and_dump(tmp_path: Path) -> None:

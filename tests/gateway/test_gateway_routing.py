@@ -81,6 +81,19 @@ def test_settings_default_to_confidence_until_a_card_exists(tmp_path, monkeypatc
     )
 
 
+def test_vllm_engine_settings(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("CITER_POLICY", raising=False)
+    monkeypatch.setenv("CITER_ENGINE", "vllm")
+    cfg = GatewaySettings(router_card=str(tmp_path / "router"))
+    assert cfg.engine == "vllm"
+    assert cfg.resolved_policy() == "logprob"  # vLLM gives log-probs, not the logits
+    with pytest.raises(ValueError, match="a remote LLM pairs with CITER_ENGINE=hf"):
+        GatewaySettings(llm_url="http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CITER_ENGINE", "tgi")
+    with pytest.raises(ValueError, match="engine"):
+        GatewaySettings()
+
+
 def test_settings_read_the_environment_and_name_bad_values(monkeypatch) -> None:
     monkeypatch.setenv("CITER_MAX_BATCH", "3")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
