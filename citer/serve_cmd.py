@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     local = (settings.slm,) if settings.llm_url else (settings.slm, settings.llm)
     for folder in local:  # a one-line error before uvicorn starts
         check_model_folder(folder)
+    if settings.engine == "vllm" and settings.resolved_policy() == "citer":
+        _check_card_features(settings.router_card)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -63,3 +65,17 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=15,
     )
     return 0
+
+
+def _check_card_features(card: str) -> None:
+    """A card the vllm engine cannot feed is a one-line error here, not in the lifespan."""
+    from engines.vllm_engine import FEATURES
+    from router_models.card import read_card
+
+    missing = [f for f in read_card(card).features if f not in FEATURES]
+    if missing:
+        raise ValueError(
+            f"router card {card} needs features {missing} but the vllm engine provides only "
+            f"{list(FEATURES)}: serve it with --engine hf, train a card for vllm (citer "
+            "train-router --features logprobs:top8), or pass --policy logprob"
+        )

@@ -244,8 +244,9 @@ def load_card(
     if missing:
         raise RouterCardError(
             f"router card {path} needs features {missing} but the engine provides only "
-            f"{sorted(available)}: serve with an engine that provides them, or pick a "
-            "training-free router (--router confidence)"
+            f"{sorted(available)}: serve with an engine that provides them (--engine hf), "
+            "train a card on what it gives (citer train-router --features ...), or pick a "
+            "training-free router (--policy logprob reads only logprobs:top8)"
         )
     try:
         cfg = CiterConfig.from_dict(card.model)

@@ -4,9 +4,12 @@ users run them: the console script of this virtualenv, the demo pair, a live ser
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.gateway.live_gateway import GatewayProcess
 
@@ -14,10 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CITER = Path(sys.executable).with_name("citer")
 
 
-def citer(*args: str) -> subprocess.CompletedProcess[str]:
+def citer(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CITER), *args], capture_output=True, text=True, timeout=300, cwd=ROOT
-    )
+        [str(CITER), *args], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, **env},
+    )  # fmt: skip
 
 
 def test_eval_on_vllm_reports_what_hf_reports() -> None:
@@ -35,7 +39,8 @@ def test_eval_on_vllm_reports_what_hf_reports() -> None:
     assert 0.0 < vllm["llm_token_share"] < 1.0
 
 
-def test_eval_refuses_a_card_that_needs_hidden_states(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cmd", ["eval", "serve"])
+def test_a_card_that_needs_hidden_states_is_refused(tmp_path: Path, cmd: str) -> None:
     from router_models.base import FEATURE_HIDDEN
     from router_models.card import save_card
     from router_models.citer import CiterConfig, CiterMLP
@@ -45,11 +50,13 @@ def test_eval_refuses_a_card_that_needs_hidden_states(tmp_path: Path) -> None:
     save_card(tmp_path, CiterMLP(CiterConfig(96, 8)), slm=slm, llm="llm", hidden_size=96,
               vocab_size=512, tokenizer_hash=tokenizer_hash(slm),
               features=(FEATURE_HIDDEN,))  # fmt: skip
-    p = citer("eval", "--engine", "vllm", "--policy", "citer", "--router", str(tmp_path),
-              "--limit", "1")  # fmt: skip
+    args = {"eval": ["--policy", "citer", "--router", str(tmp_path), "--limit", "1"],
+            "serve": ["--port", "0"]}[cmd]  # fmt: skip
+    p = citer(cmd, "--engine", "vllm", *args, CITER_ROUTER_CARD=str(tmp_path))
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()[-1]
     assert "needs features ['hidden:final']" in err and "'logprobs:top8'" in err
+    assert "--policy logprob" in err  # says what to do
 
 
 def test_bench_runs_both_engines_side_by_side(tmp_path: Path) -> None:
