@@ -290,7 +290,8 @@ def _load(cfg: VLLMEngineConfig) -> Any:
         seed=0,
     )
     if cfg.device == "cpu":
-        # vLLM's CPU default block (128) would recompute up to 127 tokens per catch-up.
+        # vLLM's CPU default block (128) would recompute up to 127 tokens per catch-up;
+        # 32 is the smallest its CPU attention takes (a multiple of 32).
         kw["block_size"] = cfg.block_size or 32
         kw["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * GiB)
     else:
