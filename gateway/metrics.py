@@ -136,6 +136,15 @@ class SchedulerCollector(Collector):
         ):
             step.add_metric([part], v)
         yield step  # router time: citer:step_seconds_total{part="router"}
+        # Routing trace (benchmarks/serving.py feeds its GPU cost model with these).
+        for name, doc, v in (
+            ("citer:scheduler_steps", "Scheduler steps that decoded anything.", t.steps),
+            ("citer:slm_draft_tokens", "Positions the SLM drafted (= SLM forward passes "
+             "per sequence, each scored by the router).", t.drafted),
+            ("citer:llm_calls", "Per-sequence LLM calls (catch-up + the routed token).",
+             t.llm_calls),
+        ):  # fmt: skip
+            yield CounterMetricFamily(name, doc, value=v)
         if s.llm.info.fallible:  # the remote LLM engine: its calls and the circuit
             yield from remote_metrics(s.llm.stats, s.llm.client.circuit_open)
 
