@@ -66,7 +66,7 @@ eval-demo: $(STAMP)
 # TTFT/ITL p50/p90 at concurrency 1-64, accuracy, overhead, router share, memory, and a
 # GPU projection; JSON + PNGs in benchmarks/serving/, its BENCHMARKS.md section rewritten.
 # ~10 min on 2 cores. BENCH_NOTE goes into the report (e.g. whether the box was idle).
-BENCH_SHARES ?= 0.1,0.2
+BENCH_SHARES ?= 0.1,0.2,0.3
 BENCH_NOTE ?=
 bench: $(STAMP) $(VSTAMP)
 	$(PY) -m benchmarks.serving --shares $(BENCH_SHARES) --concurrency 1,4,16,64 \

@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = Path(args.log_dir)
     env = {"OMP_NUM_THREADS": str(args.threads), "CITER_SLM": args.slm, "CITER_LLM": args.llm}
     digests = model_digests(args.slm, args.llm, args.router_card)
+    cpu0 = cpu_seconds()
     points: list[Point] = []
     accs: list[Accuracy] = []
     hwm: dict[str, float | None] = {"gateway": None, "vllm": None}  # MiB over the phase
@@ -130,17 +131,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             p2, a2 = asyncio.run(measure(url, None, "vllm", ["llm"], pid, args))
             hwm["vllm"] = round(tree_memory_mb(pid)[2], 1)
         points, accs = points + p2, accs + a2
+    busy, ours = (b - a for a, b in zip(cpu0, cpu_seconds(), strict=True))
+    wall = time.monotonic() - T0
+    # CPU seconds other processes used while this ran, of the machine's cpus x wall.
+    others = {"cpu_s": round(busy - ours, 1), "of_cpu_s": round((os.cpu_count() or 1) * wall)}
+    log(f"other processes used {others['cpu_s']:.0f} of {others['of_cpu_s']} CPU seconds")
     if model_digests(args.slm, args.llm, args.router_card) != digests:
         log("WARNING: the model or router files changed during the run")
     return {
         "config": {k: v for k, v in vars(args).items() if k != "func"},
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu_name(), "note": args.machine_note},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": cpu_name(),
+            "note": args.machine_note,
+            "other_load": others,
+        },  # fmt: skip
         "models": digests,
         "peak_rss_mb": hwm,
-        "wall_s": round(time.monotonic() - T0, 1),
+        "wall_s": round(wall, 1),
         "points": [asdict(p) for p in points],
         "accuracy": [asdict(a) | {"accuracy": round(a.accuracy, 4)} for a in accs],
     }
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its
+    waited-for children: the servers, once stopped). Linux /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
 
 
 def cpu_name() -> str:
@@ -170,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--router-card", default="models/demo/router", help="for its digest")
     ap.add_argument("--shares", default="0.1,0.2", help="CITER target LLM shares (citer:<s>)")
     ap.add_argument("--concurrency", default="1,4,16,64")
-    ap.add_argument("--min-requests", type=int, default=16, help="requests per point, at least")
+    ap.add_argument("--min-requests", type=int, default=32, help="requests per point, at least")
     ap.add_argument("--max-tokens", type=int, default=128, help="per request in the points")
     ap.add_argument("--accuracy-items", type=int, default=200)
     ap.add_argument("--accuracy-concurrency", type=int, default=16)

@@ -27,6 +27,9 @@ def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
     concs = sorted({p.concurrency for p in points})
     rss = result["peak_rss_mb"]
     note = f"; {machine['note']}" if machine.get("note") else ""
+    if other := machine.get("other_load"):
+        note += (f"; other processes used {other['cpu_s']:.0f} of the {other['of_cpu_s']} "
+                 "CPU seconds the run spanned")  # fmt: skip
     models = ", ".join(f"{k} {v}" for k, v in result["models"].items())
     gw_rss, vllm_rss = (f"{rss[e]:.0f} MiB" if rss.get(e) else "not run" for e in ENGINES)
     parts = [
