@@ -18,6 +18,7 @@ import torch
 
 from engines import features as features_mod
 from engines import kvcache
+from engines.bookkeeping import check_work
 from engines.sampling import sample, token_logprobs
 from engines.types import EngineInfo, SamplingParams, SeqWork, StepOutput, TokenLogprob
 from router_models.base import (
@@ -233,21 +234,7 @@ class HFEngine:
         return out.last_hidden_state  # [B, T, hidden]
 
     def _check(self, w: SeqWork) -> None:
-        have = self.cache_len(w.seq_id)
-        if w.start != have:
-            raise ValueError(f"seq {w.seq_id}: work starts at {w.start} but the cache holds {have}")
-        if not w.new_tokens or w.n_out < 1:
-            raise ValueError(f"seq {w.seq_id}: needs >= 1 new token and n_out >= 1")
-        end = w.start + len(w.new_tokens) + w.n_out - 1  # positions used incl. the last output
-        if end > self.info.max_context:
-            raise ValueError(
-                f"seq {w.seq_id}: {end} tokens exceed max_context={self.info.max_context}"
-            )
-        bad = [t for t in w.new_tokens if not 0 <= t < self.info.vocab_size]
-        if bad:
-            raise ValueError(
-                f"seq {w.seq_id}: token ids {bad[:3]} outside [0, {self.info.vocab_size})"
-            )
+        check_work(w, self.cache_len(w.seq_id), self.info)
         if any(not 0 <= o < len(w.new_tokens) for o in w.probe_offsets):
             raise ValueError(f"seq {w.seq_id}: probe_offsets must lie in [0, {len(w.new_tokens)})")
 

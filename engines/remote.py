@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from engines.bookkeeping import TokenCaches, check_work
 from engines.remote_client import CallResult, RemoteClient, RemoteError, RemoteStats
 from engines.types import EngineInfo, SeqWork, StepOutput, TokenLogprob
 
@@ -80,7 +81,7 @@ def _token_id(name: str) -> int:
     return int(num)
 
 
-class RemoteEngine:
+class RemoteEngine(TokenCaches):
     """Engine protocol (``engines.types.Engine``) over an HTTP LLM server; LLM only."""
 
     def __init__(
@@ -92,7 +93,7 @@ class RemoteEngine:
             cfg.pool_size, cfg.cooldown_s,
         )  # fmt: skip
         self.vocab_size = vocab_size
-        self._seqs: dict[int, list[int]] = {}  # tokens the server was sent and answered on
+        super().__init__()  # _seqs: tokens the server was sent and answered on
         self.positional: bool | None = None  # the server draws position p from (seed, p)
         try:
             card = self._model_card(STARTUP_TIMEOUT_S)
@@ -144,22 +145,6 @@ class RemoteEngine:
         card = cards[self.cfg.model]
         self.positional = card.get("owned_by") == "citer"
         return card
-
-    # -- cache bookkeeping ---------------------------------------------------
-    def cache_len(self, seq_id: int) -> int:
-        return len(self._seqs.get(seq_id, ()))
-
-    def crop(self, seq_id: int, length: int) -> None:
-        if seq_id in self._seqs:
-            del self._seqs[seq_id][length:]
-        elif length:
-            raise ValueError(f"crop seq {seq_id} to {length}: it has no cache")
-
-    def free(self, seq_id: int) -> None:
-        self._seqs.pop(seq_id, None)
-
-    def num_caches(self) -> int:
-        return len(self._seqs)
 
     def close(self) -> None:
         self.client.close()
@@ -250,15 +235,6 @@ class RemoteEngine:
         return ids, out
 
     def _check(self, w: SeqWork) -> None:
-        have = self.cache_len(w.seq_id)
-        if w.start != have:
-            raise ValueError(f"seq {w.seq_id}: work starts at {w.start} but the cache holds {have}")
-        if not w.new_tokens or w.n_out < 1:
-            raise ValueError(f"seq {w.seq_id}: needs >= 1 new token and n_out >= 1")
+        check_work(w, self.cache_len(w.seq_id), self.info, check_ids=False)
         if w.probe_offsets:
             raise ValueError("the remote engine has no probe rows (teacher forcing runs locally)")
-        end = w.start + len(w.new_tokens) + w.n_out - 1
-        if end > self.info.max_context:
-            raise ValueError(
-                f"seq {w.seq_id}: {end} tokens exceed max_context={self.info.max_context}"
-            )

@@ -11,7 +11,7 @@ One ``step`` is one ``LLM.generate`` call over every SeqWork of the scheduler st
     -> StepOutput(tokens, RouterFeatures(token, logprobs:top8) rows, TokenLogprobs)
 
 vLLM owns the KV cache. The protocol's per-sequence cache lives here as the token
-list that cache would hold (``_ctx``); every step sends vLLM that list plus the new
+list that cache would hold (``_seqs``); every step sends vLLM that list plus the new
 tokens, and its prefix cache (keyed by hashes of full token blocks) finds the blocks
 earlier steps computed, so vLLM prefills only the new tokens and the partial last
 block: that is the catch-up. Cropping is free: a dropped draft's block never hashes
@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from engines.bookkeeping import TokenCaches, check_work
 from engines.sampling import _mix64
 from engines.types import MAX_LOGPROBS, EngineInfo, SeqWork, StepOutput, TokenLogprob
 from router_models.base import FEATURE_TOKEN, FEATURE_TOPK, TOPK, RouterFeatures
@@ -90,7 +91,7 @@ def _eos_ids(path: str) -> tuple[int, ...]:
     return () if eos is None else tuple([eos] if isinstance(eos, int) else eos)
 
 
-class VLLMEngine:
+class VLLMEngine(TokenCaches):
     """Engine protocol (``engines.types.Engine``) over one ``vllm.LLM``."""
 
     def __init__(self, cfg: VLLMEngineConfig) -> None:
@@ -106,25 +107,9 @@ class VLLMEngine:
             eos_token_ids=_eos_ids(cfg.path),
             features=FEATURES,
         )
-        self._ctx: dict[int, list[int]] = {}  # seq id -> tokens its cache holds
+        super().__init__()  # _seqs: seq id -> tokens its vLLM prefix cache was fed
         self.prefill_tokens = 0  # prompt tokens vLLM computed (not found in its prefix cache)
         self.cached_tokens = 0  # prompt tokens served from its prefix cache
-
-    # -- cache bookkeeping (the token lists; vLLM keeps the blocks) -----------
-    def cache_len(self, seq_id: int) -> int:
-        return len(self._ctx.get(seq_id, ()))
-
-    def crop(self, seq_id: int, length: int) -> None:
-        if seq_id in self._ctx:
-            del self._ctx[seq_id][length:]
-        elif length:
-            raise ValueError(f"crop seq {seq_id} to {length}: it has no cache")
-
-    def free(self, seq_id: int) -> None:
-        self._ctx.pop(seq_id, None)
-
-    def num_caches(self) -> int:
-        return len(self._ctx)
 
     def num_requests(self) -> int:
         """Requests alive inside vLLM (0 between steps)."""
@@ -140,7 +125,7 @@ class VLLMEngine:
         tokens: list[list[int]] = [[] for _ in work]
         tops: list[list[list[tuple[int, float]]]] = [[] for _ in work]  # per token, best first
         chosen: list[list[float]] = [[] for _ in work]  # log-prob of each produced token
-        ctx = [self._ctx.get(w.seq_id, []) + w.new_tokens for w in work]
+        ctx = [self._seqs.get(w.seq_id, []) + w.new_tokens for w in work]
         # log-probs per produced token: top 8 for the router, the request's top_logprobs
         # (0: the token's own log-prob only); None: vLLM computes none
         ks = [
@@ -171,7 +156,7 @@ class VLLMEngine:
                     nxt.append(i)  # a sampled window goes on; a greedy one came whole
             active = nxt
         for w, c, toks in zip(work, ctx, tokens, strict=True):
-            self._ctx[w.seq_id] = c + toks[:-1]  # the last token was produced, not fed
+            self._seqs[w.seq_id] = c + toks[:-1]  # the last token was produced, not fed
         out = StepOutput(tokens=tokens)
         if any(w.sampling.logprobs is not None for w in work):
             out.logprobs = [
@@ -223,21 +208,7 @@ class VLLMEngine:
         )
 
     def _check(self, w: SeqWork) -> None:
-        have = self.cache_len(w.seq_id)
-        if w.start != have:
-            raise ValueError(f"seq {w.seq_id}: work starts at {w.start} but the cache holds {have}")
-        if not w.new_tokens or w.n_out < 1:
-            raise ValueError(f"seq {w.seq_id}: needs >= 1 new token and n_out >= 1")
-        end = w.start + len(w.new_tokens) + w.n_out - 1  # positions used incl. the last output
-        if end > self.info.max_context:
-            raise ValueError(
-                f"seq {w.seq_id}: {end} tokens exceed max_context={self.info.max_context}"
-            )
-        bad = [t for t in w.new_tokens if not 0 <= t < self.info.vocab_size]
-        if bad:
-            raise ValueError(
-                f"seq {w.seq_id}: token ids {bad[:3]} outside [0, {self.info.vocab_size})"
-            )
+        check_work(w, self.cache_len(w.seq_id), self.info)
         if w.probe_offsets:
             raise ValueError(
                 "the vllm engine has no teacher-forced probes: collect with --engine hf"
