@@ -7,13 +7,14 @@ scheduler counters exist only on the gateway, where ``scrape`` returns them.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from loadtests.common import content_of, sse_data
 
 # /metrics counters of the citer gateway -> short keys (seconds or counts).
 STEP_PARTS = ("slm", "router", "llm", "scheduler")
@@ -49,15 +50,13 @@ async def stream_chat(client: httpx.AsyncClient, req: dict) -> Sample:
         if r.status_code != 200:
             raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread()).decode()[:300]}")
         async for line in r.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
+            if (chunk := sse_data(line)) is None:
                 continue
-            chunk = json.loads(line[6:])
             usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices", []):
-                if text := choice["delta"].get("content"):
-                    if not parts:
-                        ttft = time.perf_counter() - t0
-                    parts.append(text)
+            if text := content_of(chunk):
+                if not parts:
+                    ttft = time.perf_counter() - t0
+                parts.append(text)
     e2e = time.perf_counter() - t0
     return Sample(ttft, e2e, int(usage.get("completion_tokens", 0)), "".join(parts),
                   usage.get("llm_tokens"))  # fmt: skip

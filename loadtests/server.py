@@ -29,7 +29,7 @@ class LocalGateway:
     log: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -40,7 +40,7 @@ def local_gateway(log: Path, **env: str) -> Iterator[LocalGateway]:
     """Start the gateway, wait for /ready, yield it, stop it. ``env`` adds CITER_* settings.
 
     The store is always the embedded one: a run must own the tenants it checks."""
-    port, admin_key = _free_port(), "sk-admin-" + secrets.token_hex(16)
+    port, admin_key = free_port(), "sk-admin-" + secrets.token_hex(16)
     full = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CITER_BOOTSTRAP_TENANT")}
     full.pop("CITER_TENANCY_STORE_URL", None)
     full |= {"CITER_HOST": "127.0.0.1", "CITER_PORT": str(port), "CITER_ADMIN_KEY": admin_key}
@@ -55,25 +55,33 @@ def local_gateway(log: Path, **env: str) -> Iterator[LocalGateway]:
         )
         gw = LocalGateway(f"http://127.0.0.1:{port}", admin_key, proc.pid, log)
         try:
-            _wait_ready(proc, gw)
+            wait_ready(proc, f"{gw.url}/ready", log, "gateway", READY_TIMEOUT_S)
             yield gw
         finally:
             _stop(proc)
             signal.signal(signal.SIGTERM, previous)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], gw: LocalGateway) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    log: Path,
+    what: str,
+    timeout_s: float,
+    interval_s: float = 0.2,
+) -> None:
+    """Poll ``url`` until it answers 200; fail with the log's tail if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited {proc.returncode}:\n{gw.log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{gw.url}/ready", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gateway not ready after {READY_TIMEOUT_S:g} s; log: {gw.log}")
+        time.sleep(interval_s)
+    raise RuntimeError(f"{what} not ready after {timeout_s:g} s; log: {log}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
