@@ -82,12 +82,13 @@ def train_model(
     out_dir: Path,
     n_items: int,
     log_every: int = 50,
+    families: tuple[str, ...] | None = None,
 ) -> dict[str, object]:
     """Train, save the HF folder (config, safetensors, tokenizer) and return stats."""
     torch.manual_seed(spec.seed)
     torch.use_deterministic_algorithms(True)
     model = LlamaForCausalLM(llama_config(spec, tok))
-    items = train_stream()
+    items = train_stream(families)
     encoded = [encode_item(tok, next(items)) for _ in range(n_items)]
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, spec))
@@ -121,7 +122,7 @@ def train_model(
                 bar.set_postfix(loss=rec["loss"])
                 tqdm.write(json.dumps(rec))
             if spec.val_every and (step % spec.val_every == 0 or step == spec.steps):
-                log.append(validate(model, tok, step))
+                log.append(validate(model, tok, step, families))
                 model.train()
             if step >= spec.steps:
                 break
@@ -147,14 +148,19 @@ def train_model(
     return stats
 
 
-def validate(model: LlamaForCausalLM, tok: PreTrainedTokenizerFast, step: int) -> dict:
+def validate(
+    model: LlamaForCausalLM,
+    tok: PreTrainedTokenizerFast,
+    step: int,
+    families: tuple[str, ...] | None = None,
+) -> dict:
     """Greedy exact-match on the first VAL_ITEMS validation items (never the test split)."""
     from citer.evaluate import HFGenerateDecoder, evaluate
 
     side = tok.padding_side
     with torch.inference_mode():
         decoder = HFGenerateDecoder.from_model(model, tok)
-        rep, _ = evaluate(load_split("validation", VAL_ITEMS), decoder)
+        rep, _ = evaluate(load_split("validation", families=families)[:VAL_ITEMS], decoder)
     tok.padding_side = side  # the saved tokenizer keeps its own padding side
     rec = {"step": step, "val_accuracy": rep.accuracy, "val_per_family": rep.per_family}
     tqdm.write(json.dumps(rec))
