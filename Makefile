@@ -99,7 +99,7 @@ build/router/cards/citer_round1/router.json:
 # Routing-quality sweep on the test split: every policy, table + benchmarks/router-sweep/.
 sweep: $(STAMP) build/router/cards/citer_round1/router.json
 	$(VENV)/bin/citer eval --sweep --split test --limit 500 \
-		--sweep-shares 0.05,0.1,0.15,0.2,0.3,0.5 --sweep-out benchmarks/router-sweep
+		--sweep-shares 0.05,0.1,0.15,0.2,0.25,0.3,0.5 --sweep-out benchmarks/router-sweep
 
 # Locust (issue 7): starts a local gateway (embedded store, demo models), creates tenants,
 # runs headless Locust for LOADTEST_TIME, stops the gateway; CSV + HTML in LOADTEST_OUT.
