@@ -47,6 +47,12 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         help="router inputs, comma-separated: hidden:final (SLM final hidden state), "
         "logprobs:top8 (SLM's 8 largest log-probs)",
     )
+    p.add_argument(
+        "--no-llm-check",
+        action="store_true",
+        help="skip the LLM-only decode of the train items: shortcut rule 2 (LLM matches the "
+        "reference -> LLM) then applies even on items the LLM itself gets wrong",
+    )
     p.add_argument("--rollout-max-tokens", type=int, default=320)
     p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step")
     p.add_argument("--concurrency", type=int, default=32, help="sequences decoded together")
@@ -108,6 +114,7 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
         query_items=args.query_items,
         baselines=not args.no_baselines,
         ablation=not args.no_ablation,
+        llm_check=not args.no_llm_check,
         fit=FitConfig(cost_lambda=args.cost_lambda, epochs=args.epochs, seed=args.seed),
         loop=LoopConfig(
             rounds=args.rounds, tol=args.tol, max_rollouts=args.max_rollouts, seed=args.seed

@@ -6,7 +6,12 @@ Label values follow the router's score convention (score = P(LLM needed)):
 
 Shortcut rules, in order (no model call needed):
   1. SLM argmax == reference token -> SLM (the SLM stays on the reference path)
-  2. else LLM argmax == reference  -> LLM (only the LLM stays on it)
+  2. else LLM argmax == reference  -> LLM (only the LLM stays on it), but only
+     on items the LLM alone answers right (``llm_solves``); on the others no
+     answer is at stake, so the cost-aware choice is the cheaper SLM. Without
+     that check the router learns to spend LLM tokens where the LLM fails too
+     (on pair v2: the compare family, LLM at chance, drew 25% LLM share against
+     16% on arithmetic at the same threshold).
   3. else                          -> ROLLOUT: decode from prefix + SLM token with
      the current policy; the verifier's verdict on the final answer decides
      (right -> SLM, wrong -> LLM).
@@ -25,12 +30,27 @@ import torch
 SLM, LLM, ROLLOUT = 0, 1, -1
 
 
-def shortcut_labels(ref: torch.Tensor, slm: torch.Tensor, llm: torch.Tensor) -> torch.Tensor:
-    """Rules 1-2 per row; [N] int64 in {SLM, LLM, ROLLOUT}."""
+def shortcut_labels(
+    ref: torch.Tensor,
+    slm: torch.Tensor,
+    llm: torch.Tensor,
+    llm_solves: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Rules 1-2 per row; [N] int64 in {SLM, LLM, ROLLOUT}.
+
+    ``llm_solves`` ([N] bool, per row: does the LLM alone answer that row's item
+    right?) restricts rule 2; None applies rule 2 everywhere.
+    """
     if not ref.shape == slm.shape == llm.shape:
         raise ValueError(f"row counts differ: ref {ref.shape}, slm {slm.shape}, llm {llm.shape}")
     out = torch.full_like(ref, ROLLOUT)
-    out[llm == ref] = LLM
+    if llm_solves is None:
+        out[llm == ref] = LLM
+    else:
+        if llm_solves.shape != ref.shape:
+            raise ValueError(f"llm_solves has shape {tuple(llm_solves.shape)}, rows {ref.shape}")
+        out[(llm == ref) & llm_solves] = LLM
+        out[(llm == ref) & ~llm_solves] = SLM
     out[slm == ref] = SLM  # rule 1 wins when both models agree with the reference
     return out
 

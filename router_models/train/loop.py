@@ -82,6 +82,15 @@ def sample_rollout_rows(labels: torch.Tensor, k: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(need, k))
 
 
+def row_solves(train: Collection, llm_solves: list[bool] | None) -> torch.Tensor | None:
+    """Per-item verdicts spread to rows ([N] bool), or None without a check."""
+    if llm_solves is None:
+        return None
+    if len(llm_solves) != train.n_items:
+        raise ValueError(f"llm_solves has {len(llm_solves)} verdicts for {train.n_items} items")
+    return torch.tensor(llm_solves, dtype=torch.bool)[train.item]
+
+
 def run_rounds(
     train: Collection,
     val: Collection,
@@ -94,18 +103,23 @@ def run_rounds(
     ckpt_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
     features: tuple[str, ...] = (FEATURE_HIDDEN,),
+    llm_solves: list[bool] | None = None,
 ) -> list[Round]:
-    """Rounds 0..R; resumes from ``ckpt_dir`` rounds written with the same settings."""
+    """Rounds 0..R; resumes from ``ckpt_dir`` rounds written with the same settings.
+
+    ``llm_solves`` (per train item: the LLM alone answers it right) restricts
+    shortcut rule 2 to items where the LLM's token can still win the answer.
+    """
     if len(train) == 0:
         raise ValueError("empty collection: the train collection has no rows")
-    base = shortcut_labels(train.ref, train.slm, train.llm)
+    base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, llm_solves))
     stats = label_stats(base)
     s_rows = sample_rollout_rows(base, loop.max_rollouts, loop.seed)
     mult = torch.ones(len(base))
     if s_rows:
         mult[s_rows] = stats.rollout / len(s_rows)  # each sampled row stands for |R|/|S| rows
     log(f"labels: {json.dumps(stats.to_json())}; rollout sample |S|={len(s_rows)}")
-    key = _run_key(train, fit, loop, rollout, features)
+    key = _run_key(train, fit, loop, rollout, features, llm_solves)
     x, vx = train.inputs(features), val.inputs(features)
     rounds: list[Round] = []
     prev_s: torch.Tensor | None = None  # labels of S in the previous round
@@ -183,11 +197,13 @@ def _run_key(
     loop: LoopConfig,
     rollout: RolloutConfig,
     features: tuple[str, ...],
+    llm_solves: list[bool] | None = None,
 ) -> str:
     """Digest of the settings a round depends on (resume only reuses matching rounds)."""
     blob = json.dumps(
         {
             "features": list(features),
+            "llm_solves": llm_solves,
             "rows": len(train),
             "items": train.item_ids[:3] + train.item_ids[-3:],
             "meta": train.meta,

@@ -20,13 +20,19 @@ from typing import Any
 from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK
 from router_models.card import save_card
 from router_models.citer import CiterMLP, CiterRouter
+from router_models.policies import AlwaysLLM
 from router_models.train import baselines
 from router_models.train.ablation import feature_ablation
 from router_models.train.calibrate import calibration_table, thresholds_for_shares
 from router_models.train.collect import Collection, collect_cached
 from router_models.train.labels import label_stats, shortcut_labels
-from router_models.train.loop import LoopConfig, Round, run_rounds
-from router_models.train.rollout import RolloutConfig, decode_accuracy, reference_accuracy
+from router_models.train.loop import LoopConfig, Round, row_solves, run_rounds
+from router_models.train.rollout import (
+    RolloutConfig,
+    decode_accuracy,
+    decode_correct,
+    reference_accuracy,
+)
 from router_models.train.train import FitConfig, scores
 from tasks.types import Item
 from tasks.verify import extract_answer, is_correct
@@ -45,6 +51,9 @@ class TrainConfig:
     query_items: int = 1000  # train items decoded SLM-only to label the query-level router
     baselines: bool = True  # also write CITER-S, round-1 and query-level cards
     ablation: bool = True  # compare router input features offline
+    # Decode the train items LLM-only first; shortcut rule 2 then labels LLM only on
+    # items the LLM answers right (labels.py). False: rule 2 everywhere (the paper's).
+    llm_check: bool = True
     # Router inputs of the CITER cards; the query-level baseline always reads the hidden state.
     features: tuple[str, ...] = (FEATURE_HIDDEN, FEATURE_TOPK)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -95,6 +104,13 @@ def train_router(
         f"({'cached' if hit_t and hit_v else 'collected'}) in {timing['collect_s']} s"
     )
 
+    solves: list[bool] | None = None
+    if cfg.llm_check:
+        t = time.perf_counter()
+        solves = llm_solves_cached(engines, train_items, cfg.rollout, work / "collect", train)
+        timing["llm_check_s"] = round(time.perf_counter() - t, 1)
+        log(f"LLM alone solves {sum(solves)} of {len(solves)} train items")
+
     dec_items = list(val_items[: cfg.val_decode_items])
     t = time.perf_counter()
     ref = reference_accuracy(engines, dec_items, cfg.rollout) if dec_items else {}
@@ -129,11 +145,17 @@ def train_router(
         ckpt_dir=work / "rounds",
         log=log,
         features=cfg.features,
+        llm_solves=solves,
     )
     timing["rounds_s"] = round(time.perf_counter() - t, 1)
 
     final = rounds[-1]
-    stats = label_stats(shortcut_labels(train.ref, train.slm, train.llm)).to_json()
+    base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, solves))
+    stats = label_stats(base).to_json()
+    if solves is not None:
+        stats["llm_solves_items"] = sum(solves)
+        rule2 = (train.llm == train.ref) & (train.slm != train.ref)
+        stats["rule2_demoted"] = int(rule2.sum()) - stats["llm"]  # LLM fails the item: SLM
     meta = {
         "cost_lambda": cfg.fit.cost_lambda,
         "seed": cfg.fit.seed,
@@ -171,6 +193,25 @@ def train_router(
     work.mkdir(parents=True, exist_ok=True)
     (work / "train_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
+
+
+def llm_solves_cached(
+    engines: tuple[Any, Any, Any],
+    items: Sequence[Item],
+    rc: RolloutConfig,
+    cache_dir: Path,
+    train: Collection,
+) -> list[bool]:
+    """LLM-only greedy verdict per train item, cached beside the collection it belongs to."""
+    path = cache_dir / f"llm-solves-{train.meta.get('cache_key', 'nokey')}.json"
+    if path.is_file():
+        got = json.loads(path.read_text(encoding="utf-8"))
+        if len(got) == len(items):
+            return [bool(v) for v in got]
+    ok, _ = decode_correct(engines, items, AlwaysLLM(), 0.5, rc, desc="LLM-only check")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ok), encoding="utf-8")
+    return ok
 
 
 def _save(

@@ -147,6 +147,19 @@ def decode_accuracy(
     rc: RolloutConfig,
 ) -> dict[str, float]:
     """Routed greedy decode of whole answers: accuracy and LLM token share."""
+    ok, share = decode_correct(engines, items, router, threshold, rc)
+    return {"accuracy": round(sum(ok) / len(ok), 4), "llm_share": round(share, 4)}
+
+
+def decode_correct(
+    engines: tuple[Any, Any, Any],
+    items: Sequence[Item],
+    router: Any,
+    threshold: float,
+    rc: RolloutConfig,
+    desc: str = "validation decode",
+) -> tuple[list[bool], float]:
+    """Routed greedy decode of whole answers: the verdict per item and the LLM token share."""
     slm, llm, tok = engines
     prompts = [encode(tok, it)[0] for it in items]
     budgets = [ANSWER_MAX_TOKENS] * len(items)
@@ -160,7 +173,7 @@ def decode_accuracy(
         budgets,
         window=rc.window,
         concurrency=rc.concurrency,
-        desc="validation decode",
+        desc=desc,
     )
     ok = [
         is_correct(answer_text(tok, o.token_ids), it.answer)
@@ -168,7 +181,7 @@ def decode_accuracy(
     ]
     n_llm = sum(o.stats.llm_tokens for o in outs)
     n_all = n_llm + sum(o.stats.slm_tokens for o in outs)
-    return {"accuracy": round(sum(ok) / len(ok), 4), "llm_share": round(n_llm / max(1, n_all), 4)}
+    return ok, n_llm / max(1, n_all)
 
 
 def reference_accuracy(

@@ -123,6 +123,20 @@ def test_shortcut_rules_cover_all_three_branches() -> None:
         shortcut_labels(ref, slm[:2], llm)
 
 
+def test_rule_two_only_where_the_llm_solves_the_item() -> None:
+    ref = torch.tensor([5, 5, 5, 5])
+    slm = torch.tensor([1, 1, 1, 5])
+    llm = torch.tensor([5, 5, 2, 5])
+    solves = torch.tensor([True, False, False, False])
+    # LLM matches the reference on rows 0-1, but only row 0's item is one the LLM
+    # answers right; on row 1 nothing is at stake, so the cheaper SLM is the label.
+    got = shortcut_labels(ref, slm, llm, solves)
+    assert got.tolist() == [LLM, SLM, ROLLOUT, SLM]
+    assert shortcut_labels(ref, slm, llm).tolist() == [LLM, LLM, ROLLOUT, SLM]
+    with pytest.raises(ValueError, match="llm_solves has shape"):
+        shortcut_labels(ref, slm, llm, solves[:2])
+
+
 @pytest.mark.parametrize("policy", ["slm", "llm"])
 def test_rollout_verdicts_through_the_scheduler(case, policy: str) -> None:
     coll, oracle, junk, tok = case

@@ -176,7 +176,11 @@ def test_train_router_writes_a_calibrated_card(trained: Path, pair) -> None:
     report = json.loads((trained / "work" / "train_report.json").read_text())
     assert [r["round"] for r in report["rounds"]][:2] == [0, 1]
     assert {"flips", "val", "val_auc_slm_error"} <= set(report["rounds"][1])
-    assert set(report["timing"]) >= {"collect_s", "rounds_s", "total_s"}
+    assert set(report["timing"]) >= {"collect_s", "llm_check_s", "rounds_s", "total_s"}
+    labels = report["labels"]  # rule 2 only on items the LLM alone answers right
+    assert 0 <= labels["llm_solves_items"] <= 12 and labels["rule2_demoted"] >= 0
+    solves = json.loads(next((trained / "work" / "collect").glob("llm-solves-*.json")).read_text())
+    assert len(solves) == 12 and sum(solves) == labels["llm_solves_items"]
     for name in ("citer_s", "citer_round1", "query"):
         assert (trained / "work" / "cards" / name / "router.json").is_file()
 
