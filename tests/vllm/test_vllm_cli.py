@@ -41,14 +41,18 @@ def test_eval_on_vllm_reports_what_hf_reports() -> None:
 
 @pytest.mark.parametrize("cmd", ["eval", "serve"])
 def test_a_card_that_needs_hidden_states_is_refused(tmp_path: Path, cmd: str) -> None:
+    from transformers import AutoConfig
+
     from router_models.base import FEATURE_HIDDEN
     from router_models.card import save_card
     from router_models.citer import CiterConfig, CiterMLP
     from router_models.vocab import tokenizer_hash
 
     slm = str(ROOT / "models" / "demo" / "slm")
-    save_card(tmp_path, CiterMLP(CiterConfig(96, 8)), slm=slm, llm="llm", hidden_size=96,
-              vocab_size=512, tokenizer_hash=tokenizer_hash(slm),
+    cfg = AutoConfig.from_pretrained(slm)  # the card must match the shipped SLM
+    h = cfg.hidden_size
+    save_card(tmp_path, CiterMLP(CiterConfig(h, 8)), slm=slm, llm="llm", hidden_size=h,
+              vocab_size=cfg.vocab_size, tokenizer_hash=tokenizer_hash(slm),
               features=(FEATURE_HIDDEN,))  # fmt: skip
     args = {"eval": ["--policy", "citer", "--router", str(tmp_path), "--limit", "1"],
             "serve": ["--port", "0"]}[cmd]  # fmt: skip

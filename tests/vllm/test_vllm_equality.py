@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoConfig
 
 from engines.async_engine import generate_batch
 from engines.scheduler import Scheduler, SchedulerConfig
@@ -73,7 +74,8 @@ def trained_mlp(features: tuple[str, ...], hidden: int) -> CiterMLP:
 def card(path: Path, slm: str, features: tuple[str, ...], hidden: int) -> Path:
     """A CITER card for the demo pair reading ``features``."""
     save_card(path, trained_mlp(features, hidden), slm=slm, llm="demo-llm", hidden_size=hidden,
-              vocab_size=512, tokenizer_hash=tokenizer_hash(slm), features=features)  # fmt: skip
+              vocab_size=AutoConfig.from_pretrained(slm).vocab_size,
+              tokenizer_hash=tokenizer_hash(slm), features=features)  # fmt: skip
     return path
 
 
@@ -109,7 +111,8 @@ def test_logprob_router_equals_hf(hf, vllm, prompts) -> None:
 
 def test_logprobs_only_citer_card_equals_hf(hf, vllm, prompts, demo, tmp_path: Path) -> None:
     path = card(tmp_path / "card", demo[0], (FEATURE_TOPK,), vllm.slm.info.hidden_size)
-    kw = dict(card=str(path), hidden_size=96, tokenizer_hash=tokenizer_hash(demo[0]))
+    kw = dict(card=str(path), hidden_size=vllm.slm.info.hidden_size,
+              tokenizer_hash=tokenizer_hash(demo[0]))  # fmt: skip
     router, _ = build_router("citer", available_features=vllm.slm.info.features, **kw)
     probe = decode(hf, router, 2.0, prompts[:4])  # scores never pass 2: all SLM
     thr = split_threshold([x for o in probe for x in o.scores])
@@ -120,8 +123,9 @@ def test_logprobs_only_citer_card_equals_hf(hf, vllm, prompts, demo, tmp_path: P
 
 
 def test_card_needing_hidden_states_is_refused_at_start_up(vllm, demo, tmp_path: Path) -> None:
-    path = card(tmp_path / "card", demo[0], (FEATURE_HIDDEN, FEATURE_TOPK), 96)
-    kw = dict(card=str(path), hidden_size=96, tokenizer_hash=tokenizer_hash(demo[0]))
+    hidden = vllm.slm.info.hidden_size
+    path = card(tmp_path / "card", demo[0], (FEATURE_HIDDEN, FEATURE_TOPK), hidden)
+    kw = dict(card=str(path), hidden_size=hidden, tokenizer_hash=tokenizer_hash(demo[0]))
     with pytest.raises(RouterCardError, match=r"needs features \['hidden:final'\].*engine"):
         build_router("citer", available_features=vllm.slm.info.features, **kw)
     confidence, _ = build_router("confidence")  # full logits: vLLM returns log-probs only
