@@ -52,12 +52,13 @@ def quality() -> dict[str, float]:
 
 
 def test_quality_ordering_on_fixed_test_sample(quality: dict[str, float]) -> None:
-    # Full test split: LLM 0.703, SLM 0.098 (models/demo/pair.json); on this 80-item
-    # sample 0.7125 and 0.0625. The LLM target (>= 0.90) is not reached yet
-    # (compare-family chains); these margins pin the ordering and catch a regression.
+    # Full test split: LLM 0.703, SLM 0.447 (models/demo/pair.json); on this 80-item
+    # sample 0.7125 and 0.425. The LLM target (>= 0.90) is not reached yet
+    # (compare-family chains); these margins pin the ordering and catch a regression
+    # (also back to the 0.10 SLM of pair v2, too weak for routing to matter).
     assert quality["llm"] >= 0.6
-    assert quality["slm"] <= 0.65
-    assert quality["llm"] - quality["slm"] >= 0.4
+    assert 0.25 <= quality["slm"] <= 0.65
+    assert quality["llm"] - quality["slm"] >= 0.15
 
 
 def _copy(tmp_path: Path) -> Path:
