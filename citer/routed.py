@@ -29,7 +29,7 @@ from engines.types import (
     StepStats,
 )
 from router_models.registry import build_router
-from router_models.vocab import tokenizer_hash
+from router_models.vocab import tokenizer_hash, weights_fingerprint
 from tasks.types import Item
 
 DEFAULT_CARD = "models/demo/router"  # the shipped CITER router card
@@ -63,19 +63,20 @@ class Pair:
     llm: Engine  # HFEngine, VLLMEngine, or RemoteEngine for an edge + cloud pair
     tokenizer: Any
     tokenizer_hash: str
+    slm_weights: str  # weights_fingerprint() of the SLM folder, checked against router cards
 
 
 def build_pair(cfg: PairConfig) -> Pair:
     from citer.modelcheck import check_model_folder
 
+    check_model_folder(cfg.slm)
+    slm_weights = weights_fingerprint(cfg.slm)
     if cfg.remote is not None:  # the SLM here; the LLM shares its tokenizer by contract
-        check_model_folder(cfg.slm)
         slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype))
         i = slm.info
         llm = RemoteEngine(cfg.remote, i.vocab_size, i.eos_token_ids, i.max_context)
-        return Pair(slm, llm, load_tokenizer(cfg.slm), tokenizer_hash(cfg.slm))
-    for path in (cfg.slm, cfg.llm):
-        check_model_folder(path)
+        return Pair(slm, llm, load_tokenizer(cfg.slm), tokenizer_hash(cfg.slm), slm_weights)
+    check_model_folder(cfg.llm)
     slm_hash, llm_hash = tokenizer_hash(cfg.slm), tokenizer_hash(cfg.llm)
     if slm_hash != llm_hash:
         raise ValueError(
@@ -90,10 +91,10 @@ def build_pair(cfg: PairConfig) -> Pair:
                              kv_cache_gib=cfg.vllm_kv_cache_gib)
             for path, share in zip((cfg.slm, cfg.llm), cfg.vllm_gpu_memory, strict=True)
         ))  # fmt: skip
-        return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash)
+        return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
     slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype))
     llm = HFEngine(HFEngineConfig(cfg.llm, cfg.device, cfg.dtype))
-    return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash)
+    return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
 
 
 def make_router(
@@ -106,7 +107,7 @@ def make_router(
     kw: dict[str, Any] = {}
     if policy == "citer":
         kw = {"card": card or DEFAULT_CARD, "hidden_size": pair.slm.info.hidden_size,
-              "tokenizer_hash": pair.tokenizer_hash}  # fmt: skip
+              "tokenizer_hash": pair.tokenizer_hash, "slm_weights": pair.slm_weights}  # fmt: skip
     elif card is not None:
         raise ValueError(f"--router-card is only used with --policy citer, not {policy}")
     return build_router(

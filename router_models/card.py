@@ -4,7 +4,7 @@ A card is a folder::
 
     router.safetensors   CiterMLP state dict (float32)
     router.json          kind, features, model pair (slm, llm, hidden_size,
-                         vocab_size, tokenizer_hash), MLP shape, score
+                         vocab_size, tokenizer_hash, slm_weights), MLP shape, score
                          convention, default threshold, calibration table
                          [{threshold, llm_share}] measured on validation data,
                          free-form training metadata
@@ -73,6 +73,7 @@ class RouterCard:
     vocab_size: int
     tokenizer_hash: str  # tokenizer_hash() of the shared tokenizer
     model: dict[str, Any]  # CiterConfig.to_dict()
+    slm_weights: str = ""  # weights_fingerprint() of the SLM; "" = not pinned (older cards)
     default_threshold: float = 0.5
     calibration: list[CalibrationPoint] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +91,7 @@ class RouterCard:
                 "hidden_size": self.hidden_size,
                 "vocab_size": self.vocab_size,
                 "tokenizer_hash": self.tokenizer_hash,
+                "slm_weights": self.slm_weights,
             },
             "model": self.model,
             "score_convention": self.score_convention,
@@ -112,6 +114,7 @@ class RouterCard:
             hidden_size=int(pair["hidden_size"]),
             vocab_size=int(pair["vocab_size"]),
             tokenizer_hash=str(pair["tokenizer_hash"]),
+            slm_weights=str(pair.get("slm_weights", "")),
             model=dict(d["model"]),
             default_threshold=float(d["default_threshold"]),
             calibration=parse_calibration(d.get("calibration", [])),
@@ -146,6 +149,7 @@ def save_card(
     hidden_size: int,
     vocab_size: int,
     tokenizer_hash: str,
+    slm_weights: str = "",
     features: Sequence[str] = (FEATURE_HIDDEN,),
     default_threshold: float = 0.5,
     calibration: Iterable[CalibrationPoint | Mapping[str, float]] = (),
@@ -166,6 +170,7 @@ def save_card(
         hidden_size=hidden_size,
         vocab_size=vocab_size,
         tokenizer_hash=tokenizer_hash,
+        slm_weights=slm_weights,
         model=model.cfg.to_dict(),
         default_threshold=float(default_threshold),
         calibration=parse_calibration(calibration),
@@ -214,12 +219,14 @@ def load_card(
     hidden_size: int,
     tokenizer_hash: str,
     available_features: Iterable[str],
+    slm_weights: str = "",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> CiterRouter:
     """Load a CITER router card, checked against the serving SLM and engine.
 
-    ``hidden_size`` and ``tokenizer_hash`` describe the SLM being served;
+    ``hidden_size``, ``tokenizer_hash`` and ``slm_weights`` (its
+    ``weights_fingerprint``; "" skips that check) describe the SLM being served;
     ``available_features`` are the RouterFeatures the engine can fill. The
     returned router carries the card (``router.card``) for calibration.
     """
@@ -229,16 +236,15 @@ def load_card(
             f"router card {path} is of kind {card.kind!r} but only {CiterRouter.name!r} cards "
             "can be loaded: pass a card written by citer train-router"
         )
-    if card.hidden_size != hidden_size:
-        raise RouterCardError(
-            f"router card {path} expects hidden_size {card.hidden_size} but the SLM has "
-            f"{hidden_size}: {_FIX}"
-        )
-    if card.tokenizer_hash != tokenizer_hash:
-        raise RouterCardError(
-            f"router card {path} expects tokenizer hash {card.tokenizer_hash} but the SLM's "
-            f"tokenizer hashes to {tokenizer_hash}: {_FIX}"
-        )
+    pins = [("hidden_size", card.hidden_size, hidden_size),
+            ("tokenizer hash", card.tokenizer_hash, tokenizer_hash)]  # fmt: skip
+    if card.slm_weights and slm_weights:  # same shapes, other weights: another SLM
+        pins.append(("SLM weights fingerprint", card.slm_weights, slm_weights))
+    for what, want, got in pins:
+        if want != got:
+            raise RouterCardError(
+                f"router card {path} expects {what} {want} but the SLM has {got}: {_FIX}"
+            )
     available = set(available_features)
     missing = [f for f in card.features if f not in available]
     if missing:

@@ -34,6 +34,7 @@ from router_models.train.rollout import (
     reference_accuracy,
 )
 from router_models.train.train import FitConfig, scores
+from router_models.vocab import weights_fingerprint
 from tasks.types import Item
 from tasks.verify import extract_answer, is_correct
 
@@ -233,6 +234,7 @@ def _save(
         hidden_size=slm.info.hidden_size,
         vocab_size=slm.info.vocab_size,
         tokenizer_hash=tok_hash,
+        slm_weights=weights_fingerprint(cfg.slm),
         features=cfg.features,
         default_threshold=0.5,
         calibration=table,
@@ -281,6 +283,7 @@ def _baselines(
         hidden_size=engines[0].info.hidden_size,
         vocab_size=engines[0].info.vocab_size,
         tokenizer_hash=tok_hash,
+        slm_weights=weights_fingerprint(cfg.slm),
         default_threshold=0.5,
         calibration=qcal,
         training={

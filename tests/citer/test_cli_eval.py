@@ -62,6 +62,23 @@ def test_bad_input_is_one_line_error(args: list[str], needle: str) -> None:
     assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_the_shipped_card_pins_the_shipped_slm_and_refuses_another(tmp_path: Path) -> None:
+    from router_models.card import CARD_JSON, read_card
+    from router_models.vocab import weights_fingerprint
+
+    card = ROOT / "models" / "demo" / "router"
+    assert read_card(card).slm_weights == weights_fingerprint(SLM)  # not a stale card
+    other = tmp_path / "card"
+    shutil.copytree(card, other)
+    d = json.loads((other / CARD_JSON).read_text())
+    d["model_pair"]["slm_weights"] = "0" * 64  # as if trained on a retrained SLM
+    (other / CARD_JSON).write_text(json.dumps(d))
+    p = run("--policy", "citer", "--router-card", str(other), "--limit", "1")
+    assert p.returncode == 2
+    assert f"expects SLM weights fingerprint {'0' * 64}" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
 def test_vllm_engine_without_vllm_says_how_to_install_it() -> None:
     argv = ["eval", "--engine", "vllm", "--policy", "slm", "--limit", "1"]
     code = f"import sys; sys.modules['vllm'] = None; import citer.cli as c; exit(c.main({argv}))"

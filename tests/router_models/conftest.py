@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from router_test_utils import HIDDEN, TOK_HASH, VOCAB, tiny_mlp
+from router_test_utils import HIDDEN, SLM_WEIGHTS, TOK_HASH, VOCAB, tiny_mlp
 
 from router_models.card import save_card
 
@@ -28,6 +28,7 @@ def card_dir(tmp_path: Path) -> Path:
         hidden_size=HIDDEN,
         vocab_size=VOCAB,
         tokenizer_hash=TOK_HASH,
+        slm_weights=SLM_WEIGHTS,
         default_threshold=0.4,
         calibration=[
             {"threshold": 0.1, "llm_share": 0.8},

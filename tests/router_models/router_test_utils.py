@@ -10,6 +10,7 @@ from router_models.citer import CiterConfig, CiterMLP
 HIDDEN = 8  # SLM hidden size of the tiny test router
 VOCAB = 16
 TOK_HASH = "ab" * 32  # stands in for a tokenizer_hash() digest
+SLM_WEIGHTS = "ef" * 32  # stands in for a weights_fingerprint() digest
 
 
 def make_feats(

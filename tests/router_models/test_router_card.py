@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from router_test_utils import HIDDEN, TOK_HASH, VOCAB, make_feats, tiny_mlp
+from router_test_utils import HIDDEN, SLM_WEIGHTS, TOK_HASH, VOCAB, make_feats, tiny_mlp
 
 from router_models.base import FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN
 from router_models.card import (
@@ -63,6 +63,7 @@ def test_router_json_describes_the_model_pair(card_dir: Path) -> None:
         "hidden_size": HIDDEN,
         "vocab_size": VOCAB,
         "tokenizer_hash": TOK_HASH,
+        "slm_weights": SLM_WEIGHTS,
     }
     assert "score > threshold" in d["score_convention"]
     assert d["calibration"][0] == {"threshold": 0.1, "llm_share": 0.8}
@@ -83,6 +84,25 @@ def test_tokenizer_hash_mismatch_names_both_values(card_dir: Path) -> None:
     with pytest.raises(RouterCardError) as err:
         load(card_dir, tokenizer_hash=other)
     assert TOK_HASH in str(err.value) and other in str(err.value)
+
+
+def test_a_retrained_slm_of_the_same_shape_is_refused(card_dir: Path) -> None:
+    other = "12" * 32  # same hidden size and tokenizer, other weights
+    with pytest.raises(RouterCardError) as err:
+        load(card_dir, slm_weights=other)
+    msg = str(err.value)
+    assert f"SLM weights fingerprint {SLM_WEIGHTS}" in msg and other in msg
+    assert "citer train-router" in msg
+    assert load(card_dir, slm_weights=SLM_WEIGHTS).card is not None  # the SLM it was trained on
+    assert load(card_dir, slm_weights="").card is not None  # caller cannot fingerprint: no check
+
+
+def test_cards_from_before_the_fingerprint_load_on_any_slm(card_dir: Path) -> None:
+    d = json.loads((card_dir / CARD_JSON).read_text())
+    del d["model_pair"]["slm_weights"]
+    (card_dir / CARD_JSON).write_text(json.dumps(d))
+    assert read_card(card_dir).slm_weights == ""
+    assert load(card_dir, slm_weights="12" * 32).card is not None
 
 
 def test_features_the_engine_cannot_provide_are_refused(card_dir: Path) -> None:
