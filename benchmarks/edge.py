@@ -84,13 +84,17 @@ def start_cloud(slm: str, llm: str, log: Path) -> tuple[subprocess.Popen, str, s
     return proc, url, r.json()["key"]["plaintext"]
 
 
-def edge_run(sched: Any, prompts: list[list[int]], max_tokens: int, remote: Any) -> dict:
-    """Greedy decoding of every prompt through ``sched``; remote-call figures if any."""
+def edge_run(
+    sched: Any, prompts: list[list[int]], max_tokens: int, remote: Any, thr: float | None = None
+) -> dict:
+    """Greedy decoding of every prompt through ``sched`` (routing threshold ``thr``, None:
+    the router's default); remote-call figures if any."""
     from engines.async_engine import generate_batch
-    from engines.types import Request, SamplingParams
+    from engines.types import Request, RoutingParams, SamplingParams
 
+    route = RoutingParams(threshold=thr)
     reqs = [
-        Request(f"r{i}", p, SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=i))
+        Request(f"r{i}", p, SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=i), route)
         for i, p in enumerate(prompts)
     ]
     before = _snapshot(remote)
@@ -213,7 +217,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows = []
         for rtt in [float(x) for x in args.rtt_ms.split(",")]:
             proxy.delay_s = rtt / 2000  # one way, seconds
-            edge_run(sched(edge, router), prompts[:2], 16, edge.llm)  # warm the pool and caches
+            edge_run(sched(edge, router), prompts[:2], 16, edge.llm, thr)  # warm pool and caches
             for mode in MODES:
                 if mode == "routed-local" and rtt != 0:
                     continue  # no network in it
@@ -223,7 +227,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     pair = local if mode == "routed-local" else edge
                     r = llm_router if mode == "llm-remote" else router
                     rem = edge.llm if pair is edge else None
-                    row = edge_run(sched(pair, r), prompts, args.max_tokens, rem)
+                    row = edge_run(sched(pair, r), prompts, args.max_tokens, rem, thr)
                 routed = "routed" in mode
                 rows.append({"mode": mode, "rtt_ms": rtt, "policy": policy if routed else "llm",
                              "threshold": thr if routed else None, **row})  # fmt: skip
