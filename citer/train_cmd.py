@@ -157,9 +157,8 @@ def cmd_train_router(args: argparse.Namespace) -> int:
         shutil.rmtree(Path(cfg.work_dir) / "rounds", ignore_errors=True)
     t0 = time.perf_counter()
     pair = build_pair(PairConfig(cfg.slm, cfg.llm, args.device, args.dtype))
-    report = train_router(
-        cfg, (pair.slm, pair.llm, pair.tokenizer), pair.tokenizer_hash, train_items, val_items
-    )
+    pins = {"tokenizer_hash": pair.tokenizer_hash, "slm_weights": pair.slm_weights}
+    report = train_router(cfg, (pair.slm, pair.llm, pair.tokenizer), pins, train_items, val_items)
     total = round(time.perf_counter() - t0, 1)
     report["timing"]["total_s"] = total
     (Path(cfg.work_dir) / "train_report.json").write_text(json.dumps(report, indent=2))

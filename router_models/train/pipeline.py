@@ -34,7 +34,6 @@ from router_models.train.rollout import (
     reference_accuracy,
 )
 from router_models.train.train import FitConfig, scores
-from router_models.vocab import weights_fingerprint
 from tasks.types import Item
 from tasks.verify import extract_answer, is_correct
 
@@ -85,12 +84,16 @@ def check_verifiable(items: Sequence[Item], split: str) -> None:
 def train_router(
     cfg: TrainConfig,
     engines: tuple[Any, Any, Any],
-    tok_hash: str,
+    pins: dict[str, str],
     train_items: Sequence[Item],
     val_items: Sequence[Item],
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run every stage; returns (and writes) the training report."""
+    """Run every stage; returns (and writes) the training report.
+
+    ``pins`` is the served pair's identity every card is saved with
+    (``tokenizer_hash``, ``slm_weights``: see ``citer.routed.Pair``).
+    """
     check_verifiable(train_items, "train")
     check_verifiable(val_items, "validation")
     slm, llm, tok = engines
@@ -170,7 +173,7 @@ def train_router(
         # Per-round convergence evidence; timings stay out so the card is reproducible.
         "round_log": [{k: v for k, v in r.log.items() if not k.endswith("_s")} for r in rounds],
     }
-    _save(cfg.out, final.model, val, cfg, engines, tok_hash, {**meta, "policy": "citer"})
+    _save(cfg.out, final.model, val, cfg, engines, pins, {**meta, "policy": "citer"})
     log(f"card: {cfg.out}")
     report: dict[str, Any] = {
         "config": _config_json(cfg),
@@ -181,7 +184,7 @@ def train_router(
     }
     if cfg.baselines:
         t = time.perf_counter()
-        report["baselines"] = _baselines(cfg, rounds, train, val, engines, tok_hash, meta, log)
+        report["baselines"] = _baselines(cfg, rounds, train, val, engines, pins, meta, log)
         timing["baselines_s"] = round(time.perf_counter() - t, 1)
     if cfg.ablation:
         t = time.perf_counter()
@@ -221,7 +224,7 @@ def _save(
     val: Collection,
     cfg: TrainConfig,
     engines: tuple[Any, Any, Any],
-    tok_hash: str,
+    pins: dict[str, str],
     training: dict[str, Any],
 ) -> None:
     slm = engines[0]
@@ -233,8 +236,7 @@ def _save(
         llm=cfg.llm,
         hidden_size=slm.info.hidden_size,
         vocab_size=slm.info.vocab_size,
-        tokenizer_hash=tok_hash,
-        slm_weights=weights_fingerprint(cfg.slm),
+        **pins,
         features=cfg.features,
         default_threshold=0.5,
         calibration=table,
@@ -248,7 +250,7 @@ def _baselines(
     train: Collection,
     val: Collection,
     engines: tuple[Any, Any, Any],
-    tok_hash: str,
+    pins: dict[str, str],
     meta: dict[str, Any],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -259,7 +261,7 @@ def _baselines(
         val,
         cfg,
         engines,
-        tok_hash,
+        pins,
         {**meta, "policy": "citer_s", "rounds": 0},
     )
     _save(
@@ -268,7 +270,7 @@ def _baselines(
         val,
         cfg,
         engines,
-        tok_hash,
+        pins,
         {**meta, "policy": "citer_round1", "rounds": 1},
     )
     y = baselines.slm_failures(train, engines, cfg.query_items, cfg.rollout)
@@ -282,8 +284,7 @@ def _baselines(
         llm=cfg.llm,
         hidden_size=engines[0].info.hidden_size,
         vocab_size=engines[0].info.vocab_size,
-        tokenizer_hash=tok_hash,
-        slm_weights=weights_fingerprint(cfg.slm),
+        **pins,
         default_threshold=0.5,
         calibration=qcal,
         training={
