@@ -69,7 +69,7 @@ def decode_ms_per_token(out: Path, repeats: int = 5) -> dict[str, float]:
 def write_cards(out: Path) -> dict[str, object]:
     items = load_split("test")
     summary: dict[str, object] = {"machine": f"{platform.machine()}, {torch.get_num_threads()} "
-                                  "CPU threads, fp32"}  # fmt: skip
+                                  "CPU threads, fp32 evaluation"}  # fmt: skip
     ms = decode_ms_per_token(out)
     for m in ("llm", "slm"):
         report, _ = evaluate(items, HFGenerateDecoder(str(out / m)))
@@ -86,6 +86,7 @@ def write_cards(out: Path) -> dict[str, object]:
             "train_tokens": stats["train_tokens"],
             "train_time_s": stats["train_time_s"],
             "steps": stats["spec"]["steps"],
+            "train_precision": "bf16 autocast" if stats["spec"].get("bf16") else "fp32",
             "arch": f"Llama, {cfg.num_hidden_layers} layers x {cfg.hidden_size} hidden, "
             f"{cfg.num_attention_heads} heads, SwiGLU {cfg.intermediate_size}, vocab "
             f"{cfg.vocab_size}, tied embeddings",
@@ -116,7 +117,7 @@ folder: load with `AutoModelForCausalLM.from_pretrained`.
 - Forward FLOPs/token (non-embedding, {CONTEXT}-token context): {d["flops_per_token"]:,}
   (LLM / SLM ratio {ratio:.1f}x)
 - Training: {d["steps"]} steps, {d["train_tokens"]:,} tokens, {d["train_time_s"]:.0f} s
-  on {s["machine"]}
+  ({d.get("train_precision", "fp32")}, fp32 weights) on {s["machine"]}
 - Decode time (batch 1, greedy, HF generate, 1 thread, median of 5 interleaved runs):
   {d["decode_ms_per_token"]} ms/token
   (the other model: {other["decode_ms_per_token"]} ms/token)

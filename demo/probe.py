@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--tokenizer", default="models/demo/llm", help="folder with tokenizer.json")
     ap.add_argument("--out", default="build/probe", type=Path)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (~1.2x faster steps)")
     args = ap.parse_args(argv)
     from transformers import AutoTokenizer
 
@@ -38,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(THREADS)
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     spec = replace(
-        LLM_SPEC, name=f"probe-{args.family}", steps=args.steps, val_every=args.val_every
+        LLM_SPEC,
+        name=f"probe-{args.family}",
+        steps=args.steps,
+        val_every=args.val_every,
+        bf16=args.bf16,
     )
     st = train_model(spec, tok, args.out / spec.name, spec.steps * spec.batch, families=fams)
     vals = [r for r in st["log"] if "val_accuracy" in r]  # type: ignore[union-attr]

@@ -37,6 +37,9 @@ class ModelSpec:
     seed: int = 0
     max_positions: int = 512  # longest prompt + answer the model is built for
     val_every: int = 0  # greedy exact-match on VAL_ITEMS validation items every N steps (0: never)
+    # bf16 autocast of the forward pass (weights and optimizer state stay fp32): 0.73 vs
+    # 0.88 s per LLM step on a 2-core AVX-512 EPYC; saved weights are fp32 either way.
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -101,7 +104,8 @@ def train_model(
     epoch = 0
     while step < spec.steps:
         for ids, labels in batches(encoded, spec.batch, tok.pad_token_id, seed=spec.seed + epoch):
-            out = model(input_ids=ids, attention_mask=(ids != tok.pad_token_id), labels=labels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.bf16):
+                out = model(input_ids=ids, attention_mask=(ids != tok.pad_token_id), labels=labels)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
