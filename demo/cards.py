@@ -117,7 +117,7 @@ folder: load with `AutoModelForCausalLM.from_pretrained`.
 - Forward FLOPs/token (non-embedding, {CONTEXT}-token context): {d["flops_per_token"]:,}
   (LLM / SLM ratio {ratio:.1f}x)
 - Training: {d["steps"]} steps, {d["train_tokens"]:,} tokens, {d["train_time_s"]:.0f} s
-  ({d.get("train_precision", "fp32")}, fp32 weights) on {s["machine"]}
+  ({d["train_precision"]}, fp32 weights) on {s["machine"]}
 - Decode time (batch 1, greedy, HF generate, 1 thread, median of 5 interleaved runs):
   {d["decode_ms_per_token"]} ms/token
   (the other model: {other["decode_ms_per_token"]} ms/token)

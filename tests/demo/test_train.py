@@ -25,15 +25,23 @@ def _train(tmp: Path, name: str, bf16: bool) -> dict[str, torch.Tensor]:
     return load_file(str(tmp / name / "model.safetensors"))
 
 
-@pytest.mark.parametrize("bf16", [False, True])
-def test_same_seed_same_weights_saved_in_fp32(tmp_path: Path, bf16: bool) -> None:
-    a = _train(tmp_path, "a", bf16)
-    b = _train(tmp_path, "b", bf16)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, torch.Tensor]]:
+    """Two same-seed runs per precision, trained once for the whole module."""
+    tmp = tmp_path_factory.mktemp("train")
+    return {
+        f"{p}{i}": _train(tmp, f"{p}{i}", p == "bf16") for p in ("fp32", "bf16") for i in (1, 2)
+    }
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_same_weights_saved_in_fp32(runs: dict, precision: str) -> None:
+    a, b = runs[f"{precision}1"], runs[f"{precision}2"]
     assert {t.dtype for t in a.values()} == {torch.float32}
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_bf16_changes_the_arithmetic(tmp_path: Path) -> None:
-    a, b = _train(tmp_path, "fp32", False), _train(tmp_path, "bf16", True)
+def test_bf16_changes_the_arithmetic(runs: dict) -> None:
+    a, b = runs["fp321"], runs["bf161"]
     assert any(not torch.equal(a[k], b[k]) for k in a)
