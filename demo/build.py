@@ -22,7 +22,16 @@ from tasks.splits import load_split
 
 TOKENIZER_ITEMS = 20_000
 LLM_SPEC = ModelSpec(
-    "llm", hidden=256, layers=4, heads=8, ffn=768, steps=5600, lr=2e-3, batch=24, val_every=700
+    "llm",
+    hidden=256,
+    layers=4,
+    heads=8,
+    ffn=768,
+    steps=5600,
+    lr=2e-3,
+    batch=24,
+    val_every=700,
+    bf16=True,  # 1.2x faster steps on AVX-512 bf16 CPUs; same validation curve in a trial
 )
 # 3 layers, 3000 steps: validation accuracy 0.09 / 0.135 / 0.45 at steps 1000 / 2000 / 3000
 # (arith 0.0 / 0.06 / 0.76); the 2 x 96, 1200-step SLM of pair v2 had 0.10 on test.

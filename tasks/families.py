@@ -20,6 +20,14 @@ NAMES = [
     "Ann", "Ben", "Cal", "Dee", "Eve", "Finn", "Gus", "Hana", "Ivy", "Jon", "Kai", "Lea",
     "Max", "Nia", "Otto", "Pia", "Quin", "Rae", "Sam", "Tess", "Uma", "Vic", "Wes", "Zoe",
 ]  # fmt: skip
+# compare-family options: option X is always a name starting with X
+CHOICE_NAMES = {
+    "A": ["Ann", "Ada", "Abe", "Amy"],
+    "B": ["Ben", "Bea", "Bob", "Bess"],
+    "C": ["Cal", "Cleo", "Cora", "Cyd"],
+    "D": ["Dee", "Dan", "Dora", "Dev"],
+    "E": ["Eve", "Eli", "Emma", "Ezra"],
+}
 # comparative, superlative (top of the order), superlative (bottom)
 ATTRS = [
     ("taller", "tallest", "shortest"),
@@ -122,38 +130,33 @@ def gen_arith(rng: random.Random) -> tuple[str, str, str]:
 def gen_compare(rng: random.Random) -> tuple[str, str, str]:
     """Transitive comparison chain, answered with a multiple-choice letter.
 
-    The reference eliminates candidates fact by fact (each fact rules out one
-    person for the question asked) and rewrites who is left, so every step is
-    a local copy; the letters travel with the names.
+    Options are listed A, B, C... and each option's name starts with its own
+    letter (``C) Cleo``), so naming the answer decides the letter. The reference
+    eliminates candidates fact by fact (each fact rules out one person for the
+    question asked) and rewrites who is left, so every step is a local copy.
     """
     n = rng.randint(3, 5)
-    people = rng.sample(NAMES, n)  # people[0] is at the top of the order
+    letters = "ABCDE"[:n]
+    options = [rng.choice(CHOICE_NAMES[c]) for c in letters]
+    people = rng.sample(options, n)  # people[0] is at the top of the order
     comp, top, bottom = rng.choice(ATTRS)
     pairs = [(people[i], people[i + 1]) for i in range(n - 1)]
     rng.shuffle(pairs)
     ask_top = rng.random() < 0.5
     target = people[0] if ask_top else people[-1]
-    options = people[:]
-    rng.shuffle(options)
-    letters = "ABCDE"[:n]
-    letter = letters[options.index(target)]
-    label = dict(zip(options, letters, strict=True))
-    opt_text = "\n".join(f"{label[p]}) {p}" for p in options)
+    letter = target[0]
+    opt_text = "\n".join(f"{p[0]}) {p}" for p in options)
     sup = top if ask_top else bottom
     facts = " ".join(f"{hi} is {comp} than {lo}." for hi, lo in pairs)
     prompt = f"{facts}\nWho is the {sup}?\n{opt_text}\nAnswer with the letter."
     left = options[:]
-
-    def show(names: list[str]) -> str:
-        return ", ".join(f"{label[p]}) {p}" for p in names)
-
-    ref = [f"Look for the {sup}. Candidates: {show(left)}."]
+    ref = [f"Look for the {sup}. Candidates: {', '.join(left)}."]
     for hi, lo in pairs:
         out = lo if ask_top else hi
         left.remove(out)
         gone = _say(rng, f"so {out} is out", f"which rules out {out}")
         ref.append(
-            f"{hi} is {comp} than {lo}, {gone}. {_say(rng, 'Left', 'Still in')}: {show(left)}."
+            f"{hi} is {comp} than {lo}, {gone}. {_say(rng, 'Left', 'Still in')}: {', '.join(left)}."
         )
     ref += [f"The {sup} is {target}.", f"The answer is {letter}."]
     return prompt, "\n".join(ref), letter
@@ -176,7 +179,10 @@ def gen_list(rng: random.Random) -> tuple[str, str, str]:
         prompt = f"How many times does {t} appear in the list {lst}?"
         ref = [f"Go through the list and count each {t}.", *steps, f"The answer is {c}."]
         return prompt, "\n".join(ref), str(c)
-    xs = rng.sample(range(1, 100), rng.randint(3, 6))
+    # sort takes distinct one-digit numbers: each rewrite of the remaining list then
+    # copies single tokens (the demo LLM did not learn to copy a two-digit number's
+    # units digit from the right number: 0.24 on sort with 1-99, pair v2)
+    xs = rng.sample(range(1, 10) if op == "sort" else range(1, 100), rng.randint(3, 6))
     lst = ", ".join(map(str, xs))
     if op == "sort":
         out = ", ".join(map(str, sorted(xs)))
