@@ -184,7 +184,8 @@ def _thresholds(
     cards: dict[str, str],
 ) -> dict[str, list[tuple[float | None, float]]]:
     """policy -> [(target share, threshold)] to decode (query is composed, not decoded)."""
-    from router_models.card import read_card, threshold_for_share
+    from router_models.card import read_card
+    from router_models.share import threshold_for_share
 
     plan: dict[str, list[tuple[float | None, float]]] = {"slm": [(None, 0.5)], "llm": [(None, 0.5)]}
     if "random" in policies:

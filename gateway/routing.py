@@ -137,7 +137,7 @@ def plan_route(model: str, body: RoutingBody | None, setup: RouterSetup) -> Rout
 
 
 def _threshold_for(setup: RouterSetup, share: float) -> float:
-    from router_models.card import threshold_for_share
+    from router_models.share import threshold_for_share
 
     if setup.card is None or not setup.card.calibration:
         raise bad_request(

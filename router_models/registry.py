@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from router_models.base import Router
-from router_models.card import load_card, threshold_for_share
+from router_models.card import load_card
 from router_models.citer import CiterRouter
 from router_models.policies import (
     AlwaysLLM,
@@ -26,6 +26,7 @@ from router_models.policies import (
     LogprobRouter,
     RandomRouter,
 )
+from router_models.share import threshold_for_share
 
 # A plain literal: importing this module builds nothing and loads no weights.
 ROUTERS: dict[str, type] = {

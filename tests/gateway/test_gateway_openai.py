@@ -162,7 +162,8 @@ def test_target_share_model_uses_the_card_calibration(gateway, client: openai.Op
         with pytest.raises(openai.BadRequestError, match="calibrated CITER router card"):
             client.chat.completions.create(**kw)
         return
-    from router_models.card import CalibrationPoint, threshold_for_share
+    from router_models.card import CalibrationPoint
+    from router_models.share import threshold_for_share
 
     card = SimpleNamespace(calibration=[CalibrationPoint(**c) for c in routing["calibration"]])
     r = client.chat.completions.create(**kw)

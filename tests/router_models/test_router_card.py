@@ -19,9 +19,9 @@ from router_models.card import (
     load_card,
     read_card,
     save_card,
-    threshold_for_share,
 )
 from router_models.citer import CiterRouter
+from router_models.share import threshold_for_share
 
 ENGINE_FEATURES = (FEATURE_HIDDEN, FEATURE_LOGITS, FEATURE_TOKEN)
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from router_models.base import RouterFeatures
-from router_models.card import load_card, threshold_for_share
+from router_models.card import load_card
+from router_models.share import threshold_for_share
 from router_models.train.calibrate import calibration_table, share_at, thresholds_for_shares
 from router_models.train.train import (
     FitConfig,
