@@ -35,6 +35,38 @@ def test_arithmetic_answers_are_right() -> None:
         assert eval(expr) == int(ans)  # noqa: S307 - generated digits and one operator
 
 
+def test_compare_options_are_lettered_by_initial_and_the_answer_is_right() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        prompt, ref, ans = FAMILIES["compare"](rng)
+        facts, _, rest = prompt.partition("\nWho is the ")
+        opts = [ln for ln in rest.splitlines() if ") " in ln]
+        assert [o[0] for o in opts] == list("ABCDE"[: len(opts)])
+        assert all(o[3] == o[0] for o in opts)  # "C) Cleo"
+        # the answer is the one name never on the losing side of the question's order
+        sup = rest.split("?")[0]
+        beats = [f.split(" is ")[0] for f in facts.split(". ")]
+        loses = [f.split(" than ")[1].rstrip(".") for f in facts.split(". ")]
+        names = [o[3:] for o in opts]
+        top = sup in {"tallest", "oldest", "fastest", "heaviest"}
+        winner = [n for n in names if n not in (loses if top else beats)]
+        assert winner == [f"{ans}{winner[0][1:]}"] and ref.endswith(
+            f"is {winner[0]}.\nThe answer is {ans}."
+        )
+
+
+def test_sort_takes_distinct_one_digit_numbers() -> None:
+    rng, seen = random.Random(6), 0
+    for _ in range(400):
+        prompt, _, ans = FAMILIES["list"](rng)
+        if prompt.startswith("Sort the list "):
+            xs = [int(x) for x in prompt[len("Sort the list ") :].split(" from")[0].split(", ")]
+            assert len(set(xs)) == len(xs) and all(1 <= x <= 9 for x in xs)
+            assert ans == ", ".join(map(str, sorted(xs)))
+            seen += 1
+    assert seen > 50
+
+
 def test_splits_are_fixed_balanced_and_disjoint() -> None:
     test = load_split("test")
     assert len(test) == EVAL_SIZE
