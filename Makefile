@@ -53,7 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); 66-95 min on 2 idle cores (README).
+# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~92 min on 2 idle EPYC cores (README).
 demo-models: $(STAMP)
 	$(PY) -m demo.build --out models/demo
 
