@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from demo.tokenizer import save_tokenizer, train_tokenizer
-from demo.train import ModelSpec, train_model
+from demo.train import ModelSpec, encode_stream, train_model
 from tasks.splits import load_split
 
 TOKENIZER_ITEMS = 20_000
@@ -30,8 +30,9 @@ LLM_SPEC = ModelSpec(
     steps=5600,
     lr=2e-3,
     batch=24,
-    val_every=700,
+    val_every=1400,
     bf16=True,  # 1.2x faster steps on AVX-512 bf16 CPUs; same validation curve in a trial
+    compile=True,  # 0.44 vs 0.67 s/step here after ~80 s of compiling (the SLM gains nothing)
 )
 # 3 layers, 2200 steps: validation 0.095 / 0.27 at steps 1100 / 2200, test 0.299. On the v3
 # tasks 3000 steps reached 0.673 on test, over the 0.65 an SLM may reach for routing to matter.
@@ -48,11 +49,18 @@ def build_tokenizer(out: Path) -> None:
     save_tokenizer(tok, TOKENIZER_DIR)
 
 
-def build_model(out: Path, spec: ModelSpec) -> dict[str, object]:
+def build_models(out: Path, specs: list[ModelSpec]) -> None:
+    """Train each spec; the SLM's train items are a prefix of the LLM's, so the
+    stream is encoded once (~0.5 ms per item) for all of them."""
     from transformers import AutoTokenizer
 
+    if not specs:
+        return
     tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
-    return train_model(spec, tok, out / spec.name, n_items=spec.steps * spec.batch)
+    encoded = encode_stream(tok, max(s.steps * s.batch for s in specs))
+    for spec in specs:
+        st = train_model(spec, tok, out / spec.name, spec.steps * spec.batch, encoded=encoded)
+        print(json.dumps({k: v for k, v in st.items() if k != "log"}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     if "tokenizer" in stages:
         build_tokenizer(out)
-    for spec in (LLM_SPEC, SLM_SPEC):
-        if spec.name in stages:
-            st = build_model(out, spec)
-            print(json.dumps({k: v for k, v in st.items() if k != "log"}))
+    build_models(out, [s for s in (LLM_SPEC, SLM_SPEC) if s.name in stages])
     if "cards" in stages:
         from demo.cards import write_cards
 
