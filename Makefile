@@ -53,7 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~92 min on 2 idle EPYC cores (README).
+# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~68 min on 2 idle EPYC cores (README).
 demo-models: $(STAMP)
 	$(PY) -m demo.build --out models/demo
 
@@ -88,7 +88,7 @@ bench-vllm: $(VSTAMP)
 		--routed logprob:0.3 --items 32 --out benchmarks/vllm.json
 
 # CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
-# plus the baseline cards the sweep needs (build/router/cards); ~20 min on 2 cores.
+# plus the baseline cards the sweep needs (build/router/cards); ~24 min on 2 cores.
 router: $(STAMP)
 	$(VENV)/bin/citer train-router --slm models/demo/slm --llm models/demo/llm \
 		--out models/demo/router --work-dir build/router
