@@ -11,9 +11,10 @@ from transformers import PreTrainedTokenizerBase
 from tasks.types import Item
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
+Encoded = tuple[list[int], int]  # (prompt + answer token ids, prompt length)
 
 
-def encode_item(tok: PreTrainedTokenizerBase, item: Item) -> tuple[list[int], int]:
+def encode_item(tok: PreTrainedTokenizerBase, item: Item) -> Encoded:
     """(token ids of prompt + reference + eos, number of prompt tokens)."""
     prompt = _ids(tok.apply_chat_template(item.messages, add_generation_prompt=True))
     full_msgs = [*item.messages, {"role": "assistant", "content": item.reference}]
@@ -31,7 +32,7 @@ def _ids(out: object) -> list[int]:
 
 
 def batches(
-    encoded: Sequence[tuple[list[int], int]],
+    encoded: Sequence[Encoded],
     batch_size: int,
     pad_id: int,
     seed: int,

@@ -18,10 +18,9 @@ import torch
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from demo.data import IGNORE, batches, encode_item
+from demo.data import IGNORE, Encoded, batches, encode_item
 from tasks.splits import load_split, train_stream
 
-Encoded = tuple[list[int], int]  # (prompt + answer token ids, prompt length)
 VAL_ITEMS = 200  # validation items decoded per in-training check (~20 s on 2 cores)
 
 

@@ -26,7 +26,7 @@ MODES = {"fp32": {}, "bf16": {"bf16": True}, "compiled": {"bf16": True, "compile
 
 def _train(tmp: Path, name: str, mode: str) -> dict[str, torch.Tensor]:
     tok = AutoTokenizer.from_pretrained("models/demo/llm")
-    bf16 = mode != "fp32"
+    bf16 = MODES[mode].get("bf16", False)
     spec = ModelSpec(name, **MODES[mode], **TINY)  # type: ignore[arg-type]
     stats = train_model(spec, tok, tmp / name, n_items=spec.steps * spec.batch, log_every=1)
     losses = [r["loss"] for r in stats["log"]]  # type: ignore[union-attr]
