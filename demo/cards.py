@@ -68,7 +68,8 @@ def decode_ms_per_token(out: Path, repeats: int = 5) -> dict[str, float]:
 
 def write_cards(out: Path) -> dict[str, object]:
     items = load_split("test")
-    summary: dict[str, object] = {"machine": f"{platform.machine()}, {torch.get_num_threads()} "
+    cpu = f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()})"
+    summary: dict[str, object] = {"machine": f"{cpu}, {torch.get_num_threads()} "
                                   "CPU threads, fp32 evaluation"}  # fmt: skip
     ms = decode_ms_per_token(out)
     for m in ("llm", "slm"):

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--tokenizer", default="models/demo/llm", help="folder with tokenizer.json")
     ap.add_argument("--out", default="build/probe", type=Path)
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (~1.2x faster steps)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (AVX-512/AMX CPUs only)")
     args = ap.parse_args(argv)
     from transformers import AutoTokenizer
 

@@ -40,16 +40,29 @@ class ModelSpec:
     val_every: int = 0  # greedy exact-match on VAL_ITEMS validation items every N steps (0: never)
     # bf16 autocast of the forward pass (weights and optimizer state stay fp32): 0.73 vs
     # 0.88 s per LLM step on a 2-core AVX-512 EPYC; saved weights are fp32 either way.
+    # Only where native_bf16(): elsewhere bf16 matmuls are emulated, ~20x slower.
     bf16: bool = False
     # torch.compile the decoder's training forward/backward (inductor; needs a C++
     # compiler, ~1 min to compile): fuses the elementwise ops between the matmuls.
     compile: bool = False
+    # attention kernel for training (users load SDPA either way; not saved in config.json).
+    # "eager": SDPA's CPU backward is ~1.4x slower at the LLM's sizes (0.38 vs 0.27 s/step).
+    attn: str = "eager"
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"steps and batch must be >= 1, got {self.steps}, {self.batch}")
+        if self.attn not in ("eager", "sdpa"):
+            raise ValueError(f"attn must be eager or sdpa, got {self.attn!r}")
+
+
+def native_bf16() -> bool:
+    """True where oneDNN runs bf16 matmuls natively (AVX-512 or AMX CPUs). On AVX2-only
+    CPUs they fall back to a scalar path: 22 s vs 1.0 s (fp32) per LLM step measured
+    on a 2-vCPU AVX2 EPYC: bf16 there would turn a ~1.5-hour build into ~35 hours."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def llama_config(spec: ModelSpec, tok: PreTrainedTokenizerFast) -> LlamaConfig:
@@ -106,9 +119,10 @@ def train_model(
     share one encoding between models."""
     torch.manual_seed(spec.seed)
     torch.use_deterministic_algorithms(True)
-    # Eager attention for training: on CPU, SDPA's backward is ~1.4x slower at these
-    # sizes (0.38 vs 0.27 s per LLM step). Not saved in config.json; users load SDPA.
-    model = LlamaForCausalLM._from_config(llama_config(spec, tok), attn_implementation="eager")
+    if spec.bf16 and not native_bf16():
+        tqdm.write(f"warning: {spec.name}: bf16 autocast on a CPU without native bf16 "
+                   "matmuls (AVX2 only): expect ~20x slower steps than fp32")  # fmt: skip
+    model = LlamaForCausalLM._from_config(llama_config(spec, tok), attn_implementation=spec.attn)
     hidden = hidden_states_fn(model, spec.compile)
     if encoded is None:
         encoded = encode_stream(tok, n_items, families)

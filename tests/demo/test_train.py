@@ -21,7 +21,12 @@ from demo.train import (
 )
 
 TINY = dict(hidden=32, layers=1, heads=2, ffn=64, steps=3, lr=1e-3, batch=4, warmup=1)
-MODES = {"fp32": {}, "bf16": {"bf16": True}, "compiled": {"bf16": True, "compile": True}}
+MODES = {
+    "fp32": {},
+    "bf16": {"bf16": True},
+    "compiled": {"bf16": True, "compile": True},
+    "sdpa": {"attn": "sdpa"},  # the SLM's training attention
+}
 
 
 def _train(tmp: Path, name: str, mode: str) -> dict[str, torch.Tensor]:
@@ -94,3 +99,8 @@ def test_compiled_loss_and_gradients_match_eager() -> None:
 def test_encoded_stream_is_shared_as_a_prefix() -> None:
     tok = AutoTokenizer.from_pretrained("models/demo/llm")
     assert encode_stream(tok, 5) == encode_stream(tok, 12)[:5]
+
+
+def test_spec_rejects_an_unknown_attention_kernel() -> None:
+    with pytest.raises(ValueError, match="attn must be eager or sdpa, got 'flash'"):
+        ModelSpec("t", attn="flash", **TINY)  # type: ignore[arg-type]
