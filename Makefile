@@ -53,7 +53,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~68 min on 2 idle EPYC cores (README).
+# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~68 min on 2 idle AVX-512 EPYC
+# cores, ~1.5 h on AVX2-only ones (fp32 there; README, "Rebuild the demo models").
 demo-models: $(STAMP)
 	$(PY) -m demo.build --out models/demo
 
