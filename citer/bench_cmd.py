@@ -24,7 +24,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-ROUTED = ("confidence:0.4", "confidence:0.2", "entropy:0.3")  # policy:threshold
+# policy:threshold, or policy@share for a calibrated router card (the CITER card) run at the
+# threshold whose validation LLM share is closest to that share
+ROUTED = ("citer@0.1", "citer@0.2", "citer@0.3", "confidence:0.4", "entropy:0.3")
 ENGINES = ("hf", "vllm")
 
 
@@ -55,7 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--items", type=int, default=32, help="test items per configuration")
     p.add_argument("--concurrency", default="1,4,16")
     p.add_argument("--window", default="1,4")
-    p.add_argument("--routed", default=",".join(ROUTED), help="policy:threshold list")
+    p.add_argument(
+        "--routed",
+        default=",".join(ROUTED),
+        help="comma list of policy:threshold or policy@share (calibrated cards)",
+    )
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -63,13 +69,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _run_one(pair, policy: str, thr: float | None, conc: int, window: int, items, max_tokens):
+Routed = tuple[str, float | None, float | None]  # (policy, threshold, target LLM share)
+
+
+def parse_routed(spec: str) -> list[Routed]:
+    """``confidence:0.4,citer@0.2`` -> [(confidence, 0.4, None), (citer, None, 0.2)]."""
+    out: list[Routed] = []
+    for part in filter(None, spec.split(",")):
+        policy, sep, value = part.partition("@" if "@" in part else ":")
+        try:
+            x = float(value)
+        except ValueError:
+            x = None
+        if not sep or not policy or x is None:
+            raise ValueError(f"--routed {part!r}: expected policy:threshold or policy@share")
+        out.append((policy, x, None) if sep == ":" else (policy, None, x))
+    return out
+
+
+def _label(policy: str, share: float | None) -> str:
+    return f"{policy}@{share:g}" if share is not None else policy
+
+
+def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
     from citer.routed import make_router, prompt_ids
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from tasks.verify import is_correct
 
-    router, thr = make_router(pair, policy, thr)
+    policy, thr, share = routed
+    router, thr = make_router(pair, policy, thr, target_share=share)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window, max_batch=conc, seed=0))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
@@ -101,7 +130,7 @@ def _run_one(pair, policy: str, thr: float | None, conc: int, window: int, items
     ok = [is_correct("".join(text[str(i)]), it.answer) for i, it in enumerate(items)]
     tokens = sum(count.values())
     return Row(
-        policy, thr, conc, window, len(items), tokens, round(wall, 3),
+        _label(policy, share), thr, conc, window, len(items), tokens, round(wall, 3),
         round(tokens / wall, 1), round(1000 * statistics.median(itl), 2),
         round(1000 * (statistics.median(first.values()) - t0), 1),
         round(llm_tok / max(1, slm_tok + llm_tok), 4),
@@ -116,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     concs = [int(x) for x in args.concurrency.split(",")]
     windows = [int(x) for x in args.window.split(",")]
-    routed = [(p.split(":")[0], float(p.split(":")[1])) for p in args.routed.split(",") if p]
+    routed = parse_routed(args.routed)
     engines = args.engine.split(",")
     if min(concs) < 1 or min(windows) < 1 or args.items < 1:
         raise ValueError("--concurrency, --window and --items must all be >= 1")
@@ -129,21 +158,21 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     pairs = {e: build_pair(PairConfig(args.slm, args.llm, engine=e)) for e in engines}
     for pair in pairs.values():  # every policy must run on every engine, before any run
-        for policy, thr in routed:
-            make_router(pair, policy, thr)
+        for policy, thr, share in routed:
+            make_router(pair, policy, thr, target_share=share)
     items = load_split("test", args.items)
-    configs = [(p, t) for p, t in [("slm", None), ("llm", None), *routed]]
+    configs: list[Routed] = [("slm", None, None), ("llm", None, None), *routed]
     rows: list[Row] = []
     bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
     for engine, pair in pairs.items():
         for conc in concs:
             for window in windows:
                 base: dict[str, Row] = {}
-                for policy, thr in configs:
-                    row = _run_one(pair, policy, thr, conc, window, items, args.max_tokens)
+                for cfg in configs:
+                    row = _run_one(pair, cfg, conc, window, items, args.max_tokens)
                     row.engine = engine
-                    if policy in ("slm", "llm"):
-                        base[policy] = row
+                    if cfg[0] in ("slm", "llm"):
+                        base[cfg[0]] = row
                     else:
                         r = row.llm_share
                         ratio = base["llm"].tokens_per_s / base["slm"].tokens_per_s  # t_slm/t_llm

@@ -1,0 +1,64 @@
+"""`citer bench` (the core benchmark) as a user runs it, on the shipped demo pair and card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from citer.bench_cmd import parse_routed
+
+ROOT = Path(__file__).resolve().parents[2]
+CITER = Path(sys.executable).with_name("citer")
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CITER), "bench", *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)  # fmt: skip
+
+
+def test_parse_routed() -> None:
+    assert parse_routed("confidence:0.4,citer@0.2,") == [
+        ("confidence", 0.4, None),
+        ("citer", None, 0.2),
+    ]
+
+
+@pytest.mark.parametrize("spec", ["citer", "citer@", "citer:high", "@0.2", "confidence=0.4"])
+def test_parse_routed_rejects(spec: str) -> None:
+    with pytest.raises(ValueError, match="expected policy:threshold or policy@share"):
+        parse_routed(spec)
+
+
+def test_citer_card_at_a_target_share(tmp_path: Path) -> None:
+    from router_models.card import read_card
+    from router_models.share import threshold_for_share
+
+    out = tmp_path / "core.json"
+    p = bench("--items", "2", "--concurrency", "2", "--window", "4", "--max-tokens", "24",
+              "--routed", "citer@0.2,confidence:0.4", "--out", str(out))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = {r["policy"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"slm", "llm", "citer@0.2", "confidence"}
+    assert rows["slm"]["llm_share"] == 0.0 and rows["llm"]["llm_share"] == 1.0
+    card = read_card(ROOT / "models" / "demo" / "router")
+    assert rows["citer@0.2"]["threshold"] == pytest.approx(threshold_for_share(card, 0.2))
+    for name in ("citer@0.2", "confidence"):  # the cost-model bound beside the measured speed-up
+        assert rows[name]["bound"] >= 1.0 and rows[name]["speedup"] > 0
+    assert 0.0 < rows["citer@0.2"]["llm_share"] < 1.0
+    assert "| hf | citer@0.2 |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("routed", "message"),
+    [("citer@high", "expected policy:threshold or policy@share"),
+     ("confidence@0.2", "target_share needs a calibrated router card")],
+)  # fmt: skip
+def test_bad_routed_is_a_one_line_error(routed: str, message: str, tmp_path: Path) -> None:
+    p = bench("--items", "1", "--routed", routed, "--out", str(tmp_path / "x.json"))
+    assert p.returncode == 2
+    assert message in p.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x.json").exists()
