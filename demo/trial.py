@@ -43,6 +43,9 @@ def train(name: str, pairs: list[str]) -> None:
     from demo.train import train_model
 
     spec = dataclasses.replace(LLM_SPEC, **overrides(pairs))  # type: ignore[arg-type]
+    if not (TOKENIZER_DIR / "tokenizer.json").is_file():
+        raise SystemExit(f"{TOKENIZER_DIR}/tokenizer.json is missing: "
+                         "run python -m demo.build --stages tokenizer first")  # fmt: skip
     torch.set_num_threads(THREADS)
     tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
     stats = train_model(spec, tok, TRIAL_DIR / name, spec.steps * spec.batch)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.trial import overrides, plot, records
+from demo.trial import overrides, plot, records, train
 
 
 def test_overrides_are_typed_like_the_spec() -> None:
@@ -49,3 +49,12 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "curves.png"
     plot(out, [f"trial={log}", str(log)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_without_a_tokenizer_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no build/tokenizer here
+    with pytest.raises(SystemExit, match="run python -m demo.build --stages tokenizer first"):
+        train("x", ["steps=1"])
+    assert not (tmp_path / "build" / "trial").exists()
