@@ -53,8 +53,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); ~68 min on 2 idle AVX-512 EPYC
-# cores, ~1.5 h on AVX2-only ones (fp32 there; README, "Rebuild the demo models").
+# Rebuilds models/demo (tokenizer, LLM, SLM, model cards); 56 min on 2 idle AVX2 EPYC cores
+# (fp32; README, "Rebuild the demo models"). A new SLM needs `make router` afterwards.
 demo-models: $(STAMP)
 	$(PY) -m demo.build --out models/demo
 
