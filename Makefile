@@ -89,7 +89,7 @@ bench-vllm: $(VSTAMP)
 		--routed logprob:0.3 --items 32 --out benchmarks/vllm.json
 
 # CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
-# plus the baseline cards the sweep needs (build/router/cards); ~24 min on 2 cores.
+# plus the baseline cards the sweep needs (build/router/cards); ~18 min on 2 cores.
 router: $(STAMP)
 	$(VENV)/bin/citer train-router --slm models/demo/slm --llm models/demo/llm \
 		--out models/demo/router --work-dir build/router

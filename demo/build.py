@@ -41,7 +41,7 @@ LLM_SPEC = ModelSpec(
     # after ~60-115 s of compiling; the SLM gains nothing.
     compile=True,
 )
-# 3 layers, 2200 steps: validation 0.065 / 0.18 at steps 1100 / 2200, test 0.211 (v3.1). On the
+# 3 layers, 2200 steps: validation 0.23 at step 2200, test 0.255 (v4; v3.1: 0.18 / 0.211). On the
 # v3 tasks 3000 steps reached 0.673 on test, over the 0.65 an SLM may reach for routing to matter.
 # SDPA for the SLM: 465 s (v3, SDPA) vs 603 s (v3.1, eager) for its 2200 steps on the
 # AVX-512 EPYC, 0.197 vs 0.207 s/step on an AVX2 EPYC.
