@@ -36,7 +36,6 @@ import httpx
 
 from benchmarks import gpu_projection, serving_report
 from benchmarks.serving_client import (
-    MemorySampler,
     body,
     delta,
     run_requests,
@@ -73,12 +72,10 @@ async def measure(url: str, key: str | None, engine: str, targets: list[str], pi
             for t in targets:
                 reqs = [body(t, it.messages, args.max_tokens) for it in items[: _requests(args, c)]]
                 before = await scrape(cl)
-                async with MemorySampler(pid) as mem:
-                    samples, wall = await run_requests(cl, reqs, c, c == 1 and before is not None)
+                samples, wall = await run_requests(cl, reqs, c, c == 1 and before is not None)
                 d = delta(await scrape(cl), before)
-                p = serving_report.summarize(
-                    engine, t, c, samples, wall, d, (mem.peak_rss_mb, mem.peak_pss_mb)
-                )
+                rss, pss, _ = tree_memory_mb(pid)  # after the point: see Point.rss_mb
+                p = serving_report.summarize(engine, t, c, samples, wall, d, (rss, pss))
                 points.append(p)
                 log(f"{engine} {t} c={c}: {p.tokens_per_s:.0f} tok/s, TTFT p50 {p.ttft_ms_p50:.0f}"
                     f" ms, ITL p50 {p.itl_ms_p50:.2f} ms ({len(reqs)} requests)")  # fmt: skip

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,30 +140,3 @@ def tree_memory_mb(pid: int) -> tuple[float, float, float]:
             if key in out:
                 out[key] += int(line.split()[1]) / 1024  # kB -> MiB
     return out["VmRSS:"], out["Pss:"], out["VmHWM:"]
-
-
-class MemorySampler:
-    """Largest summed RSS and PSS of a process tree while the block runs (every 0.2 s)."""
-
-    def __init__(self, pid: int, read: Callable[[int], tuple[float, ...]] = tree_memory_mb):
-        self.pid, self.read = pid, read
-        self.peak_rss_mb = self.peak_pss_mb = 0.0
-        self._task: asyncio.Task | None = None
-
-    def _sample(self) -> None:
-        rss, pss = self.read(self.pid)[:2]
-        self.peak_rss_mb, self.peak_pss_mb = max(self.peak_rss_mb, rss), max(self.peak_pss_mb, pss)
-
-    async def _loop(self) -> None:
-        while True:
-            self._sample()
-            await asyncio.sleep(0.2)
-
-    async def __aenter__(self) -> MemorySampler:
-        self._task = asyncio.create_task(self._loop())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        self._sample()

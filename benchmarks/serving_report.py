@@ -38,8 +38,10 @@ class Point:
     step_busy_pct: float | None  # scheduler step time / wall time, %
     overhead_ms_per_token: float | None  # c=1: (e2e - step time) / tokens, median
     host_ms_per_token: float | None  # c=1: overhead + (scheduler + router) step time
-    peak_rss_mb: float  # largest summed RSS of the server's processes during the point
-    peak_pss_mb: float  # same for PSS (shared pages split between the processes)
+    # Summed over the server's processes, read right after the point (not sampled during
+    # it: polling /proc while vLLM streamed held back its first token by ~0.3 s, BENCHMARKS).
+    rss_mb: float
+    pss_mb: float  # PSS: pages the processes share are split between them
 
 
 @dataclass
@@ -72,10 +74,10 @@ def pct(xs: Sequence[float], q: float) -> float:
 
 def summarize(
     engine: str, target: str, conc: int, samples: list[Sample], wall_s: float,
-    d: dict[str, float], peak_mb: tuple[float, float],
+    d: dict[str, float], mem_mb: tuple[float, float],
 ) -> Point:  # fmt: skip
     """One point from its samples, the /metrics delta ``d`` (empty for vLLM) and the
-    peak (RSS, PSS) of the server in MiB."""
+    server's (RSS, PSS) in MiB after the point."""
     tokens = sum(s.tokens for s in samples)
     itl = [(s.e2e_s - s.ttft_s) / (s.tokens - 1) for s in samples if s.tokens > 1]
     ttft = [s.ttft_s for s in samples]
@@ -97,7 +99,7 @@ def summarize(
         round(100 * step / wall_s, 1) if step and wall_s > 0 else None,
         None if overhead is None else round(overhead, 3),
         None if host is None else round(host, 3),
-        round(peak_mb[0], 1), round(peak_mb[1], 1),
+        round(mem_mb[0], 1), round(mem_mb[1], 1),
     )  # fmt: skip
 
 
@@ -122,13 +124,13 @@ def summary_table(points: list[Point], accs: list[Accuracy], concs: list[int]) -
     """One row per (engine, target): accuracy beside throughput at every concurrency."""
     by = {(p.engine, p.target, p.concurrency): p for p in points}
     head = ["engine", "target", "accuracy", "LLM share", *[f"tok/s c={c}" for c in concs],
-            "overhead ms/tok (c=1)", "router % of step (c=16)", "peak RSS (PSS) MiB"]  # fmt: skip
+            "overhead ms/tok (c=1)", "router % of step (c=16)", "RSS (PSS) MiB"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in accs:
         row = [by.get((a.engine, a.target, c)) for c in concs]
         c1, c16 = by.get((a.engine, a.target, 1)), by.get((a.engine, a.target, 16))
-        rss = max((p.peak_rss_mb for p in row if p), default=None)
-        pss = max((p.peak_pss_mb for p in row if p), default=None)
+        rss = max((p.rss_mb for p in row if p), default=None)
+        pss = max((p.pss_mb for p in row if p), default=None)
         cells = [_name(a.engine), a.target, f"{a.accuracy:.3f} ({a.correct}/{a.items})",
                  _f(a.llm_share, ".3f"), *[_f(p.tokens_per_s if p else None, ".0f") for p in row],
                  _f(c1.overhead_ms_per_token if c1 else None, ".3f"),
@@ -141,14 +143,14 @@ def summary_table(points: list[Point], accs: list[Accuracy], concs: list[int]) -
 def latency_table(points: list[Point]) -> str:
     head = ["engine", "target", "conc", "requests", "tok/s", "TTFT p50 ms", "TTFT p90 ms",
             "ITL p50 ms", "ITL p90 ms", "LLM share", "router % of step", "step busy %",
-            "peak RSS (PSS) MiB"]  # fmt: skip
+            "RSS (PSS) MiB"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in points:
         cells = [_name(p.engine), p.target, str(p.concurrency), str(p.requests),
                  f"{p.tokens_per_s:.0f}", f"{p.ttft_ms_p50:.0f}", f"{p.ttft_ms_p90:.0f}",
                  f"{p.itl_ms_p50:.2f}", f"{p.itl_ms_p90:.2f}", _f(p.llm_share, ".3f"),
                  _f(p.router_pct, ".2f"), _f(p.step_busy_pct, ".0f"),
-                 f"{p.peak_rss_mb:.0f} ({p.peak_pss_mb:.0f})"]  # fmt: skip
+                 f"{p.rss_mb:.0f} ({p.pss_mb:.0f})"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

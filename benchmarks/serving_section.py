@@ -58,9 +58,11 @@ def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
         "request, (end-to-end time - scheduler step time meanwhile) / tokens, median: "
         "HTTP, JSON, SSE, auth, budgets, hand-offs (as `gateway/loadtest.py` measures it). "
         "Router % of step: router time / scheduler step time (`citer:step_seconds_total`). "
-        "Peak RSS (PSS): the largest RSS of the server's processes, summed, sampled every "
-        "0.2 s during the points (PSS splits pages the processes share, such as torch's "
-        "libraries, between them; RSS counts them once per process). Over the whole "
+        "RSS (PSS): the server's processes, summed, read after each point and the largest "
+        "over the row's points (PSS splits pages the processes share, such as torch's "
+        "libraries, between them; RSS counts them once per process); not sampled during "
+        "the points, because polling /proc while vLLM streamed held back its first token. "
+        "Over the whole "
         f"phase (VmHWM, summed) the gateway (both models, one process) peaked at {gw_rss} "
         f"and vLLM (API server, engine core, worker: three processes) at {vllm_rss}.",
         "### Latency vs concurrency",
