@@ -1,7 +1,9 @@
-"""Recipe trials for the demo LLM: train ``LLM_SPEC`` with some fields changed, then
-compare runs' loss and validation curves in one plot.
+"""Recipe trials for the demo models: train ``LLM_SPEC`` (or ``SLM_SPEC`` with
+``--base slm``) with some fields changed, then compare runs' loss and validation
+curves in one plot.
 
     python -m demo.trial train lr1e3 lr=0.001 steps=2800 val_every=1400
+    python -m demo.trial train --base slm slm-seed1 seed=1
     python -m demo.trial plot out.png lr1e3=build/trial/lr1e3 run.log ...
 
 ``train`` writes build/trial/NAME (an HF folder with train_stats.json); it needs
@@ -16,33 +18,45 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # demo.train imports torch; the plot command does not need it
+    from demo.train import ModelSpec
 
 TRIAL_DIR = Path("build/trial")
 WINDOW = 400  # steps per point of the loss curve: logged losses are single noisy batches
 
 
-def overrides(pairs: list[str]) -> dict[str, object]:
-    """``["lr=0.001", "bf16=0"]`` -> typed LLM_SPEC field values."""
-    from demo.build import LLM_SPEC
+def base_spec(base: str) -> ModelSpec:
+    from demo.build import LLM_SPEC, SLM_SPEC
 
+    specs = {"llm": LLM_SPEC, "slm": SLM_SPEC}
+    if base not in specs:
+        raise ValueError(f"{base!r}: expected a base recipe, one of {sorted(specs)}")
+    return specs[base]
+
+
+def overrides(pairs: list[str], base: str = "llm") -> dict[str, object]:
+    """``["lr=0.001", "bf16=0"]`` -> typed field values of the ``base`` recipe."""
+    spec = base_spec(base)
     out: dict[str, object] = {}
     for p in pairs:
         key, sep, value = p.partition("=")
-        if not sep or not hasattr(LLM_SPEC, key) or key == "name":
+        if not sep or not hasattr(spec, key) or key == "name":
             raise ValueError(f"{p!r}: expected field=value with a ModelSpec field")
-        kind = type(getattr(LLM_SPEC, key))
+        kind = type(getattr(spec, key))
         out[key] = value in ("1", "true") if kind is bool else kind(value)
     return out
 
 
-def train(name: str, pairs: list[str]) -> None:
+def train(name: str, pairs: list[str], base: str = "llm") -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from demo.build import LLM_SPEC, THREADS, TOKENIZER_DIR
+    from demo.build import THREADS, TOKENIZER_DIR
     from demo.train import train_model
 
-    spec = dataclasses.replace(LLM_SPEC, **overrides(pairs))  # type: ignore[arg-type]
+    spec = dataclasses.replace(base_spec(base), **overrides(pairs, base))  # type: ignore[arg-type]
     if not (TOKENIZER_DIR / "tokenizer.json").is_file():
         raise SystemExit(f"{TOKENIZER_DIR}/tokenizer.json is missing: "
                          "run python -m demo.build --stages tokenizer first")  # fmt: skip
@@ -104,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
+    t.add_argument("--base", choices=["llm", "slm"], default="llm", help="recipe to start from")
     t.add_argument("name")
     t.add_argument("set", nargs="*", help="ModelSpec field=value")
     p = sub.add_parser("plot")
@@ -111,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", help="PATH or LABEL=PATH: trial folders or console logs")
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        train(args.name, args.set)
+        train(args.name, args.set, args.base)
     else:
         plot(args.out, args.runs)
     return 0

@@ -19,6 +19,13 @@ def test_overrides_are_typed_like_the_spec() -> None:
     }
 
 
+def test_overrides_of_the_slm_recipe() -> None:
+    # attn is a field of both recipes; its type comes from the SLM's spec ("sdpa").
+    assert overrides(["seed=3", "attn=eager"], base="slm") == {"seed": 3, "attn": "eager"}
+    with pytest.raises(ValueError, match="expected a base recipe"):
+        overrides(["seed=3"], base="mlm")
+
+
 @pytest.mark.parametrize("bad", ["lr", "nope=1", "name=x"])
 def test_unknown_or_malformed_override(bad: str) -> None:
     with pytest.raises(ValueError, match="expected field=value"):
