@@ -78,7 +78,8 @@ async def measure(url: str, key: str | None, engine: str, targets: list[str], pi
                 p = serving_report.summarize(engine, t, c, samples, wall, d, (rss, pss))
                 points.append(p)
                 log(f"{engine} {t} c={c}: {p.tokens_per_s:.0f} tok/s, TTFT p50 {p.ttft_ms_p50:.0f}"
-                    f" ms, ITL p50 {p.itl_ms_p50:.2f} ms ({len(reqs)} requests)")  # fmt: skip
+                    f" ms, ITL p50 {p.itl_ms_p50:.2f} ms ({len(reqs)} requests"
+                    + (f", {p.retries} retried)" if p.retries else ")"))  # fmt: skip
     return points, accs
 
 

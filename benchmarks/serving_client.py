@@ -34,6 +34,7 @@ class Sample:
     text: str
     llm_tokens: int | None = None  # gateway usage only
     overhead_s: float | None = None  # e2e minus scheduler step time meanwhile (c=1 only)
+    retries: int = 0  # connection errors before the response, retried (RETRIES)
 
 
 def body(model: str, messages: list[dict], max_tokens: int) -> dict:
@@ -42,23 +43,37 @@ def body(model: str, messages: list[dict], max_tokens: int) -> dict:
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
 
 
+# Connection failures before any response byte are retried this often, as the official
+# openai client does (max_retries=2): a pooled keep-alive connection that the server
+# closed as the request went out (uvicorn closes idle ones after 5 s) is not a server error.
+RETRIES = 2
+CONNECTION_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
 async def stream_chat(client: httpx.AsyncClient, req: dict) -> Sample:
-    t0 = time.perf_counter()
-    ttft, parts, usage = float("nan"), [], {}
-    async with client.stream("POST", "/v1/chat/completions", json=req) as r:
-        if r.status_code != 200:
-            raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread()).decode()[:300]}")
-        async for line in r.aiter_lines():
-            if (chunk := sse_data(line)) is None:
-                continue
-            usage = chunk.get("usage") or usage
-            if text := content_of(chunk):
-                if not parts:
-                    ttft = time.perf_counter() - t0
-                parts.append(text)
-    e2e = time.perf_counter() - t0
-    return Sample(ttft, e2e, int(usage.get("completion_tokens", 0)), "".join(parts),
-                  usage.get("llm_tokens"))  # fmt: skip
+    t0 = time.perf_counter()  # TTFT and e2e include any retry, as a user would see them
+    for attempt in range(RETRIES + 1):
+        ttft, parts, usage, responded = float("nan"), [], {}, False
+        try:
+            async with client.stream("POST", "/v1/chat/completions", json=req) as r:
+                responded = True
+                if r.status_code != 200:
+                    raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread()).decode()[:300]}")
+                async for line in r.aiter_lines():
+                    if (chunk := sse_data(line)) is None:
+                        continue
+                    usage = chunk.get("usage") or usage
+                    if text := content_of(chunk):
+                        if not parts:
+                            ttft = time.perf_counter() - t0
+                        parts.append(text)
+        except CONNECTION_ERRORS:
+            if responded or attempt == RETRIES:
+                raise
+            continue
+        return Sample(ttft, time.perf_counter() - t0, int(usage.get("completion_tokens", 0)),
+                      "".join(parts), usage.get("llm_tokens"), retries=attempt)  # fmt: skip
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[str, float] | None:

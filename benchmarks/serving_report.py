@@ -42,6 +42,7 @@ class Point:
     # it: polling /proc while vLLM streamed held back its first token by ~0.3 s, BENCHMARKS).
     rss_mb: float
     pss_mb: float  # PSS: pages the processes share are split between them
+    retries: int = 0  # requests retried after a connection error before any response
 
 
 @dataclass
@@ -99,7 +100,7 @@ def summarize(
         round(100 * step / wall_s, 1) if step and wall_s > 0 else None,
         None if overhead is None else round(overhead, 3),
         None if host is None else round(host, 3),
-        round(mem_mb[0], 1), round(mem_mb[1], 1),
+        round(mem_mb[0], 1), round(mem_mb[1], 1), sum(s.retries for s in samples),
     )  # fmt: skip
 
 
