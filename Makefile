@@ -54,7 +54,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 # Rebuilds models/demo (tokenizer, LLM, SLM, model cards); 56 min on 2 idle AVX2 EPYC cores
-# (fp32; README, "Rebuild the demo models"). A new SLM needs `make router` afterwards.
+# (fp32), 22 min on 2 AMX Xeon cores (LLM in bf16; README, "Rebuild the demo models").
+# A new SLM needs `make router` afterwards.
 demo-models: $(STAMP)
 	$(PY) -m demo.build --out models/demo
 
