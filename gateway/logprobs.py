@@ -12,8 +12,11 @@ tokens and lays the numbers out:
 
 A token's ``bytes`` are its exact UTF-8 bytes (for byte-level BPE tokenizers a
 token may hold part of a character; its ``token`` text then shows U+FFFD).
-Streams carry the entries of each chunk's tokens; ``text_offset`` counts
-characters of the token strings from the start of the completion.
+The completions shape keys ``top_logprobs`` by token text, so alternatives whose
+texts are equal (several partial characters, all U+FFFD) share one entry, the
+likelier one's; the chat shape lists each with its bytes. Streams carry the
+entries of each chunk's tokens; ``text_offset`` counts characters of the token
+strings from the start of the completion.
 """
 
 from __future__ import annotations

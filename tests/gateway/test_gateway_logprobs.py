@@ -104,7 +104,10 @@ def test_completions_logprobs_shape_streaming_and_not(client) -> None:
     assert lp.text_offset == offsets
     for token, chosen, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs, strict=True):
         assert chosen <= 0.0 and top[token] == pytest.approx(chosen)  # the chosen one is there
-        assert 2 <= len(top) <= 3  # the 2 most likely, plus the chosen one if not among them
+        assert len(top) <= 3  # the 2 most likely, plus the chosen one if not among them
+        # Keys are token texts: alternatives that each hold part of a UTF-8 character
+        # all read U+FFFD and share one key (the likelier one's), as in vLLM's output.
+        assert len(top) >= 2 or all("\ufffd" in k for k in top), top
         assert max(top.values()) == pytest.approx(chosen)  # greedy: it is the most likely
     chunks = list(client.completions.create(**kw, stream=True))
     parts = [c.choices[0].logprobs for c in chunks if c.choices and c.choices[0].logprobs]
