@@ -8,6 +8,10 @@
                   without one (all-LLM run)   -> returned to fall_back
       fall_back slm.step(catch-up + 1 token) per such job -> commit it (fallback)
 
+Both functions commit per sequence: an exception while committing one sequence's
+tokens fails that sequence alone. An exception from the engine call itself leaves
+nothing committed, so the scheduler can retry smaller batches (``engines.isolation``).
+
 Invariant: a failed LLM job changes neither the LLM's cache nor ``llm_seen``, so
 the next call catches up on the same tokens plus those committed since. A
 fallback token is the SLM's own sample at that position (stream (seed, position)),
@@ -47,23 +51,37 @@ def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[L
     orphans: list[LLMJob] = []
     for k, (job, w, toks, why) in enumerate(zip(jobs, work, out.tokens, failed, strict=True)):
         s = job.seq
-        if why is not None:  # fail open; the LLM saw nothing (llm_seen stays)
-            if job.draft is None:
-                orphans.append(job)
-            else:
-                events.append(s.commit(job.draft, "slm", job.score, job.draft_lp, True))
-            continue
-        s.stats.llm_input_tokens += len(w.new_tokens)
-        cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
-        lps = out.logprobs[k] if out.logprobs else []
-        for j, tok in enumerate(toks):
-            events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None))
-            if s.finish_reason:
-                break
-        s.llm_seen = min(cached, len(s.tokens))
-        if s.llm_seen < cached:
-            llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
+        try:
+            if why is not None:  # fail open; the LLM saw nothing (llm_seen stays)
+                if job.draft is None:
+                    orphans.append(job)
+                else:
+                    events.append(s.commit(job.draft, "slm", job.score, job.draft_lp, True))
+                continue
+            _commit_llm(llm, s, job, w, toks, out.logprobs[k] if out.logprobs else [], events)
+        except Exception as e:  # this sequence only: the others' tokens are committed
+            events.append(s.fail(e))
     return orphans
+
+
+def _commit_llm(
+    llm: Engine,
+    s: Sequence,
+    job: LLMJob,
+    w: SeqWork,
+    toks: list[int],
+    lps: list[TokenLogprob],
+    events: list[TokenEvent],
+) -> None:
+    s.stats.llm_input_tokens += len(w.new_tokens)
+    cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
+    for j, tok in enumerate(toks):
+        events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None))
+        if s.finish_reason:
+            break
+    s.llm_seen = min(cached, len(s.tokens))
+    if s.llm_seen < cached:
+        llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
 
 
 def fall_back(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None:
@@ -72,10 +90,13 @@ def fall_back(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None
     for j in jobs:
         s = j.seq
         new = s.tokens[s.slm_seen :]  # >= 1 token: the last committed one is never fed yet
-        s.stats.slm_input_tokens += len(new)
         work.append(SeqWork(s.seq_id, s.slm_seen, new, s.req.sampling, s.seed, 1))
     out = slm.step(work)
     for k, (j, w, toks) in enumerate(zip(jobs, work, out.tokens, strict=True)):
+        j.seq.stats.slm_input_tokens += len(w.new_tokens)
         lps = out.logprobs[k] if out.logprobs else []
-        events.append(j.seq.commit(toks[0], "slm", j.score, lps[0] if lps else None, True))
+        try:
+            events.append(j.seq.commit(toks[0], "slm", j.score, lps[0] if lps else None, True))
+        except Exception as e:  # this sequence only
+            events.append(j.seq.fail(e))
         j.seq.slm_seen = w.start + len(w.new_tokens)  # the sampled token was not fed

@@ -62,8 +62,9 @@ def sample(
     dev = logits.device
     idx = torch.tensor(rows, device=dev)
     temp = torch.tensor([params[i].temperature for i in rows], device=dev)  # [m]
-    top_k = torch.tensor([params[i].top_k or vocab for i in rows], device=dev)  # [m]
-    top_p = torch.tensor([params[i].top_p for i in rows], device=dev)  # [m]
+    # top_k past the vocabulary means off; clamped here, so no value overflows int64
+    top_k = torch.tensor([min(params[i].top_k or vocab, vocab) for i in rows], device=dev)  # [m]
+    top_p = torch.tensor([params[i].top_p for i in rows], dtype=torch.float64, device=dev)  # [m]
     u = torch.tensor(
         [position_uniform(seeds[i], positions[i]) for i in rows], dtype=torch.float64, device=dev
     )  # [m]
@@ -73,8 +74,9 @@ def sample(
     probs = torch.softmax(x_sorted, dim=-1).double()  # [m, vocab], descending
     rank = torch.arange(vocab, device=dev)  # [vocab]
     mass_before = probs.cumsum(dim=-1) - probs  # [m, vocab]
-    # The top token is always kept (rank 0, mass_before 0 < top_p).
+    # The top token is always kept, however small top_p is (rank 0 is never filtered).
     keep = (rank[None, :] < top_k[:, None]) & (mass_before < top_p[:, None])  # [m, vocab]
+    keep[:, 0] = True
     probs = probs * keep
     cdf = probs.cumsum(dim=-1)  # [m, vocab]
     target = u * cdf[:, -1]  # [m] in [0, kept mass)

@@ -24,6 +24,11 @@ tokens. Draft j of a sequence sits at absolute position len(tokens) + j and is
 sampled from the stream (seed, position), as is the LLM's token there, so the
 run-ahead window and the batch never change which token a position gets.
 
+Fault isolation: an exception in a batched SLM, router or LLM call is retried on
+halves of the batch until it is pinned on single sequences (``engines.isolation``);
+those end with finish_reason "error" and the others decode on, with the same tokens.
+An exception while committing one sequence's tokens fails that sequence alone.
+
 LLM ceilings are checked per position before it goes to the LLM: past
 ``max_llm_tokens`` LLM tokens, or unless (llm tokens + 1) / (committed completion
 tokens + 1) <= ``max_llm_share``, the SLM's token is kept there. Both count only
@@ -42,9 +47,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engines.isolation import isolate
 from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.sequence import Sequence
-from engines.types import FINISH_ABORT, Engine, Request, SeqWork, StepStats, TokenEvent
+from engines.slm_phase import checked, commit, plan
+from engines.types import (
+    FINISH_ABORT,
+    FINISH_ERROR,
+    Engine,
+    Request,
+    SeqWork,
+    StepStats,
+    TokenEvent,
+)
 
 if TYPE_CHECKING:
     from engines.types import StepOutput
@@ -59,6 +74,14 @@ def _timed(stats: StepStats, name: str) -> Iterator[None]:
         yield
     finally:
         setattr(stats, name, getattr(stats, name) + time.perf_counter() - t)
+
+
+def _crop_quietly(engine: Engine, seq_id: int, length: int) -> None:
+    """Best effort: a cache that cannot be cropped fails its sequence's next check."""
+    try:
+        engine.crop(seq_id, length)
+    except Exception:
+        pass
 
 
 @dataclass(frozen=True)
@@ -162,6 +185,9 @@ class Scheduler:
 
     # -- the step ------------------------------------------------------------
     def step(self) -> list[TokenEvent]:
+        """One step over every running sequence. An exception in a batched call fails
+        only the sequences it can be pinned on (``engines.isolation``); the others get
+        their tokens from smaller batches in the same step."""
         t0 = time.perf_counter()
         stats = StepStats()
         events = self._admit()
@@ -171,25 +197,28 @@ class Scheduler:
             duo: list[Sequence] = []
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
                 (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
-            scores: list[float] = []
             jobs: list[LLMJob] = []
-            if duo:
-                work = self._plan_slm(duo)
-                with _timed(stats, "slm_s"):
-                    out = self.slm.step(work, tuple(self.router.features))
-                with _timed(stats, "router_s"):
-                    scores = self.router.score(out.features)
-                jobs = self._commit(duo, work, out, scores, events)
+            drafted, failed = isolate(duo, lambda g: self._draft(g, stats), self._undo_slm)
+            for group, (work, out, scores) in drafted:
+                jobs += commit(self.slm, group, work, out, scores, events, self._llm_score)
+                stats.drafted += len(scores)
             # The LLM writes as many positions in a row as the ceilings let it (>= 1).
             window = self.config.window
             jobs += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
             with _timed(stats, "llm_s"):
-                orphans = run_llm(self.llm, jobs, events)
+                done, lost = isolate(jobs, lambda g: run_llm(self.llm, g, events), self._undo_llm)
+            orphans = [job for _, group_orphans in done for job in group_orphans]
             if orphans:  # a failed all-LLM call has no SLM draft: the SLM writes it now
                 with _timed(stats, "slm_s"):
-                    fall_back(self.slm, orphans, events)
+                    _, lost_too = isolate(
+                        orphans, lambda g: fall_back(self.slm, g, events), self._undo_slm
+                    )
+                lost += lost_too
+            for item, error in [*failed, *lost]:
+                s = item if isinstance(item, Sequence) else item.seq
+                events.append(s.fail(error))
             self._emit(seqs)
-            stats.steps, stats.active, stats.drafted = 1, len(seqs), len(scores)
+            stats.steps, stats.active = 1, len(seqs)
             stats.llm_calls = len(jobs)
             stats.llm_fallbacks = sum(e.fallback for e in events)
             stats.committed = sum(e.token_id is not None for e in events)
@@ -197,6 +226,27 @@ class Scheduler:
         self.last = stats
         self.totals.add(stats)
         return events
+
+    def _draft(
+        self, seqs: list[Sequence], stats: StepStats
+    ) -> tuple[list[SeqWork], StepOutput, list[float]]:
+        """One SLM pass (drafts) and one router call over ``seqs``."""
+        work = plan(seqs, self.config.window)
+        with _timed(stats, "slm_s"):
+            out = self.slm.step(work, tuple(self.router.features))
+        with _timed(stats, "router_s"):
+            scores = self.router.score(out.features)
+        return work, out, checked(seqs, work, out, scores)
+
+    def _undo_slm(self, items: list[Any]) -> None:
+        """After a failed SLM call: each cache back to the tokens the SLM had seen."""
+        for item in items:
+            s = item if isinstance(item, Sequence) else item.seq
+            _crop_quietly(self.slm, s.seq_id, s.slm_seen)
+
+    def _undo_llm(self, jobs: list[LLMJob]) -> None:
+        for job in jobs:
+            _crop_quietly(self.llm, job.seq.seq_id, job.seq.llm_seen)
 
     def _admit(self) -> list[TokenEvent]:
         events: list[TokenEvent] = []
@@ -219,57 +269,23 @@ class Scheduler:
             seed = self._rng.getrandbits(63) if seed is None else seed
             thr = req.routing.threshold
             thr = self.router.default_threshold if thr is None else thr
-            self.running[req.request_id] = Sequence.start(
-                self._next_seq, req, seed, thr, self.max_context, self.tokenizer, self.eos_ids
-            )
+            try:
+                s = Sequence.start(
+                    self._next_seq, req, seed, thr, self.max_context, self.tokenizer, self.eos_ids
+                )
+            except Exception as e:  # e.g. the detokenizer refused its stop strings
+                self._forget(req.request_id)
+                why = f"{type(e).__name__}: {e}"
+                events.append(TokenEvent(req.request_id, None, "", None, None, FINISH_ERROR,
+                                         error=why))  # fmt: skip
+                continue
+            self.running[req.request_id] = s
             self._next_seq += 1
         return events
 
-    def _plan_slm(self, seqs: list[Sequence]) -> list[SeqWork]:
-        work = []
-        for s in seqs:
-            new = s.tokens[s.slm_seen :]
-            s.stats.slm_input_tokens += len(new)
-            n_out = s.draft_len(self.config.window)
-            work.append(SeqWork(s.seq_id, s.slm_seen, new, s.req.sampling, s.seed, n_out))
-        return work
-
-    def _commit(
-        self,
-        seqs: list[Sequence],
-        work: list[SeqWork],
-        out: StepOutput,
-        scores: list[float],
-        events: list[TokenEvent],
-    ) -> list[LLMJob]:
-        """Commit drafts up to each sequence's first LLM-routed row that the LLM may
-        write; return the LLM jobs of the sequences whose next token the LLM writes."""
-        drafts = out.tokens
-        if len(scores) != sum(map(len, drafts)):
-            raise ValueError(
-                f"router returned {len(scores)} scores for {sum(map(len, drafts))} rows"
-            )
-        need: list[LLMJob] = []
-        row = 0
-        for k, (s, w, toks) in enumerate(zip(seqs, work, drafts, strict=True)):
-            sc = scores[row : row + len(toks)]
-            row += len(toks)
-            s.stats.drafted_tokens += len(toks)
-            cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last draft was never fed
-            routed = (i for i, x in enumerate(sc) if x > s.threshold and s.llm_allowed(i))
-            cut = next(routed, len(toks))
-            lps = out.logprobs[k] if out.logprobs else []
-            for j in range(cut):
-                events.append(s.commit(toks[j], "slm", sc[j], lps[j] if lps else None))
-                if s.finish_reason:
-                    break
-            s.slm_seen = min(cached, len(s.tokens))
-            if s.slm_seen < cached:
-                self.slm.crop(s.seq_id, s.slm_seen)  # lazy commit: uncommitted drafts leave
-            if s.finish_reason is None and cut < len(toks):
-                score = self._const_score if self._all_llm(s) else sc[cut]
-                need.append(LLMJob(s, score, 1, toks[cut], lps[cut] if lps else None))
-        return need
+    def _llm_score(self, s: Sequence, score: float) -> float | None:
+        """The score an LLM token carries: the router's constant for all-LLM runs."""
+        return self._const_score if self._all_llm(s) else score
 
     @property
     def _const_score(self) -> float | None:

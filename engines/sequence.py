@@ -12,6 +12,7 @@ from typing import Any
 
 from engines.detok import Detokenizer
 from engines.types import (
+    FINISH_ERROR,
     FINISH_LENGTH,
     FINISH_STOP,
     Request,
@@ -121,4 +122,13 @@ class Sequence:
             None if lp is None else lp.logprob,
             None if lp is None else list(lp.top),
             fallback,
+        )
+
+    def fail(self, error: BaseException) -> TokenEvent:
+        """End the request because its own work raised; the final event says why.
+        Its tokens so far stay committed (and billed); the caller frees its caches."""
+        self.finish_reason = FINISH_ERROR
+        why = f"{type(error).__name__}: {error}"
+        return TokenEvent(
+            self.request_id, None, "", None, None, FINISH_ERROR, self.stats, error=why
         )

@@ -16,13 +16,20 @@ scheduler then writes those positions with the SLM (fail open).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 FINISH_STOP = "stop"  # eos or a stop string
 FINISH_LENGTH = "length"  # max_tokens or the context is full
 FINISH_ABORT = "abort"
+# The request's own work failed in a step (an exception attributable to it alone, see
+# engines.scheduler); TokenEvent.error says why. Never sent to clients as a reason.
+FINISH_ERROR = "error"
 MAX_LOGPROBS = 20  # top alternatives per token, at most (OpenAI's top_logprobs limit)
+# Temperatures below this sample as greedy (vLLM's _SAMPLING_EPS): dividing logits by a
+# tiny temperature overflows to inf and the softmax to NaN.
+GREEDY_BELOW = 1e-5
 
 
 @dataclass(frozen=True)
@@ -60,24 +67,34 @@ class SamplingParams:
     logprobs: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+        if not _is_int(self.max_tokens) or self.max_tokens < 1:
             raise ValueError(f"max_tokens={self.max_tokens!r}: must be an integer >= 1")
-        if not self.temperature >= 0.0:  # also rejects NaN
+        if not _is_real(self.temperature) or not 0.0 <= self.temperature < math.inf:
             raise ValueError(f"temperature={self.temperature!r}: must be >= 0 (0 = greedy)")
-        if not 0.0 < self.top_p <= 1.0:
+        if self.temperature < GREEDY_BELOW:  # normalised, so every engine agrees
+            object.__setattr__(self, "temperature", 0.0)
+        if not _is_real(self.top_p) or not 0.0 < self.top_p <= 1.0:  # also rejects NaN
             raise ValueError(f"top_p={self.top_p!r}: must be in (0, 1]")
-        if not isinstance(self.top_k, int) or self.top_k < 0:
+        if not _is_int(self.top_k) or self.top_k < 0:
             raise ValueError(f"top_k={self.top_k!r}: must be an integer >= 0 (0 = off)")
         if isinstance(self.stop, str):  # a bare string would be split into characters
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", tuple(self.stop))
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ValueError(f"stop={self.stop!r}: every stop string must be non-empty")
-        if self.seed is not None and not -(2**63) <= self.seed < 2**63:
+        if self.seed is not None and (not _is_int(self.seed) or not -(2**63) <= self.seed < 2**63):
             raise ValueError(f"seed={self.seed!r}: must fit in int64")
         lp = self.logprobs
-        if lp is not None and (not isinstance(lp, int) or not 0 <= lp <= MAX_LOGPROBS):
+        if lp is not None and (not _is_int(lp) or not 0 <= lp <= MAX_LOGPROBS):
             raise ValueError(f"logprobs={lp!r}: must be an integer in [0, {MAX_LOGPROBS}] or None")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 @dataclass(frozen=True)
@@ -211,7 +228,7 @@ class RequestStats:
 class TokenEvent:
     """One committed token of a request's stream (or its final event).
 
-    ``token_id`` is None only for an abort's final event. ``text`` is the text
+    ``token_id`` is None only for the final event of an abort or an error. ``text`` is the text
     this token releases: it may be empty (held back while it could be the start
     of a stop string, or a special token) and never contains a stop string.
     """
@@ -228,6 +245,7 @@ class TokenEvent:
     logprob: float | None = None
     top_logprobs: list[tuple[int, float]] | None = None
     fallback: bool = False  # an SLM token at a position routed to an LLM that failed
+    error: str | None = None  # with FINISH_ERROR: why this request's work failed
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from engines.types import FINISH_ABORT, Request, SamplingParams, TokenEvent
+from engines.types import FINISH_ABORT, FINISH_ERROR, Request, SamplingParams, TokenEvent
 from gateway.budget import billed_tokens, reserve
 from gateway.common import start_root_span
 from gateway.errors import APIError, bad_request
@@ -36,6 +36,10 @@ from gateway.tenancy import Reservation, Tenant, TokenCounts
 from gateway.tenancy.cost import cost_of
 
 log = logging.getLogger("citer.gateway")
+
+
+class EngineError(RuntimeError):
+    """This request's own work raised in a scheduler step; other requests went on."""
 
 
 @dataclass(frozen=True)
@@ -173,11 +177,15 @@ class Run:
                     last = now
                     counts[ev.source or "slm"] += 1
                     counts["fallback"] += ev.fallback
+                if ev.finish_reason == FINISH_ERROR:  # this request's work failed alone
+                    final, error = ev, EngineError(ev.error or "unknown error")
+                    log.error("request %s failed in the engine: %s", spec.request_id, ev.error)
+                    break
                 if ev.finish_reason is not None:
                     final = ev
                     break
                 self.queue.put_nowait(ev)
-        except Exception as e:  # a failed engine step: the stream ends with an error
+        except Exception as e:  # the step thread itself failed: the stream ends with an error
             error = e
             log.exception("request %s failed in the engine", spec.request_id)
         finally:

@@ -1,0 +1,94 @@
+"""The SLM phase of a scheduler step: plan drafts, check the router's answer, commit.
+
+    plan     SeqWork per sequence: its committed tokens the SLM has not seen,
+             n_out = up to `window` drafts
+    checked  one router score per drafted row; counts what the SLM prefilled
+    commit   keep each sequence's drafts before its first row with score > threshold
+             whose position the LLM may write (Sequence.llm_allowed); crop the SLM
+             cache to the committed length; an LLMJob for each sequence cut short
+
+Plain Python, no torch. ``commit`` fails only the sequence whose commit raised (its
+final event says why); the scheduler runs ``plan``/``checked`` under
+``engines.isolation`` so they must leave nothing behind when an engine call raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engines.llm_phase import LLMJob
+from engines.sequence import Sequence
+from engines.types import Engine, SeqWork, StepOutput, TokenEvent
+
+
+def plan(seqs: list[Sequence], window: int) -> list[SeqWork]:
+    return [
+        SeqWork(s.seq_id, s.slm_seen, s.tokens[s.slm_seen :], s.req.sampling, s.seed,
+                s.draft_len(window))
+        for s in seqs
+    ]  # fmt: skip
+
+
+def checked(
+    seqs: list[Sequence], work: list[SeqWork], out: StepOutput, scores: list[float]
+) -> list[float]:
+    """The scores, once they match the drafted rows; the SLM's prefill is counted."""
+    rows = sum(map(len, out.tokens))
+    if len(scores) != rows:
+        raise ValueError(f"router returned {len(scores)} scores for {rows} rows")
+    for s, w in zip(seqs, work, strict=True):
+        s.stats.slm_input_tokens += len(w.new_tokens)
+    return scores
+
+
+def commit(
+    slm: Engine,
+    seqs: list[Sequence],
+    work: list[SeqWork],
+    out: StepOutput,
+    scores: list[float],
+    events: list[TokenEvent],
+    llm_score: Callable[[Sequence, float], float | None],
+) -> list[LLMJob]:
+    """Commit drafts up to each sequence's first LLM-routed row that the LLM may
+    write; return the LLM jobs of the sequences whose next token the LLM writes.
+    ``llm_score(seq, score at the cut)``: the score the LLM's token will carry."""
+    need: list[LLMJob] = []
+    row = 0
+    for k, (s, w, toks) in enumerate(zip(seqs, work, out.tokens, strict=True)):
+        sc = scores[row : row + len(toks)]
+        row += len(toks)
+        lps = out.logprobs[k] if out.logprobs else []
+        try:
+            cut = _commit_one(slm, s, w, toks, sc, lps, events)
+        except Exception as e:  # this sequence's tokens only (detokenizer, stop strings)
+            events.append(s.fail(e))
+            continue
+        if cut is not None:
+            need.append(LLMJob(s, llm_score(s, sc[cut]), 1, toks[cut], lps[cut] if lps else None))
+    return need
+
+
+def _commit_one(
+    slm: Engine,
+    s: Sequence,
+    w: SeqWork,
+    toks: list[int],
+    sc: list[float],
+    lps: list[Any],
+    events: list[TokenEvent],
+) -> int | None:
+    """Commit one sequence's drafts; the row the LLM writes next, or None."""
+    s.stats.drafted_tokens += len(toks)
+    cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last draft was never fed
+    routed = (i for i, x in enumerate(sc) if x > s.threshold and s.llm_allowed(i))
+    cut = next(routed, len(toks))
+    for j in range(cut):
+        events.append(s.commit(toks[j], "slm", sc[j], lps[j] if lps else None))
+        if s.finish_reason:
+            break
+    s.slm_seen = min(cached, len(s.tokens))
+    if s.slm_seen < cached:
+        slm.crop(s.seq_id, s.slm_seen)  # lazy commit: uncommitted drafts leave
+    return cut if s.finish_reason is None and cut < len(toks) else None
