@@ -31,6 +31,7 @@ SHUTDOWN_GRACE_S = 10.0  # how long shutdown waits for pumps to settle their bud
 
 def create_app(settings: GatewaySettings | None = None, span_exporter: Any = None) -> FastAPI:
     """``span_exporter``: an OTel SpanExporter (tests pass the in-memory one)."""
+    from gateway import openapi
     from gateway.admin.router import router as admin_router
     from gateway.chat.router import router as chat_router
     from gateway.completions.router import router as completions_router
@@ -47,10 +48,11 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
         finally:
             await shutdown(state)
 
-    app = FastAPI(title="citer gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="citer gateway", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_handlers(app)
     for r in (chat_router, completions_router, info_router, admin_router):
         app.include_router(r)
+    openapi.install(app)
     return app
 
 
@@ -106,12 +108,20 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
         tracer=tracer,
         tracer_provider=provider,
         max_prompt_tokens=min(cfg.max_prompt_tokens or longest, longest),
+        max_token_chars=await asyncio.to_thread(max_token_chars, pair.tokenizer),
+        hold_ttl_s=tenancy.reservation_ttl_s,
     )
     state.metrics.watch(scheduler, state)
     engine.start()
     if cfg.bootstrap_tenant:
         await bootstrap_tenant(state)
     return state
+
+
+def max_token_chars(tokenizer: Any) -> int:
+    """Characters the longest vocabulary entry can spell: byte-level and SentencePiece
+    vocabularies write each character (or byte) of a token as one character."""
+    return max(1, *(len(t) for t in tokenizer.get_vocab()))
 
 
 async def bootstrap_tenant(st: Any) -> None:

@@ -1,4 +1,5 @@
-"""Bearer keys: tenant keys for /v1/*, the admin key for /admin/*.
+"""Bearer keys: tenant keys for /v1/*, the admin key for /admin/*, the metrics (or
+admin) key for the per-tenant series of /metrics.
 
 Tenant keys are looked up by hash in the store on every request, so a revoked
 key fails at once (no cache). The admin key comes from ``CITER_ADMIN_KEY``.
@@ -10,6 +11,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import SecretStr
 
 from gateway.errors import APIError
 from gateway.state import State
@@ -57,8 +59,25 @@ async def require_admin(request: Request, st: State) -> None:
             code="admin_disabled",
         )
     key = bearer(request)
-    if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
+    if key is None or not _matches(key, expected):
         raise _unauthorized("Incorrect admin key provided.")
+
+
+def _matches(key: str, expected: SecretStr | None) -> bool:
+    return expected is not None and hmac.compare_digest(
+        key.encode(), expected.get_secret_value().encode()
+    )
+
+
+def may_read_tenant_metrics(request: Request, st: State) -> bool:
+    """True with the metrics or admin key, False without a key; 401 for a wrong key
+    (a misconfigured scraper should fail loudly, not silently lose series)."""
+    key = bearer(request)
+    if key is None:
+        return False
+    if _matches(key, st.settings.metrics_key) or _matches(key, st.settings.admin_key):
+        return True
+    raise _unauthorized("Incorrect metrics key provided (CITER_METRICS_KEY or the admin key).")
 
 
 CurrentTenant = Annotated[Tenant, Depends(require_tenant)]  # handler parameter: the caller

@@ -1,5 +1,5 @@
-"""Request plumbing shared by the OpenAI endpoints: body limits, validation,
-sampling parameters, usage objects, SSE framing and disconnect detection."""
+"""Request plumbing shared by the OpenAI endpoints: validation, sampling parameters,
+usage objects, SSE framing and disconnect detection (bodies: ``gateway.body``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from engines.types import SamplingParams, TokenEvent
-from gateway.errors import APIError, bad_request, from_validation
+from gateway.errors import bad_request, from_validation
+from gateway.fields import stop_list
 from gateway.state import GatewayState
 
 log = logging.getLogger("citer.gateway")
@@ -27,37 +28,26 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The JSON object of the body; 413 past ``limit`` bytes (checked while reading)."""
-    declared = request.headers.get("content-length")
-    too_big = APIError(
-        413, f"The request body exceeds the limit of {limit} bytes.", code="request_too_large"
-    )
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_big
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise bad_request(f"We could not parse the JSON body of your request ({e}).") from e
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.")
-    return data
-
-
 def parse(model: type[M], data: dict[str, Any]) -> M:
-    """Validate a request object: 400 naming the bad field; unknown fields are logged."""
+    """Validate a request object: 400 naming the bad (or unknown) field."""
     try:
-        obj = model.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise from_validation(e) from e
-    if obj.model_extra:
-        log.info("ignoring unknown request fields: %s", sorted(obj.model_extra))
-    return obj
+
+
+def check_prompt_chars(st: GatewayState, chars: int, param: str) -> None:
+    """Refuse a text that must exceed the prompt limit before tokenizing it: no token
+    spells more than ``st.max_token_chars`` characters, and Unicode normalisation
+    (NFC/NFKC) composes at most 3 characters into one (Hangul jamo)."""
+    least = -(-chars // (3 * st.max_token_chars))
+    if least > st.max_prompt_tokens:
+        raise bad_request(
+            f"This model's maximum prompt length is {st.max_prompt_tokens} tokens; "
+            f"your prompt has {chars} characters, so at least {least} tokens.",
+            param,
+            "context_length_exceeded",
+        )
 
 
 def check_prompt(st: GatewayState, prompt_ids: list[int], param: str = "messages") -> None:
@@ -89,14 +79,15 @@ def sampling_params(
         raise bad_request(f"{param}={max_tokens} exceeds this server's limit of {cap}.", param)
     room = st.scheduler.max_context - prompt_len  # completion tokens the context allows
     wanted = st.settings.default_max_tokens if max_tokens is None else max_tokens
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if top_k >= st.scheduler.vocab:  # every token is in the top k: the filter is off
+        top_k = 0
     try:
         return SamplingParams(
             max_tokens=max(1, min(wanted, room)),
             temperature=1.0 if temperature is None else temperature,  # OpenAI's default
             top_p=1.0 if top_p is None else top_p,
             top_k=top_k,
-            stop=tuple(s for s in stops if s),
+            stop=stop_list(stop),
             seed=seed,
             logprobs=logprobs,  # None: the engines compute no log-probs
         )

@@ -7,16 +7,25 @@ usual exception classes (BadRequestError, AuthenticationError, ...).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("citer.gateway")
+
+
+CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never received
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete: counted as a
+    client abort (``citer:requests_client_closed``), not a server error."""
 
 
 class APIError(Exception):
@@ -37,7 +46,14 @@ class APIError(Exception):
         return error_body(self.message, self.type, self.param, self.code)
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+        return SafeJSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+class SafeJSONResponse(JSONResponse):
+    """ASCII JSON: a message that quotes client input can always be encoded."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def error_body(
@@ -62,11 +78,33 @@ def model_not_found(model: str) -> APIError:
 
 
 def from_validation(err: ValidationError | RequestValidationError) -> APIError:
-    """First pydantic error -> 400 naming the field (``messages.0.role``)."""
-    first = err.errors()[0]
-    loc = [str(x) for x in first.get("loc", ()) if x not in ("body",)]
-    param = ".".join(loc) or None
+    """First pydantic error -> 400 naming the field (``messages.0.role``).
+
+    A value that matches no member of a union yields one error per member, each with
+    the member's name appended to the location: the field is their common prefix."""
+    errors = err.errors()
+    first = errors[0]
+    loc = [x for x in first.get("loc", ()) if x != "body"]
+    siblings = [
+        [x for x in e.get("loc", ()) if x != "body"] for e in errors[1:]
+    ]  # fmt: skip
+    siblings = [s for s in siblings if s[:1] == loc[:1]]
+    for other in siblings:
+        n = 0
+        while n < min(len(loc), len(other)) and loc[n] == other[n]:
+            n += 1
+        loc = loc[:n]
+    param = ".".join(map(str, loc)) or None
+    if first.get("type") == "extra_forbidden":
+        return bad_request(
+            f"Unrecognized request argument supplied: {param} (this gateway does not "
+            "implement it; see GET /openapi.json for the fields it takes).",
+            param,
+            "unsupported_parameter",
+        )
     msg = first.get("msg", "invalid value")
+    if siblings and len(loc) < len(first.get("loc", ())):  # a union: say what was allowed
+        msg = "; ".join(dict.fromkeys(e.get("msg", "") for e in errors[:4]))
     return bad_request(f"{param}: {msg}" if param else msg, param)
 
 
@@ -83,6 +121,14 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return APIError(exc.status_code, str(exc.detail), kind).response()
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, _: ClientGone) -> Response:
+        state = getattr(request.app.state, "citer", None)
+        if state is not None:
+            state.metrics.client_closed.inc()
+        log.info("client closed %s %s before its body was read", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

@@ -236,25 +236,30 @@ class Metrics:
             buckets=SHARE_BUCKETS,
             registry=r,
         )
-        self.spend = Counter("citer:budget_spend", "Cost units settled.", ["tenant"], registry=r)
+        # Per-tenant series (tenant ids, spend, budgets) need a credential to read; an
+        # unauthenticated scrape gets the same families summed over tenants.
+        self.tenant_registry = t = CollectorRegistry(auto_describe=True)
+        self.spend = Counter("citer:budget_spend", "Cost units settled.", ["tenant"], registry=t)
         self.remaining = Gauge(
             "citer:budget_remaining",
             "Cost units left in the current period.",
             ["tenant"],
-            registry=r,
+            registry=t,
         )
         self.rejected = Counter(
             "citer:requests_rejected",
             "Refused requests by reason.",
             ["tenant", "reason"],
-            registry=r,
+            registry=t,
         )
         self.degraded = Counter(
             "citer:requests_degraded",
             "Requests served by the SLM alone for budget.",
             ["tenant"],
-            registry=r,
+            registry=t,
         )
+        self.aggregate_registry = CollectorRegistry(auto_describe=False)
+        self.aggregate_registry.register(TenantSums(self.tenant_registry))
         self.llm_fallback = Counter(
             "citer:llm_fallback_tokens",
             "Tokens routed to the LLM that the SLM wrote because the remote LLM failed.",
@@ -268,8 +273,42 @@ class Metrics:
             registry=r,
         )
 
+        self.client_closed = Counter(
+            "citer:requests_client_closed",
+            "Requests whose client disconnected before the request body was read.",
+            registry=r,
+        )
+
     def watch(self, scheduler: Any, gateway: Any) -> None:
         self.registry.register(SchedulerCollector(scheduler, gateway))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, per_tenant: bool = False) -> bytes:
+        """The exposition text; per-tenant series only when ``per_tenant``."""
+        extra = self.tenant_registry if per_tenant else self.aggregate_registry
+        return generate_latest(self.registry) + generate_latest(extra)
+
+
+class TenantSums(Collector):
+    """The tenant registry's counters summed over the ``tenant`` label (gauges such
+    as a tenant's remaining budget have no meaningful sum and are left out)."""
+
+    def __init__(self, tenants: CollectorRegistry) -> None:
+        self.tenants = tenants
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.tenants.collect():
+            if family.type != "counter":
+                continue
+            sums: dict[tuple[tuple[str, str], ...], float] = {}
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue  # the _created timestamps
+                key = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "tenant"))
+                sums[key] = sums.get(key, 0.0) + sample.value
+            names = sorted({k for key in sums for k, _ in key})
+            out = CounterMetricFamily(
+                family.name, family.documentation + " (all tenants)", labels=names
+            )
+            for key, value in sums.items():
+                out.add_metric([dict(key)[n] for n in names], value)
+            yield out

@@ -22,19 +22,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engines.types import RoutingParams
 from gateway.errors import bad_request, model_not_found
+from gateway.fields import Strict
 
 log = logging.getLogger("citer.gateway")
 MODES = ("citer", "slm", "llm")
 
 
-class RoutingBody(BaseModel):
+class RoutingBody(Strict):
     """The ``routing`` request field (unknown keys are refused: they are likely typos)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     threshold: float | None = None  # LLM iff router score > threshold
     target_llm_share: float | None = Field(None, ge=0.0, le=1.0)  # via the card's calibration

@@ -1,9 +1,11 @@
 """One request's life in the gateway, from budget reservation to settlement.
 
-    start_run: queue slot (503) -> reserve worst case (429) -> routing params
-               -> scheduler.validate (400) -> Run task
+    start_run: scheduler.validate (400) -> queue slot (503) -> reserve worst case
+               (429) -> routing params -> Run task
     Run.main (a task of its own, independent of the client connection):
-        queue   wait for a batch seat (FIFO, at most max_batch submitted at once)
+        queue   wait for a batch seat (FIFO, at most max_batch submitted at once);
+                none within queue_timeout_s of arrival -> 503, hold released
+        renew   while it runs, the budget hold is renewed every TTL / 3
         engine  AsyncEngine.submit -> TokenEvents -> metrics -> the response's queue
         settle  on the final event: bill what the engines processed, settle, then
                 release the final event (a client that got its answer sees the spend)
@@ -71,6 +73,10 @@ async def launch(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | No
 
 
 async def start_run(st: GatewayState, tenant: Tenant, spec: RunSpec, root: Any) -> Run:
+    try:  # the scheduler's own limits, before any side effect
+        st.scheduler.validate(Request(spec.request_id, spec.prompt_ids, spec.sampling))
+    except ValueError as e:
+        raise bad_request(str(e)) from e
     st.acquire_slot(tenant.id)
     try:
         with st.tracer.start_as_current_span("budget.reserve", context=_ctx(root)) as span:
@@ -82,12 +88,6 @@ async def start_run(st: GatewayState, tenant: Tenant, spec: RunSpec, root: Any) 
     run = Run(st, tenant, res, spec, root)
     rp = routing_params(spec.plan, res.llm_allowed, res.max_llm_share)
     request = Request(spec.request_id, spec.prompt_ids, spec.sampling, rp)
-    try:
-        st.scheduler.validate(request)  # the scheduler's own limits, before queueing
-    except ValueError as e:  # nothing ran, nothing to bill
-        await run.settle(TokenCounts(), "failed")
-        st.release_slot()
-        raise bad_request(str(e)) from e
     run.task = asyncio.create_task(run.main(request))
     st.runs.add(run)
     run.task.add_done_callback(lambda _: st.runs.discard(run))
@@ -106,6 +106,10 @@ class Run:
         self.cost = 0.0  # cost units settled (valid once the final event is out)
         self.tokens = TokenCounts()
         self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
+        # Resolved once the run holds a batch seat or has ended; a stream waits for it so
+        # that a queue timeout can still be a 503 (``refusal``) instead of a 200.
+        self.admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.refusal: APIError | None = None  # why the run ended before it was admitted
 
     @property
     def degraded(self) -> bool:
@@ -134,11 +138,14 @@ class Run:
     async def main(self, request: Request) -> None:
         st = self.st
         queued = st.tracer.start_span("engine.queue", context=_ctx(self.root))
+        left = st.settings.queue_timeout_s - (time.perf_counter() - self.spec.arrived)
         try:
-            await st.seats.acquire()
-        except asyncio.CancelledError:  # aborted while queued: nothing ran
+            await asyncio.wait_for(st.seats.acquire(), timeout=max(left, 0.0))
+        except (asyncio.CancelledError, TimeoutError) as e:  # nothing ran
             queued.end()
-            await self._finish(None, None, {"slm": 0, "llm": 0, "fallback": 0})
+            if isinstance(e, TimeoutError):
+                self.refusal = queue_timeout(st, self.tenant.id)
+            await self._finish(None, self.refusal, {"slm": 0, "llm": 0, "fallback": 0})
             return
         queued.end()
         st.metrics.queue_time.labels(self.spec.plan.mode).observe(
@@ -150,10 +157,26 @@ class Run:
                 return
             self.submitted = True
             st.submitted += 1
-            await self._pump(st.engine.submit(request))
+            self.admitted.set_result(None)
+            renewal = asyncio.create_task(self._renew_hold())
+            try:
+                await self._pump(st.engine.submit(request))
+            finally:
+                renewal.cancel()
         finally:
             st.submitted -= self.submitted
             st.seats.release()
+
+    async def _renew_hold(self) -> None:
+        """Keep the budget hold alive while the request runs (a third of its TTL ahead
+        of expiry); a crashed process stops renewing and the store expires the hold."""
+        ttl = self.st.hold_ttl_s
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                await self.st.store.renew(self.reservation, ttl)
+            except Exception:  # the store is down: settle still charges a late hold once
+                log.warning("renewing hold %s failed", self.reservation.id, exc_info=True)
 
     async def _pump(self, handle: AsyncIterator[TokenEvent]) -> None:
         st, spec, m = self.st, self.spec, self.st.metrics
@@ -197,10 +220,14 @@ class Run:
     ) -> None:
         """Settle, release the queue slot, record, then hand the end to the response."""
         self.done = True
+        if not self.admitted.done():
+            self.admitted.set_result(None)
         stats = final.stats if final is not None else None
         self.tokens = billed_tokens(stats, len(self.spec.prompt_ids), counts["slm"], counts["llm"])
         self.fallback_tokens = stats.llm_fallback_tokens if stats else counts["fallback"]
-        if error is not None:
+        if isinstance(error, APIError):  # refused before it ran (queue timeout)
+            outcome = "aborted"
+        elif error is not None:
             outcome = "failed"
         elif final is None or final.finish_reason == FINISH_ABORT:
             outcome = "aborted"
@@ -263,6 +290,20 @@ class Run:
         except Exception:  # a metric only; the next request refreshes it
             return
         self.st.metrics.remaining.labels(self.tenant.id).set(usage.remaining)
+
+
+def queue_timeout(st: GatewayState, tenant_id: str) -> APIError:
+    st.metrics.rejected.labels(tenant_id, "queue_timeout").inc()
+    retry = str(st.settings.retry_after_s)
+    return APIError(
+        503,
+        f"The request waited {st.settings.queue_timeout_s:g} s for a batch seat without "
+        f"getting one (CITER_QUEUE_TIMEOUT_S); its budget hold is released. Retry after "
+        f"{retry} s.",
+        "server_error",
+        code="queue_timeout",
+        headers={"Retry-After": retry, "x-should-retry": "true"},
+    )
 
 
 def _ctx(span: Any) -> Any:

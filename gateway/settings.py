@@ -9,6 +9,7 @@ Everything validates when built and a bad value names its variable.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,29 @@ from engines.remote import RemoteConfig
 from gateway.tenancy import Prices, TenancySettings
 
 DEFAULT_CARD = "models/demo/router"
+MIN_ADMIN_KEY_CHARS = 32  # for admin and metrics keys on a non-loopback bind
+# Keys printed in this repository's docs and Makefile: fine on 127.0.0.1 only.
+KNOWN_KEYS = frozenset({"sk-citer-admin-dev", "sk-admin-test", "changeme", "admin"})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _weak(key: str) -> str | None:
+    """Why a key must not guard a public bind, or None."""
+    if key in KNOWN_KEYS:
+        return "a well-known development key"
+    if len(key) < MIN_ADMIN_KEY_CHARS:
+        return f"shorter than {MIN_ADMIN_KEY_CHARS} characters"
+    return None
+
+
 Policy = Literal["citer", "confidence", "logprob", "entropy", "random", "slm", "llm"]
 
 
@@ -73,8 +97,18 @@ class GatewaySettings(BaseSettings):
     max_tokens_cap: int = Field(1024, ge=1)  # largest max_tokens a request may ask for
     default_max_tokens: int = Field(256, ge=1)  # when a request gives none
 
+    # A request still queued for a batch seat this long after it arrived ends with 503
+    # + Retry-After and its budget hold is released; must stay below the hold's TTL
+    # (CITER_TENANCY_RESERVATION_TTL_S). Running requests renew their hold instead.
+    queue_timeout_s: float = Field(60.0, gt=0, le=3600)
+
     # -- tenants --
-    admin_key: SecretStr | None = None  # Bearer key of /admin/*; unset: admin API off (403)
+    # Bearer key of /admin/*; unset: admin API off (403). On a non-loopback host a key
+    # shorter than MIN_ADMIN_KEY_CHARS or a well-known one refuses to start.
+    admin_key: SecretStr | None = None
+    # Bearer key that may read the per-tenant series of /metrics (the admin key may too);
+    # without a key /metrics shows only series summed over tenants.
+    metrics_key: SecretStr | None = None
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
     # Created at start-up if missing, with one key written to bootstrap_key_file
     # (mode 0600), so `make serve` works without an admin call. None: no tenant.
@@ -109,6 +143,24 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"CITER_LLM_URL={self.llm_url!r}: must be an http(s):// URL")
         if self.llm_url is not None and self.engine != "hf":
             raise ValueError("CITER_LLM_URL: a remote LLM pairs with CITER_ENGINE=hf (the SLM's)")
+        ttl = self.tenancy().reservation_ttl_s
+        if self.queue_timeout_s >= ttl:
+            raise ValueError(
+                f"CITER_QUEUE_TIMEOUT_S={self.queue_timeout_s:g} must be below "
+                f"CITER_TENANCY_RESERVATION_TTL_S={ttl:g}: a queued request's budget hold "
+                "would expire before it starts"
+            )
+        for name, key in (
+            ("CITER_ADMIN_KEY", self.admin_key),
+            ("CITER_METRICS_KEY", self.metrics_key),
+        ):
+            weak = key is not None and _weak(key.get_secret_value())
+            if weak and not is_loopback(self.host):
+                raise ValueError(
+                    f"{name} is {weak} and CITER_HOST={self.host} is not a loopback address: "
+                    f"set a random key of at least {MIN_ADMIN_KEY_CHARS} characters, e.g. "
+                    '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+                )
         return self
 
     def resolved_policy(self) -> str:

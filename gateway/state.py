@@ -30,6 +30,8 @@ class GatewayState:
     tracer: Any  # opentelemetry.trace.Tracer
     tracer_provider: Any
     max_prompt_tokens: int  # longest accepted prompt, in tokens
+    max_token_chars: int  # characters the longest vocabulary entry spells (length bounds)
+    hold_ttl_s: float  # a budget hold's life; running requests renew it
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0  # accepted and not yet settled (queued here or in the engine)
     submitted: int = 0  # handed to the engine and not yet ended (<= max_batch)

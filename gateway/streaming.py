@@ -6,6 +6,7 @@ run's own task then settles the budget (see ``gateway.runner``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -52,6 +53,18 @@ def _ended_early(reason: str) -> APIError:
         "server_error",
         code="aborted",
     )
+
+
+async def wait_admitted(run: Run, request: Request) -> None:
+    """Wait until the run holds a batch seat (or has ended) before a stream answers
+    200; raises its refusal (503 queue timeout) instead."""
+    watcher = watch(request, run)
+    try:
+        await asyncio.shield(run.admitted)
+    finally:
+        watcher.cancel()
+    if run.refusal is not None:
+        raise run.refusal
 
 
 async def collect(run: Run, request: Request, want_sources: bool) -> Answer:

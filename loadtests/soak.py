@@ -169,7 +169,7 @@ async def snapshot(url: str, admin_key: str, tenant_ids: list[str]) -> Snapshot:
 
     admin = {"Authorization": f"Bearer {admin_key}"}
     async with _client(url) as c:
-        text = (await c.get("/metrics")).text
+        text = (await c.get("/metrics", headers=admin)).text  # per-tenant spend
         usage = {
             t: (await c.get(f"/admin/tenants/{t}/usage", headers=admin)).json() for t in tenant_ids
         }

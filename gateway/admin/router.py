@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from gateway.admin import serving
 from gateway.admin.protocol import CreateTenant, UpdateTenant
 from gateway.auth import require_admin
-from gateway.common import parse, read_json
+from gateway.body import read_json
+from gateway.common import parse
 from gateway.errors import APIError
 from gateway.state import State
 
@@ -73,3 +74,31 @@ async def revoke_key(tenant_id: str, key_id: str, st: State) -> dict[str, Any]:
 async def tenant_usage(tenant_id: str, st: State) -> dict[str, Any]:
     await serving.get(st.store, tenant_id)
     return asdict(await st.store.usage(tenant_id))
+
+
+@router.get("/tenants/{tenant_id}/holds")
+async def list_holds(tenant_id: str, st: State) -> dict[str, Any]:
+    """Live budget holds (requests running or queued, or left by a crashed replica)."""
+    await serving.get(st.store, tenant_id)
+    return {"object": "list", "data": [asdict(h) for h in await st.store.list_holds(tenant_id)]}
+
+
+@router.delete("/tenants/{tenant_id}/holds")
+async def release_holds(tenant_id: str, st: State) -> dict[str, Any]:
+    """Return every hold's budget now (a late settle of its request still charges once)."""
+    await serving.get(st.store, tenant_id)
+    return {"released": await st.store.release_holds(tenant_id)}
+
+
+@router.delete("/tenants/{tenant_id}/holds/{hold_id}")
+async def release_hold(tenant_id: str, hold_id: str, st: State) -> dict[str, Any]:
+    await serving.get(st.store, tenant_id)
+    if not await st.store.release_holds(tenant_id, [hold_id]):
+        raise APIError(
+            404,
+            f"Tenant '{tenant_id}' has no live hold '{hold_id}'.",
+            "not_found_error",
+            "hold_id",
+            "hold_not_found",
+        )
+    return {"id": hold_id, "released": True}

@@ -1,31 +1,38 @@
-"""``POST /v1/chat/completions`` request and response shapes (OpenAI's).
+"""``POST /v1/chat/completions`` request shapes (OpenAI's).
 
-Unknown top-level fields are accepted and ignored (logged), as OpenAI-compatible
-servers do; values out of range are refused with 400 naming the field.
+Strict (``gateway.fields``): unknown fields and wrong JSON types are refused with
+400 naming the field; OpenAI fields that are not implemented here (tools,
+response_format, penalties, logit_bias, ...) are refused unless neutral.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gateway.fields import NotImplementedFields, Stop, Strict
 from gateway.routing import RoutingBody
 
+MAX_MODEL_CHARS = 256  # longest model name (it is echoed in responses and errors)
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
-    type: Literal["text"]
+class TextPart(Strict):
+    type: Literal["text"]  # image, audio and file parts are not served
     text: str
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ChatMessage(Strict):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    # What the openai SDK sends back with an earlier assistant message: accepted when
+    # empty, since the gateway never produces tool calls, refusals or audio.
+    refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=0)
+    function_call: None = None
+    audio: None = None
+    annotations: list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -33,23 +40,19 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class StreamOptions(Strict):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    model: str
+class ChatCompletionRequest(NotImplementedFields):
+    model: str = Field(max_length=MAX_MODEL_CHARS)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)  # deprecated by OpenAI, still honoured
     max_completion_tokens: int | None = Field(None, ge=1)  # wins over max_tokens
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=128)
-    stop: str | list[str] | None = Field(None)
+    stop: Stop = None
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -6,6 +6,7 @@ model 404, routing/limits 400, queue 503, budget 429.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,13 +14,14 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engines.types import TokenEvent
+from gateway.body import read_json
 from gateway.chat.protocol import ChatCompletionRequest, chat_prompt
 from gateway.common import (
     check_prompt,
+    check_prompt_chars,
     new_id,
     now,
     parse,
-    read_json,
     response_headers,
     routing_info,
     sampling_params,
@@ -30,12 +32,13 @@ from gateway.logprobs import TokenNames, chat_entry, chat_logprobs
 from gateway.routing import plan_route
 from gateway.runner import Run, RunSpec, launch
 from gateway.state import GatewayState
-from gateway.streaming import collect, stream
+from gateway.streaming import collect, stream, wait_admitted
 from gateway.tenancy import Tenant
 
 
 def check_supported(req: ChatCompletionRequest) -> int | None:
     """Refuse what is not served; return the top-k of log-probs asked (None: none)."""
+    req.refuse_unimplemented()
     if req.n != 1:
         raise bad_request("n>1 is not supported: send one request per choice.", "n")
     if req.top_logprobs and not req.logprobs:
@@ -48,8 +51,9 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
     req = parse(ChatCompletionRequest, await read_json(request, st.settings.max_body_bytes))
     plan = plan_route(req.model, req.routing, st.setup)
     top_k = check_supported(req)
-    try:
-        prompt_ids = chat_prompt(st.tokenizer, req.messages)
+    check_prompt_chars(st, sum(len(m.text()) for m in req.messages), "messages")
+    try:  # off the event loop: a long conversation takes a while to template
+        prompt_ids = await asyncio.to_thread(chat_prompt, st.tokenizer, req.messages)
     except Exception as e:  # template errors (jinja raise_exception, bad roles)
         raise bad_request(f"messages: {e}", "messages") from e
     check_prompt(st, prompt_ids)
@@ -64,6 +68,7 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
     names = TokenNames(st.tokenizer) if top_k is not None else None
     fmt = ChatChunks(st, run, include_usage, names)
     if req.stream:
+        await wait_admitted(run, request)
         body = stream(run, request, fmt, want_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)

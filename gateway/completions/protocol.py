@@ -10,28 +10,28 @@ vLLM's extensions that make the endpoint a token-id LLM for another gateway
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gateway.chat.protocol import StreamOptions
+from gateway.chat.protocol import MAX_MODEL_CHARS, StreamOptions
+from gateway.fields import NotImplementedFields, Stop
 from gateway.routing import RoutingBody
 
-Prompt = str | list[str] | list[int] | list[list[int]]
+TokenIds = Annotated[list[int], Field(min_length=1)]
+Prompt = str | Annotated[list[str], Field(min_length=1)] | TokenIds | list[TokenIds]
 
 
-class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    model: str
+class CompletionRequest(NotImplementedFields):
+    model: str = Field(max_length=MAX_MODEL_CHARS)
     prompt: Prompt
     max_tokens: int | None = Field(None, ge=1)  # OpenAI's default is 16
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=-1)  # vLLM's: -1 or 0 = off
+    top_k: int | None = Field(None, ge=-1)  # vLLM's: -1 or 0 = off; >= vocab = off
     n: int = Field(1, ge=1, le=128)
     best_of: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
+    stop: Stop = None
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stream: bool = False
     stream_options: StreamOptions | None = None

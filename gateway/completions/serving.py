@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,12 +10,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engines.types import TokenEvent
+from gateway.body import read_json
 from gateway.common import (
     check_prompt,
+    check_prompt_chars,
     new_id,
     now,
     parse,
-    read_json,
     response_headers,
     routing_info,
     sampling_params,
@@ -26,11 +28,12 @@ from gateway.logprobs import CompletionLogprobs, TokenNames
 from gateway.routing import plan_route
 from gateway.runner import Run, RunSpec, launch
 from gateway.state import GatewayState
-from gateway.streaming import collect, stream
+from gateway.streaming import collect, stream, wait_admitted
 from gateway.tenancy import Tenant
 
 
 def check_supported(req: CompletionRequest) -> None:
+    req.refuse_unimplemented()
     if req.n != 1 or (req.best_of or 1) != 1:
         raise bad_request("n>1 and best_of>1 are not supported: send one request each.", "n")
     if req.echo:
@@ -42,8 +45,14 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
     req = parse(CompletionRequest, await read_json(request, st.settings.max_body_bytes))
     plan = plan_route(req.model, req.routing, st.setup)
     check_supported(req)
-    try:
-        ids = prompt_ids(st.tokenizer, req.prompt)
+    if isinstance(req.prompt, str) or (req.prompt and isinstance(req.prompt[0], str)):
+        check_prompt_chars(
+            st,
+            sum(map(len, req.prompt)) if isinstance(req.prompt, list) else len(req.prompt),
+            "prompt",
+        )
+    try:  # off the event loop: tokenizing a long prompt takes a while
+        ids = await asyncio.to_thread(prompt_ids, st.tokenizer, req.prompt)
     except ValueError as e:
         raise bad_request(f"prompt: {e}", "prompt") from e
     check_prompt(st, ids, "prompt")
@@ -62,6 +71,7 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         names = TokenNames(st.tokenizer, as_ids=req.return_tokens_as_token_ids)
     fmt = CompletionChunks(st, run, include_usage, names, req.return_token_ids)
     if req.stream:
+        await wait_admitted(run, request)
         body = stream(run, request, fmt, plan.return_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)

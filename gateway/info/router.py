@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.auth import CurrentTenant
+from gateway.auth import CurrentTenant, may_read_tenant_metrics
 from gateway.errors import model_not_found
 from gateway.info.serving import model_cards, readiness, version
 from gateway.state import State
@@ -47,8 +47,10 @@ async def get_version(st: State) -> dict[str, Any]:
 
 
 @router.get("/metrics")
-async def metrics(st: State) -> Response:
-    return Response(st.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, st: State) -> Response:
+    """Prometheus text; per-tenant series only with the metrics or admin key."""
+    per_tenant = may_read_tenant_metrics(request, st)
+    return Response(st.metrics.render(per_tenant), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/usage")

@@ -26,6 +26,7 @@ from gateway.tenancy.config import Budget, Prices, TenancySettings, TenantConfig
 from gateway.tenancy.cost import TokenCounts, actual_cost, worst_case_cost
 from gateway.tenancy.records import (
     Decision,
+    Hold,
     IssuedKey,
     KeyInfo,
     Rejection,
@@ -42,6 +43,7 @@ from gateway.tenancy.store import TenantStore, open_store, reserve_for_request, 
 __all__ = [
     "Budget",
     "Decision",
+    "Hold",
     "IssuedKey",
     "KeyInfo",
     "Prices",

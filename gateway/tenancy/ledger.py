@@ -110,15 +110,39 @@ class Account:
         self.counters[outcome] += 1
         return status, held
 
+    def renew(self, rid: str, expires: float, now: float) -> bool:
+        """Move a live hold's expiry to ``expires``; False if it is gone."""
+        self.refresh(now)
+        if rid not in self.holds:
+            return False
+        self.holds[rid] = (self.holds[rid][0], expires)
+        return True
+
+    def release(self, ids: list[str] | None, now: float) -> int:
+        """Expire holds now (all when ``ids`` is None): their budget returns, and a late
+        settle still charges once. The count released."""
+        self.refresh(now)
+        for rid in list(self.holds) if ids is None else [i for i in ids if i in self.holds]:
+            self.holds[rid] = (self.holds[rid][0], now)
+        before = len(self.holds)
+        self.refresh(now)
+        return before - len(self.holds)
+
     def usage(self, now: float) -> Usage:
         self.refresh(now)
+        first = min((expires for _, expires in self.holds.values()), default=None)
         return usage_from(
-            self.tenant, self.period_start, self.counters, self.reserved, len(self.holds)
+            self.tenant, self.period_start, self.counters, self.reserved, len(self.holds), first
         )
 
 
 def usage_from(
-    tenant: Tenant, period_start: int, counters: dict[str, int], reserved: int, active: int
+    tenant: Tenant,
+    period_start: int,
+    counters: dict[str, int],
+    reserved: int,
+    active: int,
+    next_hold_expiry: float | None = None,
 ) -> Usage:
     budget = tenant.config.budget
     seconds = PERIOD_SECONDS[budget.period]
@@ -135,6 +159,7 @@ def usage_from(
         active_requests=active,
         tokens=TokenCounts(**{f: counters.get(f, 0) for f in TOKEN_FIELDS}),
         requests=RequestCounts(**{f: counters.get(f, 0) for f in REQUEST_FIELDS}),
+        next_hold_expiry=next_hold_expiry,
     )
 
 

@@ -17,6 +17,7 @@ from gateway.tenancy.keys import hash_key, new_key
 from gateway.tenancy.ledger import Account, decision_from
 from gateway.tenancy.records import (
     Decision,
+    Hold,
     IssuedKey,
     KeyInfo,
     Outcome,
@@ -145,6 +146,23 @@ class EmbeddedStore:
         charged = actual if status in ("settled", "late") else 0
         overrun = max(0, actual - held) if status == "settled" else 0
         return SettleResult(status, from_micros(charged), from_micros(overrun))
+
+    async def renew(self, reservation: Reservation, ttl_s: float) -> bool:
+        with self._lock:
+            account = self._accounts.get(reservation.tenant_id)
+            now = self._clock()
+            return account is not None and account.renew(reservation.id, now + ttl_s, now)
+
+    async def list_holds(self, tenant_id: str) -> list[Hold]:
+        with self._lock:
+            account = self._account(tenant_id)
+            account.refresh(self._clock())
+            holds = [Hold(r, from_micros(m), e) for r, (m, e) in account.holds.items()]
+        return sorted(holds, key=lambda h: (h.expires_at, h.id))
+
+    async def release_holds(self, tenant_id: str, ids: list[str] | None = None) -> int:
+        with self._lock:
+            return self._account(tenant_id).release(ids, self._clock())
 
     async def expire_reservations(self, tenant_id: str) -> int:
         with self._lock:

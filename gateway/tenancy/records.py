@@ -148,6 +148,18 @@ class Usage:
     active_requests: int
     tokens: TokenCounts = field(default_factory=TokenCounts)
     requests: RequestCounts = field(default_factory=RequestCounts)
+    # Epoch seconds when the first live hold expires (running requests renew theirs;
+    # a crashed replica's stay until then or until an admin releases them). None: none.
+    next_hold_expiry: float | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A live budget reservation (``GET /admin/tenants/{id}/holds``)."""
+
+    id: str
+    amount: float  # cost units
+    expires_at: float  # epoch seconds
 
 
 def _when(epoch: int | None) -> str:
@@ -155,6 +167,17 @@ def _when(epoch: int | None) -> str:
         return "It does not reset; ask an administrator to raise the limit."
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
     return f"It resets at {stamp}."
+
+
+def _holds(usage: Usage) -> str:
+    if not usage.active_requests or usage.next_hold_expiry is None:
+        return ""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(usage.next_hold_expiry))
+    return (
+        f" {usage.active_requests} live holds reserve {usage.reserved:g}; the first expires "
+        f"at {stamp} unless its request is still running (an administrator can list and "
+        f"release them: /admin/tenants/{usage.tenant_id}/holds)."
+    )
 
 
 def quota_rejection(
@@ -167,6 +190,7 @@ def quota_rejection(
         f"of {usage.limit:g} cost units spent and {usage.reserved:g} reserved in the current "
         f"'{usage.period}' period; the request needs up to {needed:g}{slm}.{why} "
         + _when(usage.resets_at)
+        + _holds(usage)
     )
     return Rejection(usage.tenant_id, "insufficient_quota", message, False, usage.resets_at)
 

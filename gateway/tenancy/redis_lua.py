@@ -11,8 +11,8 @@ ARGV[1] is ``now`` (epoch s, from the gateway's clock; replicas need synced cloc
 and ARGV[2] the tombstone retention. Amounts and times travel as the decimal strings
 Python sent: Lua turns numbers into strings with 14 significant digits, which would
 round micro-unit amounts above 1e14 and shift times by up to 1e-4 s.
-Each script returns {status, detail, HGETALL use, live holds, config JSON, created_at},
-or {"missing"} when the tenant does not exist.
+Each script returns {status, detail, HGETALL use, live holds, config JSON, created_at,
+{first hold id, its expiry} or {}}, or {"missing"} when the tenant does not exist.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ if tonumber(redis.call('HGET', use, 'period_start') or '-1') ~= start then
 end
 local function finish(status, detail)
   return {{status, detail, redis.call('HGETALL', use), redis.call('HLEN', holds),
-          redis.call('HGET', cfg, 'config'), redis.call('HGET', cfg, 'created_at')}}
+          redis.call('HGET', cfg, 'config'), redis.call('HGET', cfg, 'created_at'),
+          redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')}}
 end
 """
 
@@ -109,7 +110,38 @@ _SWEEP = """
 return finish('ok', tostring(#swept))
 """
 
+# ARGV[3] id, [4] new expires_at. Detail: '1' renewed, '0' the hold is gone.
+_RENEW = """
+if redis.call('HEXISTS', holds, ARGV[3]) == 0 then return finish('ok', '0') end
+redis.call('ZADD', exp, ARGV[4], ARGV[3])
+return finish('ok', '1')
+"""
+
+# ARGV[3..]: ids to expire now, or none for every hold. Detail: holds released.
+_RELEASE = """
+local ids = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  ids = redis.call('HKEYS', holds)
+end
+local n = 0
+for _, rid in ipairs(ids) do
+  local held = redis.call('HGET', holds, rid)
+  if held then
+    release(held)
+    redis.call('HDEL', holds, rid)
+    redis.call('ZREM', exp, rid)
+    redis.call('ZADD', closed, ARGV[1], 'e:' .. rid)
+    n = n + 1
+  end
+end
+return finish('ok', tostring(n))
+"""
+
 RESERVE = PRELUDE + _RESERVE
+RENEW = PRELUDE + _RENEW
+RELEASE = PRELUDE + _RELEASE
 SETTLE = PRELUDE + _SETTLE
 SWEEP = PRELUDE + _SWEEP
 

@@ -21,6 +21,7 @@ from gateway.tenancy.keys import hash_key, new_key
 from gateway.tenancy.ledger import TOMBSTONE_S, Grant, decision_from, usage_from
 from gateway.tenancy.records import (
     Decision,
+    Hold,
     IssuedKey,
     KeyInfo,
     Outcome,
@@ -49,6 +50,8 @@ class RedisStore:
         self._reserve = client.register_script(redis_lua.RESERVE)
         self._settle = client.register_script(redis_lua.SETTLE)
         self._sweep = client.register_script(redis_lua.SWEEP)
+        self._renew = client.register_script(redis_lua.RENEW)
+        self._release = client.register_script(redis_lua.RELEASE)
         self._put = client.register_script(redis_lua.PUT_TENANT)
 
     @classmethod
@@ -157,12 +160,12 @@ class RedisStore:
         reply = await script(keys=self._tenant_keys(tenant_id), args=[now, TOMBSTONE_S, *args])
         if reply[0] == "missing":
             raise TenantNotFound(tenant_id)
-        status, detail, flat, active, raw, created = reply
+        status, detail, flat, active, raw, created, first = reply
         tenant = _tenant(tenant_id, raw, created)
         counters = {k: int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
-        usage = usage_from(
-            tenant, counters.pop("period_start"), counters, counters.pop("reserved", 0), int(active)
-        )
+        start, reserved = counters.pop("period_start"), counters.pop("reserved", 0)
+        expiry = float(first[1]) if first else None
+        usage = usage_from(tenant, start, counters, reserved, int(active), expiry)
         return status, detail, usage, tenant
 
     async def reserve(
@@ -211,6 +214,35 @@ class RedisStore:
             return SettleResult(status, 0.0)
         overrun = max(0, actual - int(held)) if status == "settled" else 0
         return SettleResult(status, from_micros(actual), from_micros(overrun))  # type: ignore[arg-type]
+
+    async def renew(self, reservation: Reservation, ttl_s: float) -> bool:
+        expires = repr(self._clock() + ttl_s)
+        try:
+            _, renewed, _, _ = await self._run(
+                self._renew, reservation.tenant_id, reservation.id, expires
+            )
+        except TenantNotFound:
+            return False
+        return renewed == "1"
+
+    async def list_holds(self, tenant_id: str) -> list[Hold]:
+        await self._run(self._sweep, tenant_id)  # drop expired holds first
+        _, holds, exp = self._tenant_keys(tenant_id)[1:4]
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hgetall(holds)
+            pipe.zrange(exp, 0, -1, withscores=True)
+            amounts, expiries = await pipe.execute()
+        return [
+            Hold(rid, from_micros(int(amounts[rid])), float(when))
+            for rid, when in expiries
+            if rid in amounts
+        ]
+
+    async def release_holds(self, tenant_id: str, ids: list[str] | None = None) -> int:
+        if ids is not None and not ids:
+            return 0
+        _, n, _, _ = await self._run(self._release, tenant_id, *(ids or []))
+        return int(n)
 
     async def expire_reservations(self, tenant_id: str) -> int:
         _, swept, _, _ = await self._run(self._sweep, tenant_id)

@@ -28,6 +28,7 @@ from gateway.tenancy.config import TenantConfig
 from gateway.tenancy.cost import TokenCounts, cost_of, worst_case_cost
 from gateway.tenancy.records import (
     Decision,
+    Hold,
     IssuedKey,
     KeyInfo,
     Outcome,
@@ -88,6 +89,20 @@ class TenantStore(Protocol):
     ) -> SettleResult:
         """Release the hold and charge ``actual_cost`` (cost units). Idempotent:
         a second settle charges nothing; settling after expiry still charges."""
+        ...
+
+    async def renew(self, reservation: Reservation, ttl_s: float) -> bool:
+        """Extend a live hold to expire ``ttl_s`` from now (its request still runs);
+        False when it was settled, expired or released already."""
+        ...
+
+    async def list_holds(self, tenant_id: str) -> list[Hold]:
+        """The tenant's live holds, soonest expiry first."""
+        ...
+
+    async def release_holds(self, tenant_id: str, ids: list[str] | None = None) -> int:
+        """Expire these holds (all when None) now, e.g. those of a replica killed with
+        ``kill -9``; a late settle still charges once. The count released."""
         ...
 
     async def expire_reservations(self, tenant_id: str) -> int:

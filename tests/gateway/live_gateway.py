@@ -86,8 +86,10 @@ class Gateway:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics", timeout=10).text
+    def metrics(self, per_tenant: bool = True) -> str:
+        """The /metrics text; with the admin key (per-tenant series) unless told not to."""
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"} if per_tenant else {}
+        return httpx.get(f"{self.url}/metrics", headers=headers, timeout=10).text
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
