@@ -125,5 +125,6 @@ def redis_gateway(gateway_models, redis_url, tmp_path_factory) -> Iterator[Gatew
     gw = GatewayProcess(
         *gateway_models, log, CITER_MAX_BATCH="8", REDIS_URL=redis_url, CITER_TENANCY_NAMESPACE=ns
     )
+    gw.namespace = ns  # type: ignore[attr-defined]  # tests that reach into its keys
     yield gw
     gw.stop()
