@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: serve test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
+.PHONY: fuzz serve test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -132,6 +132,14 @@ soak: $(STAMP)
 		--clients $(SOAK_CLIENTS) --tenants $(SOAK_TENANTS) --disconnect $(SOAK_DISCONNECT) \
 		--max-tokens $(SOAK_MAX_TOKENS) --rss-margin-mb $(SOAK_RSS_MARGIN_MB) \
 		--seed $(SOAK_SEED) --out $(SOAK_OUT)
+
+# Property-based fuzz of /openapi.json (schemathesis): a local gateway, FUZZ_EXAMPLES per
+# operation, with a tenant key and with a wrong key; fails on any 5xx or schema violation.
+# JUnit reports in FUZZ_OUT. `make test` runs a short one (tests/loadtests/test_fuzz.py).
+FUZZ_EXAMPLES ?= 100
+FUZZ_OUT ?= build/fuzz
+fuzz: $(STAMP)
+	$(PY) -m loadtests.fuzz --examples $(FUZZ_EXAMPLES) --out $(FUZZ_OUT)
 
 clean:
 	rm -rf $(VENV) $(VVENV) build .pytest_cache .ruff_cache
