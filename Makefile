@@ -116,20 +116,22 @@ loadtest: $(STAMP)
 		--spawn-rate $(LOADTEST_SPAWN_RATE) --steady-tenants $(LOADTEST_TENANTS) \
 		--max-tokens $(LOADTEST_MAX_TOKENS) --out $(LOADTEST_OUT)
 
-# Soak (issue 7): steady streaming load with random disconnects for SOAK_DURATION seconds
+# Soak: steady streaming load with random disconnects and hostile bodies (SOAK_HOSTILE of
+# the requests, each must get 400) for SOAK_DURATION seconds
 # (after SOAK_WARMUP), then leak and budget checks; table on stdout, JSON in SOAK_OUT.
 SOAK_DURATION ?= 180
 SOAK_WARMUP ?= 20
 SOAK_CLIENTS ?= 8
 SOAK_TENANTS ?= 3
 SOAK_DISCONNECT ?= 0.3
+SOAK_HOSTILE ?= 0.1
 SOAK_MAX_TOKENS ?= 64
 SOAK_RSS_MARGIN_MB ?= 64
 SOAK_SEED ?= 0
 SOAK_OUT ?= build/soak
 soak: $(STAMP)
 	$(PY) -m loadtests.soak --duration $(SOAK_DURATION) --warmup $(SOAK_WARMUP) \
-		--clients $(SOAK_CLIENTS) --tenants $(SOAK_TENANTS) --disconnect $(SOAK_DISCONNECT) \
+		--clients $(SOAK_CLIENTS) --tenants $(SOAK_TENANTS) --disconnect $(SOAK_DISCONNECT) --hostile $(SOAK_HOSTILE) \
 		--max-tokens $(SOAK_MAX_TOKENS) --rss-margin-mb $(SOAK_RSS_MARGIN_MB) \
 		--seed $(SOAK_SEED) --out $(SOAK_OUT)
 

@@ -1,8 +1,8 @@
 """``make soak``: steady streaming load with random client disconnects, then checks.
 
     python -m loadtests.soak [--duration 180] [--warmup 20] [--clients 8] [--tenants 3]
-                             [--disconnect 0.3] [--max-tokens 64] [--rss-margin-mb 64]
-                             [--seed 0] [--out build/soak]
+                             [--disconnect 0.3] [--hostile 0.1] [--max-tokens 64]
+                             [--rss-margin-mb 64] [--seed 0] [--out build/soak]
 
 Phases, against a local gateway it starts (loadtests/server.py):
   probe    each prompt of the pool once, 1 token, to learn its prompt tokens
@@ -11,7 +11,9 @@ Phases, against a local gateway it starts (loadtests/server.py):
   load     --clients streaming clients for --duration s on --tenants tenants,
            policies from common.policy_mix; each stream is abandoned with
            probability --disconnect after a random number (0..max_tokens/2) of
-           content chunks, by closing the connection mid-stream
+           content chunks, by closing the connection mid-stream; with probability
+           --hostile a request is a hostile body (loadtests/hostile.py) instead,
+           which must get 400 and reserve nothing
   after    wait until idle -> "after" snapshot -> soak_check.evaluate
 Prints a before/after table and the checks; writes ``soak.json`` under --out.
 Exit code 1 when a check fails. Loopback traffic only; bounded by --duration.
@@ -32,6 +34,7 @@ from typing import Any
 import httpx
 
 from loadtests.common import Policy, chat_body, content_of, policy_mix, prompts, sse_data
+from loadtests.hostile import REFUSED
 from loadtests.soak_check import Ledger, Snapshot, evaluate, report, table
 
 # Prices large enough that one request costs many micro-units (cost units per 1k tokens).
@@ -46,14 +49,16 @@ class SoakConfig:
     clients: int = 8
     tenants: int = 3
     disconnect: float = 0.3  # probability that a client abandons a stream
+    hostile: float = 0.1  # probability that a request is one of loadtests.hostile's bodies
     max_tokens: int = 64
     prompts: int = 64  # test-split items in the pool
     rss_margin_mb: float = 64.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.disconnect <= 1.0:
-            raise ValueError(f"disconnect: must be within [0, 1], got {self.disconnect}")
+        for name in ("disconnect", "hostile"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be within [0, 1], got {getattr(self, name)}")
         if min(self.duration_s, self.warmup_s, self.rss_margin_mb) < 0:
             raise ValueError("duration, warm-up and RSS margin must be >= 0")
         for name in ("clients", "tenants", "max_tokens", "prompts"):
@@ -106,6 +111,9 @@ class Load:
             self.ledgers[tenant.id].answered(usage["cost"])
 
     async def one(self, client: httpx.AsyncClient, tenant: SoakTenant, rng: random.Random) -> None:
+        if rng.random() < self.cfg.hostile:
+            await self.hostile(client, tenant, rng)
+            return
         i = rng.randrange(len(self.pool))
         body = chat_body(rng.choice(self.policies), self.pool[i], self.cfg.max_tokens)
         cut = (
@@ -138,6 +146,17 @@ class Load:
             led.abandoned_chunks += chunks
             led.abandoned_floor += self.floor(i, chunks)
             led.abandoned_worst += self.worst_case(i)
+
+    async def hostile(
+        self, client: httpx.AsyncClient, tenant: SoakTenant, rng: random.Random
+    ) -> None:
+        """One hostile body; it must be refused with 400 and reserve nothing."""
+        path, raw, _ = rng.choice(REFUSED)
+        headers = {**_auth(tenant), "Content-Type": "application/json"}
+        r = await client.post(path, content=raw.encode("utf-8", "surrogatepass"), headers=headers)
+        led = self.ledgers[tenant.id]
+        led.hostile += 1
+        led.hostile_not_400 += r.status_code != 400
 
     async def run(self, url: str, seconds: float, seed: int) -> int:
         """Every client loops until the deadline; returns the requests sent."""
@@ -252,6 +271,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=d.clients, help="concurrent streaming clients")
     ap.add_argument("--tenants", type=int, default=d.tenants)
     ap.add_argument("--disconnect", type=float, default=d.disconnect, help="P(abandon a stream)")
+    ap.add_argument("--hostile", type=float, default=d.hostile, help="P(a hostile body)")
     ap.add_argument("--max-tokens", type=int, default=d.max_tokens)
     ap.add_argument("--rss-margin-mb", type=float, default=d.rss_margin_mb)
     ap.add_argument("--seed", type=int, default=d.seed)
@@ -264,6 +284,7 @@ def main() -> None:
             clients=a.clients,
             tenants=a.tenants,
             disconnect=a.disconnect,
+            hostile=a.hostile,
             max_tokens=a.max_tokens,
             rss_margin_mb=a.rss_margin_mb,
             seed=a.seed,

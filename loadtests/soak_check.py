@@ -36,6 +36,8 @@ class Ledger:
     abandoned_chunks: int = 0  # content chunks those streams delivered
     abandoned_floor: float = 0.0  # sum of what they cost at least (see soak.Load.one)
     abandoned_worst: float = 0.0  # sum of their worst-case costs
+    hostile: int = 0  # hostile bodies sent (not counted in granted / refused)
+    hostile_not_400: int = 0  # of those, answered anything but 400
 
     def answered(self, cost: float) -> None:
         """An answer read to its usage chunk, which carries the settled cost."""
@@ -115,6 +117,11 @@ def check_tenant(
             f"{tid}: every request settled once, none failed",
             settled == req["granted"] and req["failed"] == 0 and req["completed"] >= ledger.seen,
             f"completed {req['completed']} + aborted {req['aborted']}, failed {req['failed']}",
+        ),
+        Check(
+            f"{tid}: hostile bodies all refused with 400",
+            ledger.hostile_not_400 == 0,
+            f"{ledger.hostile - ledger.hostile_not_400} of {ledger.hostile}",
         ),
         Check(f"{tid}: spent == settled costs the clients saw", ok, cost),
         Check(
