@@ -66,3 +66,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- .Values.llmPool.externalUrl }}
 {{- end }}
 {{- end }}
+
+{{- define "citer.metricsSecretName" -}}
+{{- default (include "citer.fullname" .) .Values.metricsKey.existingSecret }}
+{{- end }}

@@ -55,8 +55,11 @@ def check_service_monitor(obj: dict[str, Any]) -> None:
     spec = obj["spec"]
     assert spec["selector"]["matchLabels"]
     for ep in spec["endpoints"]:
-        assert set(ep) <= {"port", "path", "interval", "scrapeTimeout", "scheme"}
+        assert set(ep) <= {"port", "path", "interval", "scrapeTimeout", "scheme", "authorization"}
         assert ep["interval"].endswith("s") and ep["scrapeTimeout"].endswith("s")
+        if "authorization" in ep:  # the operator's SafeAuthorization: a Secret key reference
+            auth = ep["authorization"]
+            assert auth["type"] == "Bearer" and set(auth["credentials"]) == {"name", "key"}
 
 
 def test_helm_lint_is_clean() -> None:

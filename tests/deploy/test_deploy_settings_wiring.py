@@ -24,6 +24,7 @@ WIRED = {
     "host": None,  # always 0.0.0.0 in a pod
     "port": "service.port",
     "admin_key": "adminKey.value",
+    "metrics_key": "metricsKey.value",
     "redis_url": "redis.url",  # the chart sets CITER_TENANCY_STORE_URL, its long form
     "store_url": "redis.url",
     "otel_endpoint": "otel.endpoint",
@@ -95,7 +96,9 @@ def settings_from(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Gatew
             monkeypatch.delenv(name)
     for name, value in env.items():
         # A secretKeyRef resolves at run time in the pod; stand in a value of the right shape.
-        monkeypatch.setenv(name, value if isinstance(value, str) else f"from-secret:{name}")
+        # (long enough to pass the weak-key check on the pod's 0.0.0.0 bind).
+        secret = f"from-secret:{name}".ljust(40, "x")
+        monkeypatch.setenv(name, value if isinstance(value, str) else secret)
     return GatewaySettings()
 
 
@@ -110,7 +113,7 @@ def test_full_values_reach_the_gateway_parsed(render, monkeypatch: pytest.Monkey
     assert s.bootstrap_prices == Prices(**defaults["bootstrapPrices"])
     assert (s.device, s.dtype, s.window) == ("cuda", "bfloat16", defaults["window"])
     assert s.bootstrap_tenant == "acme"
-    assert s.admin_key is not None
+    assert s.admin_key is not None and s.metrics_key is not None
     assert s.otel_endpoint == values["otel"]["endpoint"]
     assert s.llm_url == "http://citer-llm:8000/v1" and s.llm_model == "llm"  # the LLM pool
     assert (s.llm_deadline_s, s.llm_backoff_s) == (defaults["llmDeadlineS"], 0.05)
