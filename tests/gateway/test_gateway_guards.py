@@ -97,27 +97,34 @@ def test_a_client_leaving_mid_body_is_a_client_abort_not_an_error(gateway) -> No
     assert "unhandled error" not in gateway.log.read_text()
 
 
-def test_tokenization_runs_off_the_event_loop(gateway_models, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def inproc(gateway_models) -> Iterator[ThreadGateway]:
+    """The gateway on a thread of this process, so a test can reach into its state."""
     settings = GatewaySettings(
         slm=str(gateway_models[0]), llm=str(gateway_models[1]), port=free_port(),
         admin_key=ADMIN_KEY, policy=None if demo_pair() else "confidence",
     )  # fmt: skip
     gw = ThreadGateway(settings)
+    yield gw
+    gw.stop()
+
+
+def test_tokenization_runs_off_the_event_loop(inproc) -> None:
+    tok = inproc.state.tokenizer
+    seen: list[threading.Thread] = []
+    real_encode, real_template = tok.encode, tok.apply_chat_template
+
+    def encode(*a, **kw):
+        seen.append(threading.current_thread())
+        return real_encode(*a, **kw)
+
+    def template(*a, **kw):
+        seen.append(threading.current_thread())
+        return real_template(*a, **kw)
+
+    tok.encode, tok.apply_chat_template = encode, template
     try:
-        tok = gw.state.tokenizer
-        seen: list[threading.Thread] = []
-        real_encode, real_template = tok.encode, tok.apply_chat_template
-
-        def encode(*a, **kw):
-            seen.append(threading.current_thread())
-            return real_encode(*a, **kw)
-
-        def template(*a, **kw):
-            seen.append(threading.current_thread())
-            return real_template(*a, **kw)
-
-        tok.encode, tok.apply_chat_template = encode, template
-        _, key = gw.new_tenant()
+        _, key = inproc.new_tenant()
         headers = {"Authorization": f"Bearer {key}"}
         msg = [{"role": "user", "content": "hi"}]
         for path, body in (
@@ -125,12 +132,62 @@ def test_tokenization_runs_off_the_event_loop(gateway_models, tmp_path) -> None:
             ("/v1/chat/completions", {"messages": msg}),
         ):
             r = httpx.post(
-                f"{gw.url}{path}", headers=headers, json={"model": "slm", "max_tokens": 2, **body}
+                f"{inproc.url}{path}",
+                headers=headers,
+                json={"model": "slm", "max_tokens": 2, **body},
             )
             assert r.status_code == 200, r.text
-        assert len(seen) >= 2 and gw.thread not in seen  # never the event loop's thread
     finally:
-        gw.stop()
+        del tok.encode, tok.apply_chat_template
+    assert len(seen) >= 2 and inproc.thread not in seen  # never the event loop's thread
+
+
+class Poisoned:
+    """Wraps an engine: any batch holding work of seed 666 raises (an injected fault)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.info = inner, inner.info
+
+    def step(self, work, features=None):
+        if any(w.seed == 666 for w in work):
+            raise OverflowError("injected fault")
+        return self.inner.step(work, features)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+async def test_an_engine_fault_fails_only_its_own_request(inproc) -> None:
+    """Through HTTP: one request whose work raises in the SLM step gets a 500 and is
+    billed what ran; 6 others decoding in the same batches finish with their tokens."""
+    tid, key = inproc.new_tenant()
+    headers = {"Authorization": f"Bearer {key}"}
+    prompts = ["12+30=", "hello", "sort: 9 8 7", "A shop has", "xyz", "7+8="]
+
+    def body(p: str, seed: int) -> dict:
+        return {"model": "citer", "prompt": p, "max_tokens": 24, "temperature": 1.0, "seed": seed}
+
+    async with httpx.AsyncClient(base_url=inproc.url, headers=headers, timeout=120) as c:
+        alone = [
+            (await c.post("/v1/completions", json=body(p, i))).json() for i, p in enumerate(prompts)
+        ]
+        sched = inproc.state.scheduler
+        sched.slm = Poisoned(sched.slm)
+        try:
+            answers = await asyncio.gather(
+                c.post("/v1/completions", json=body("hello", 666)),
+                *(c.post("/v1/completions", json=body(p, i)) for i, p in enumerate(prompts)),
+            )
+        finally:
+            sched.slm = sched.slm.inner
+    bad, *good = answers
+    assert bad.status_code == 500 and "injected fault" in bad.json()["error"]["message"]
+    for want, got in zip(alone, good, strict=True):
+        assert got.status_code == 200, got.text
+        assert got.json()["choices"][0]["text"] == want["choices"][0]["text"]
+    usage = inproc.usage(tid)
+    assert usage["requests"]["failed"] == 1 and usage["reserved"] == 0
+    assert inproc.state.engine.alive
 
 
 async def test_queued_requests_time_out_and_running_ones_keep_their_holds(tight) -> None:
