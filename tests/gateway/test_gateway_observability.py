@@ -134,20 +134,29 @@ def test_spans_of_one_request(local) -> None:
 
 
 def test_queueing_then_503_and_a_queued_disconnect_costs_nothing(local) -> None:
+    """A stream waits for its batch seat before it answers 200 (so a queue timeout can
+    still be a 503); a client that leaves while queued costs nothing."""
     gw, key = local
     headers = {"Authorization": f"Bearer {key}"}
     long = {**long_request(gw, key, 300), "stream": True}  # outlives the next two requests
     before = asyncio.run(gw.state.store.usage("boot"))
-    with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as c:
-        with c.stream("POST", "/v1/completions", json=long) as running:
-            assert running.status_code == 200
-            with c.stream("POST", "/v1/completions", json=long) as queued:
-                assert queued.status_code == 200  # accepted, waiting for the batch seat
-                queued_id = queued.headers["x-request-id"]
-                r = c.post("/v1/completions", json={**long, "stream": False})
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=gw.url, headers=headers, timeout=30) as c:
+            async with c.stream("POST", "/v1/completions", json=long) as running:
+                assert running.status_code == 200
+                queued = asyncio.create_task(c.post("/v1/completions", json=long))
+                while gw.state.in_flight < 2:  # accepted, waiting for the batch seat
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.1)
+                assert not queued.done()  # no 200 before it holds a seat
+                r = await c.post("/v1/completions", json={**long, "stream": False})
                 assert r.status_code == 503 and r.headers["retry-after"] == "1"
                 assert r.json()["error"]["code"] == "server_overloaded"
-            running.read()  # the queued client left before it got a seat
+                queued.cancel()  # the queued client leaves before it got a seat
+                await running.aread()
+
+    asyncio.run(scenario())
     deadline = time.monotonic() + 5
     while gw.state.in_flight and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -156,7 +165,11 @@ def test_queueing_then_503_and_a_queued_disconnect_costs_nothing(local) -> None:
     assert after.requests.completed == before.requests.completed + 1
     assert after.reserved == 0 and gw.state.in_flight == 0 and gw.state.submitted == 0
     spans = gw.exporter.get_finished_spans()
-    (root,) = [s for s in spans if s.attributes.get("gen_ai.response.id") == queued_id]
+    (root,) = [  # the queued request: its id never reached the client
+        s for s in spans
+        if s.attributes.get("citer.outcome") == "aborted"
+        and s.attributes.get("gen_ai.usage.output_tokens") == 0
+    ]  # fmt: skip
     kids = {s.name for s in spans if s.parent and s.parent.span_id == root.context.span_id}
     assert kids == {"budget.reserve", "engine.queue", "budget.settle"}  # never reached the engine
     assert root.attributes["citer.outcome"] == "aborted" and root.attributes["citer.cost"] == 0

@@ -39,7 +39,7 @@ def failing(before: Snapshot, after: Snapshot, ledgers: dict[str, Ledger]) -> li
 
 def test_a_clean_run_passes_every_check() -> None:
     checks = evaluate(*clean(), PRICES, 64)
-    assert len(checks) == 6 + 6 and all(c.ok for c in checks), checks
+    assert len(checks) == 6 + 7 and all(c.ok for c in checks), checks
     assert "RSS MiB" in table(*clean()[:2])
 
 
