@@ -17,8 +17,8 @@ batch it is in (see ``engines.sampling``), so a smaller batch writes the same to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,3 +47,13 @@ def isolate(
                 mid = len(group) // 2
                 todo += [group[mid:], group[:mid]]
     return ok, failed
+
+
+def rewind(engine: Any, caches: Iterable[tuple[int, int]]) -> None:
+    """Crop each (seq_id, length) cache back after a failed call. Best effort: a cache
+    that cannot be cropped fails its sequence's next call (start != cache length)."""
+    for seq_id, length in caches:
+        try:
+            engine.crop(seq_id, length)
+        except Exception:
+            pass

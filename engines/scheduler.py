@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engines.isolation import isolate
+from engines.isolation import isolate, rewind
 from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.sequence import Sequence
 from engines.slm_phase import checked, commit, plan
@@ -74,14 +74,6 @@ def _timed(stats: StepStats, name: str) -> Iterator[None]:
         yield
     finally:
         setattr(stats, name, getattr(stats, name) + time.perf_counter() - t)
-
-
-def _crop_quietly(engine: Engine, seq_id: int, length: int) -> None:
-    """Best effort: a cache that cannot be cropped fails its sequence's next check."""
-    try:
-        engine.crop(seq_id, length)
-    except Exception:
-        pass
 
 
 @dataclass(frozen=True)
@@ -240,13 +232,11 @@ class Scheduler:
 
     def _undo_slm(self, items: list[Any]) -> None:
         """After a failed SLM call: each cache back to the tokens the SLM had seen."""
-        for item in items:
-            s = item if isinstance(item, Sequence) else item.seq
-            _crop_quietly(self.slm, s.seq_id, s.slm_seen)
+        seqs = [i if isinstance(i, Sequence) else i.seq for i in items]
+        rewind(self.slm, [(s.seq_id, s.slm_seen) for s in seqs])
 
     def _undo_llm(self, jobs: list[LLMJob]) -> None:
-        for job in jobs:
-            _crop_quietly(self.llm, job.seq.seq_id, job.seq.llm_seen)
+        rewind(self.llm, [(j.seq.seq_id, j.seq.llm_seen) for j in jobs])
 
     def _admit(self) -> list[TokenEvent]:
         events: list[TokenEvent] = []
