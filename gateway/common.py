@@ -115,10 +115,9 @@ def usage(run: Any) -> dict[str, Any]:
 def routing_info(st: GatewayState, run: Any) -> dict[str, Any]:
     """How the request was routed; ``degraded`` says the budget forced the SLM alone."""
     plan = run.spec.plan
-    thr = plan.threshold if plan.threshold is not None else st.setup.default_threshold
     return {
         "policy": st.setup.policy if plan.mode == "citer" else plan.mode,
-        "threshold": thr if plan.mode == "citer" else None,
+        "threshold": plan.threshold if plan.mode == "citer" else None,
         "target_llm_share": plan.target_llm_share,
         "degraded": run.degraded,
         "degraded_reason": "budget: served by the SLM alone" if run.degraded else None,

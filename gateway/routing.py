@@ -89,7 +89,7 @@ def build_router_setup(settings: Any, pair: Any) -> RouterSetup:
 @dataclass(frozen=True)
 class RoutePlan:
     mode: str  # citer, slm or llm: the metrics label
-    threshold: float | None  # None = scheduler default (the router's)
+    threshold: float  # LLM iff score > threshold (-inf: the LLM writes every token)
     max_llm_tokens: int | None
     return_sources: bool
     target_llm_share: float | None
@@ -124,9 +124,9 @@ def plan_route(model: str, body: RoutingBody | None, setup: RouterSetup) -> Rout
         )
     if body.threshold is not None and share is not None:
         raise bad_request("pass routing.threshold or target_llm_share, not both", "routing")
-    threshold = body.threshold
-    if body.threshold is not None and math.isnan(body.threshold):
-        raise bad_request("routing.threshold must be a number", "routing.threshold")
+    # The gateway's default (CITER_THRESHOLD, else the router's own), resolved once at
+    # start-up in RouterSetup; a request's threshold or target share overrides it.
+    threshold = setup.default_threshold if body.threshold is None else body.threshold
     if share is not None:
         threshold = _threshold_for(setup, share)
     if mode == "llm":

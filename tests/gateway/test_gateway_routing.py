@@ -22,7 +22,9 @@ WITH_CARD = RouterSetup("citer", object(), 0.5, CARD, "card")
 
 
 def test_model_names_select_the_policy() -> None:
-    assert plan_route("citer", None, NO_CARD).threshold is None  # the router's default
+    assert plan_route("citer", None, NO_CARD).threshold == 0.5  # the gateway's default
+    low = RouterSetup("confidence", object(), -2.0, None, "CITER_THRESHOLD=-2")
+    assert plan_route("citer", None, low).threshold == -2.0
     slm = plan_route("slm", None, NO_CARD)
     assert slm.mode == "slm" and slm.max_llm_tokens == 0
     llm = plan_route("llm", None, NO_CARD)
@@ -59,10 +61,10 @@ def test_bad_routing_is_refused(model: str, body: RoutingBody | None, status: in
 
 def test_budget_and_tenant_ceiling_cap_the_llm() -> None:
     plan = plan_route("citer", RoutingBody(max_llm_tokens=50), NO_CARD)
-    assert routing_params(plan, True, None) == RoutingParams(None, 50, None)
+    assert routing_params(plan, True, None) == RoutingParams(0.5, 50, None)
     # the tenant's share ceiling goes to the scheduler as the exact per-position check
-    assert routing_params(plan, True, 0.2) == RoutingParams(None, 50, 0.2)
-    assert routing_params(plan, False, 0.2) == RoutingParams(None, 0, None)  # SLM alone
+    assert routing_params(plan, True, 0.2) == RoutingParams(0.5, 50, 0.2)
+    assert routing_params(plan, False, 0.2) == RoutingParams(0.5, 0, None)  # SLM alone
     llm = plan_route("llm", None, NO_CARD)
     rp = routing_params(llm, llm_allowed=True, max_llm_share=0.25)
     assert (rp.threshold, rp.max_llm_tokens, rp.max_llm_share) == (-math.inf, None, 0.25)
