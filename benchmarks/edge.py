@@ -188,10 +188,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
-    from citer.routed import PairConfig, build_pair, make_router, prompt_ids
+    from engines.pair import PairConfig, build_pair
     from engines.remote import RemoteConfig
     from engines.scheduler import Scheduler, SchedulerConfig
-    from gateway.settings import DEFAULT_CARD
+    from router_models.card import DEFAULT_CARD
+    from router_models.registry import make_router
+    from tasks.chat import chat_ids
     from tasks.splits import load_split
 
     torch.set_num_threads(1)
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         card = DEFAULT_CARD if policy == "citer" else None
         router, thr = make_router(local, policy, args.threshold, None, card)
         llm_router, _ = make_router(local, "llm")
-        prompts = [prompt_ids(local.tokenizer, it) for it in load_split("test", args.items)]
+        prompts = [chat_ids(local.tokenizer, it.messages) for it in load_split("test", args.items)]
         cfg = SchedulerConfig(window=args.window, max_batch=args.concurrency, seed=0)
 
         def sched(pair: Any, r: Any) -> Scheduler:

@@ -45,7 +45,7 @@ from benchmarks.serving_client import (
 from benchmarks.serving_report import Accuracy, Point
 from benchmarks.serving_section import section
 from benchmarks.serving_server import gateway_server, vllm_server
-from citer.evaluate import MAX_NEW_TOKENS
+from tasks.evaluate import MAX_NEW_TOKENS
 
 T0 = time.monotonic()
 

@@ -106,7 +106,7 @@ async def run_requests(
     client: httpx.AsyncClient, reqs: list[dict], conc: int, overhead: bool
 ) -> tuple[list[Sample], float]:
     """All requests, ``conc`` in flight (closed loop). With ``overhead`` (c=1 on the
-    gateway) each request is bracketed by two scrapes, as gateway/loadtest.py does;
+    gateway) each request is bracketed by two scrapes, as loadtests/latency.py does;
     the returned wall time (s) leaves the scrapes out."""
     sem = asyncio.Semaphore(conc)
     scrape_s = 0.0

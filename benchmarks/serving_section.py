@@ -57,7 +57,7 @@ def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
         summary_table(points, accs, concs),
         "tok/s: completion tokens / wall time of the point. Overhead ms/tok (c=1): per "
         "request, (end-to-end time - scheduler step time meanwhile) / tokens, median: "
-        "HTTP, JSON, SSE, auth, budgets, hand-offs (as `gateway/loadtest.py` measures it). "
+        "HTTP, JSON, SSE, auth, budgets, hand-offs (as `loadtests/latency.py` measures it). "
         "Router % of step: router time / scheduler step time (`citer:step_seconds_total`). "
         "RSS (PSS): the server's processes, summed, read after each point and the largest "
         "over the row's points (PSS splits pages the processes share, such as torch's "

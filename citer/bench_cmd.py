@@ -92,9 +92,10 @@ def _label(policy: str, share: float | None) -> str:
 
 
 def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
-    from citer.routed import make_router, prompt_ids
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
+    from router_models.registry import make_router
+    from tasks.chat import chat_ids
     from tasks.verify import is_correct
 
     policy, thr, share = routed
@@ -104,7 +105,9 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     t0 = time.perf_counter()
     for i, it in enumerate(items):
-        sched.add_request(Request(str(i), prompt_ids(pair.tokenizer, it), sp, RoutingParams(thr)))
+        sched.add_request(
+            Request(str(i), chat_ids(pair.tokenizer, it.messages), sp, RoutingParams(thr))
+        )
     first: dict[str, float] = {}
     last: dict[str, float] = {}
     count: dict[str, int] = {}
@@ -140,7 +143,8 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
 
 
 def run(args: argparse.Namespace) -> int:
-    from citer.routed import PairConfig, build_pair, make_router
+    from engines.pair import PairConfig, build_pair
+    from router_models.registry import make_router
     from tasks.splits import load_split
 
     concs = [int(x) for x in args.concurrency.split(",")]

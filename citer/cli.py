@@ -8,13 +8,15 @@ import json
 import sys
 
 from citer import bench_cmd, serve_cmd
-from citer.modelcheck import ModelFolderError
 from citer.sweep_cmd import add_sweep_args, cmd_sweep
 from citer.train_cmd import add_train_router
-from tasks.types import TaskDataError
+from engines.modelcheck import ModelFolderError
 
 # Router names of router_models.registry (kept here so `citer --help` imports no torch).
-POLICIES = ("slm", "llm", "random", "confidence", "logprob", "entropy", "citer")
+from router_models.registry import router_names
+from tasks.types import TaskDataError
+
+POLICIES = tuple(router_names())  # the registry is the one list of router names
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +65,9 @@ def _load_items(args: argparse.Namespace) -> list:
 
 
 def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
-    from citer.routed import PairConfig, ScheduledDecoder, build_pair, make_router
+    from citer.routed import ScheduledDecoder
+    from engines.pair import PairConfig, build_pair
+    from router_models.registry import make_router
 
     if args.window < 1:
         raise ValueError(f"--window must be >= 1, got {args.window}")
@@ -89,7 +93,8 @@ def _set_threads(n: int) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
-    from citer.evaluate import HFGenerateDecoder, evaluate
+    from engines.reference import HFGenerateDecoder
+    from tasks.evaluate import evaluate
 
     hf_logging.disable_progress_bar()  # errors stay one line; tqdm is for our own stages
     _set_threads(args.threads)

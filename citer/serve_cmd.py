@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from citer.modelcheck import check_model_folder
+    from engines.modelcheck import check_model_folder
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
 

@@ -85,10 +85,13 @@ def item_flops(out: Any, fpt: tuple[float, float]) -> float:
 def cmd_sweep(args: argparse.Namespace, items: list) -> int:
     import torch
 
-    from citer.evaluate import evaluate
-    from citer.routed import DEFAULT_CARD, PairConfig, ScheduledDecoder, build_pair, make_router
+    from citer.routed import ScheduledDecoder
+    from engines.pair import PairConfig, build_pair
+    from router_models.card import DEFAULT_CARD
+    from router_models.registry import make_router
     from router_models.train import sweep
     from router_models.train.plot import plot_sweep
+    from tasks.evaluate import evaluate
 
     shares = _parse_shares(args.sweep_shares)
     if args.threads < 1:

@@ -149,7 +149,7 @@ def cmd_train_router(args: argparse.Namespace) -> int:
     train_items, val_items = load_items(args)
     import torch
 
-    from citer.routed import PairConfig, build_pair
+    from engines.pair import PairConfig, build_pair
     from router_models.train.pipeline import train_router
 
     torch.set_num_threads(args.threads)  # a CLI-time choice, never at import

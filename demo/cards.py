@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-from citer.evaluate import HFGenerateDecoder, evaluate
 from demo.data import encode_item
 from demo.train import flops_per_token, non_embedding_params
+from engines.reference import HFGenerateDecoder
+from tasks.evaluate import evaluate
 from tasks.splits import load_split
 
 AGREEMENT_ITEMS = 400  # test items whose reference answers are teacher-forced

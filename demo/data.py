@@ -6,29 +6,11 @@ import random
 from collections.abc import Iterator, Sequence
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
-from tasks.types import Item
+from tasks.chat import Encoded, encode_item
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
-Encoded = tuple[list[int], int]  # (prompt + answer token ids, prompt length)
-
-
-def encode_item(tok: PreTrainedTokenizerBase, item: Item) -> Encoded:
-    """(token ids of prompt + reference + eos, number of prompt tokens)."""
-    prompt = _ids(tok.apply_chat_template(item.messages, add_generation_prompt=True))
-    full_msgs = [*item.messages, {"role": "assistant", "content": item.reference}]
-    full = _ids(tok.apply_chat_template(full_msgs))
-    if full[: len(prompt)] != prompt:
-        raise ValueError(f"item {item.id}: prompt tokens are not a prefix of the full chat")
-    end = full.index(tok.eos_token_id, len(prompt))  # the assistant's <|end|>
-    return full[: end + 1], len(prompt)
-
-
-def _ids(out: object) -> list[int]:
-    if hasattr(out, "keys"):
-        out = out["input_ids"]  # type: ignore[index]
-    return list(out)  # type: ignore[arg-type]
+__all__ = ["IGNORE", "Encoded", "batches", "encode_item"]
 
 
 def batches(

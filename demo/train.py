@@ -223,7 +223,8 @@ def validate(
     families: tuple[str, ...] | None = None,
 ) -> dict:
     """Greedy exact-match on the first VAL_ITEMS validation items (never the test split)."""
-    from citer.evaluate import HFGenerateDecoder, evaluate
+    from engines.reference import HFGenerateDecoder
+    from tasks.evaluate import evaluate
 
     side = tok.padding_side
     with torch.inference_mode():

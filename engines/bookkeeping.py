@@ -50,3 +50,6 @@ class TokenCaches:
 
     def num_caches(self) -> int:
         return len(self._seqs)
+
+    def close(self) -> None:
+        """Nothing to release here; engines holding connections override it."""

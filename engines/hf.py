@@ -132,6 +132,9 @@ class HFEngine:
     def num_caches(self) -> int:
         return len(self._seqs)
 
+    def close(self) -> None:
+        """Nothing beyond the caches and the model, which the process frees."""
+
     # -- compute -------------------------------------------------------------
     @torch.inference_mode()
     def step(self, work: list[SeqWork], features: tuple[str, ...] | None = None) -> StepOutput:

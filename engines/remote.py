@@ -149,6 +149,11 @@ class RemoteEngine(TokenCaches):
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def circuit_open(self) -> bool:
+        """LLM calls are being skipped after failures (the SLM writes those tokens)."""
+        return self.client.circuit_open
+
     # -- calls ---------------------------------------------------------------
     def step(self, work: list[SeqWork], features: tuple[str, ...] | None = None) -> StepOutput:
         if features:

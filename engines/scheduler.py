@@ -79,8 +79,8 @@ def _timed(stats: StepStats, name: str) -> Iterator[None]:
 @dataclass(frozen=True)
 class SchedulerConfig:
     window: int = 4  # k: SLM run-ahead drafts per step (1 = no run-ahead)
-    max_batch: int = 32  # sequences decoded together; the rest wait in FIFO order
-    max_tokens_cap: int = 4096  # the largest max_tokens a request may ask for
+    max_batch: int = 16  # sequences decoded together; the rest wait in FIFO order
+    max_tokens_cap: int = 1024  # the largest max_tokens a request may ask for
     seed: int | None = None  # draws the seeds of requests that give none (None: OS entropy)
 
     def __post_init__(self) -> None:
@@ -279,7 +279,7 @@ class Scheduler:
 
     @property
     def _const_score(self) -> float | None:
-        return getattr(self.router, "constant_score", None)  # None: a router without one
+        return self.router.constant_score
 
     def _all_llm(self, s: Sequence) -> bool:
         """Threshold -inf, or a router whose score is a constant above the threshold,

@@ -206,6 +206,11 @@ class Engine(Protocol):
         """Number of live sequence caches."""
         ...
 
+    def close(self) -> None:
+        """Release what the engine holds besides its caches (a remote engine's
+        connection pool); called once at shutdown, after the last step."""
+        ...
+
 
 @dataclass
 class RequestStats:

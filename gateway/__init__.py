@@ -3,16 +3,20 @@
 Data flow of one request::
 
     HTTP -> {chat,completions}/router.py (auth: gateway.auth)
-         -> serving.py: body limits, pydantic protocol, model name + routing field
-            (gateway.routing), prompt tokens, sampling params (gateway.common)
-         -> gateway.runner.start_run: queue slot (503), budget reservation (429,
-            gateway.budget), routing params -> Run task: batch seat -> AsyncEngine
+         -> serving.py: body (gateway.body: size, finite JSON, off the event loop),
+            strict pydantic protocol (gateway.fields: unknown and unimplemented
+            fields refused), model name + routing field (gateway.routing), prompt
+            tokens (a worker thread), sampling params (gateway.common)
+         -> gateway.runner.start_run: scheduler limits (400), queue slot (503),
+            budget reservation (429, gateway.budget), routing params -> Run task:
+            batch seat (503 past CITER_QUEUE_TIMEOUT_S) -> AsyncEngine, hold renewed
          -> gateway.streaming: SSE chunks or a whole answer (log-probs in OpenAI's
             shapes: gateway.logprobs); a disconnect aborts the Run
          -> Run settles the budget, records metrics (gateway.metrics) and the trace
             (gateway.tracing)
 
 Endpoint packages: ``chat``, ``completions``, ``info`` (models, health, ready,
-version, metrics, usage), ``admin`` (tenants and keys); tenants and budgets
-live in ``gateway.tenancy``; settings in ``gateway.settings``.
+version, metrics, usage), ``admin`` (tenants, keys, holds); tenants and budgets
+live in ``gateway.tenancy``; settings in ``gateway.settings``; the published
+OpenAPI document in ``gateway.openapi``.
 """

@@ -57,8 +57,8 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
 
 
 async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
-    from citer.routed import PairConfig, build_pair
     from engines.async_engine import AsyncEngine
+    from engines.pair import PairConfig, build_pair
     from engines.scheduler import Scheduler, SchedulerConfig
     from gateway.metrics import Metrics
     from gateway.routing import build_router_setup
@@ -68,8 +68,9 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
 
     remote = cfg.remote_llm()
     pair_cfg = PairConfig(
-        cfg.slm, cfg.llm, cfg.device, cfg.dtype, remote, cfg.engine,
-        (cfg.vllm_slm_memory, cfg.vllm_llm_memory), cfg.vllm_kv_cache_gib,
+        slm=cfg.slm, llm=cfg.llm, device=cfg.device, dtype=cfg.dtype, remote=remote,
+        engine=cfg.engine, vllm_gpu_memory=(cfg.vllm_slm_memory, cfg.vllm_llm_memory),
+        vllm_kv_cache_gib=cfg.vllm_kv_cache_gib,
     )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
     if remote is not None:
@@ -158,9 +159,8 @@ async def shutdown(st: Any) -> None:
         if not run.submitted:
             run.abort()  # queued: ends now, settles "aborted"
     await asyncio.to_thread(st.engine.stop)  # running: end with "abort" and settle
-    close = getattr(st.scheduler.llm, "close", None)  # the remote LLM's connection pool
-    if close is not None:
-        await asyncio.to_thread(close)
+    for engine in (st.scheduler.slm, st.scheduler.llm):  # e.g. a remote LLM's pool
+        await asyncio.to_thread(engine.close)
     tasks = [run.task for run in list(st.runs) if run.task is not None]
     if tasks:
         await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)

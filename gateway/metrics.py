@@ -97,7 +97,7 @@ class SchedulerCollector(Collector):
         ):  # fmt: skip
             yield CounterMetricFamily(name, doc, value=v)
         if s.llm.info.fallible:  # the remote LLM engine: its calls and the circuit
-            yield from remote_metrics(s.llm.stats, s.llm.client.circuit_open)
+            yield from remote_metrics(s.llm.stats, s.llm.circuit_open)
 
 
 def remote_metrics(st: Any, circuit_open: bool) -> Iterator[Metric]:

@@ -68,12 +68,12 @@ class RouterSetup:
 
 def build_router_setup(settings: Any, pair: Any) -> RouterSetup:
     """Router of the resolved policy (``GatewaySettings.resolved_policy``)."""
-    from citer.routed import make_router
+    from router_models.registry import make_router
 
     policy = settings.resolved_policy()
     card_path = settings.router_card if policy == "citer" else None
     router, thr = make_router(pair, policy, settings.threshold, None, card_path)
-    card = getattr(router, "card", None)
+    card = router.card
     if policy == "citer":
         note = f"CITER router from {card_path}"
     elif settings.policy is None:

@@ -17,9 +17,12 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engines.remote import RemoteConfig
+from engines.scheduler import SchedulerConfig
 from gateway.tenancy import Prices, TenancySettings
+from router_models.card import DEFAULT_CARD
+from router_models.registry import router_names
 
-DEFAULT_CARD = "models/demo/router"
+SCHED = SchedulerConfig()  # the scheduler's defaults are the gateway's
 MIN_ADMIN_KEY_CHARS = 32  # for admin and metrics keys on a non-loopback bind
 # Keys printed in this repository's docs and Makefile: fine on 127.0.0.1 only.
 KNOWN_KEYS = frozenset({"sk-citer-admin-dev", "sk-admin-test", "changeme", "admin"})
@@ -43,9 +46,6 @@ def _weak(key: str) -> str | None:
     return None
 
 
-Policy = Literal["citer", "confidence", "logprob", "entropy", "random", "slm", "llm"]
-
-
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITER_", extra="ignore")
 
@@ -61,11 +61,11 @@ class GatewaySettings(BaseSettings):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # None: "citer" when router_card holds a router.json, else "confidence" (logged, and
     # shown in /v1/models) until a CITER router is trained for the pair.
-    policy: Policy | None = None
+    policy: str | None = None  # a name of router_models.registry.ROUTERS
     router_card: str = DEFAULT_CARD
     threshold: float | None = None  # default routing threshold; None = the router's own
-    window: int = Field(4, ge=1, le=64)  # SLM run-ahead drafts per scheduler step
-    max_batch: int = Field(16, ge=1, le=4096)  # sequences decoded together
+    window: int = Field(SCHED.window, ge=1, le=64)  # SLM run-ahead drafts per step
+    max_batch: int = Field(SCHED.max_batch, ge=1, le=4096)  # sequences decoded together
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"
@@ -94,7 +94,7 @@ class GatewaySettings(BaseSettings):
     retry_after_s: int = Field(1, ge=1)  # Retry-After on 503 (queue full)
     max_body_bytes: int = Field(1_048_576, ge=1024)  # larger request bodies -> 413
     max_prompt_tokens: int | None = Field(None, ge=1)  # None: the models' context - 1
-    max_tokens_cap: int = Field(1024, ge=1)  # largest max_tokens a request may ask for
+    max_tokens_cap: int = Field(SCHED.max_tokens_cap, ge=1)  # largest max_tokens asked
     default_max_tokens: int = Field(256, ge=1)  # when a request gives none
 
     # A request still queued for a batch seat this long after it arrived ends with 503
@@ -134,6 +134,10 @@ class GatewaySettings(BaseSettings):
             raise ValueError(
                 f"CITER_DEFAULT_MAX_TOKENS={self.default_max_tokens} exceeds "
                 f"CITER_MAX_TOKENS_CAP={self.max_tokens_cap}"
+            )
+        if self.policy is not None and self.policy not in router_names():
+            raise ValueError(
+                f"CITER_POLICY={self.policy!r}: must be one of {', '.join(router_names())}"
             )
         if self.threshold is not None and self.threshold != self.threshold:
             raise ValueError("CITER_THRESHOLD=nan: must be a number")
@@ -178,8 +182,10 @@ class GatewaySettings(BaseSettings):
             return None
         key = self.llm_api_key.get_secret_value() if self.llm_api_key else None
         return RemoteConfig(
-            self.llm_url, self.llm_model, key, self.llm_deadline_s, self.llm_retries,
-            self.llm_backoff_s, self.llm_pool_size, self.llm_cooldown_s,
+            url=self.llm_url, model=self.llm_model, api_key=key,
+            deadline_s=self.llm_deadline_s, retries=self.llm_retries,
+            backoff_s=self.llm_backoff_s, pool_size=self.llm_pool_size,
+            cooldown_s=self.llm_cooldown_s,
         )  # fmt: skip
 
     def tenancy(self) -> TenancySettings:

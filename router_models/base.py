@@ -19,7 +19,7 @@ from the engine to the router, so it stays torch-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -63,6 +63,10 @@ class Router(Protocol):
     name: str
     features: tuple[str, ...]  # which RouterFeatures fields must be filled
     default_threshold: float
+    # The score of every row when it is known without features (always-SLM/-LLM):
+    # the scheduler then lets the LLM decode alone. None for every other router.
+    constant_score: float | None
+    card: Any  # the router_models.card.RouterCard it was loaded from; None if none
 
     def score(self, feats: RouterFeatures) -> list[float]:
         """Return one score per row; higher means the LLM is more needed."""

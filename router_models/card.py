@@ -49,6 +49,8 @@ __all__ = [
 ]
 _FIX = "train a router for this model pair (citer train-router) or pass the matching --slm"
 
+DEFAULT_CARD = "models/demo/router"  # the shipped CITER router card (a folder)
+
 
 class RouterCardError(ValueError):
     """A router card is missing, corrupt, or does not fit the serving models."""

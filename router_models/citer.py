@@ -17,15 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK, TOPK, RouterFeatures
-
-if TYPE_CHECKING:
-    from router_models.card import RouterCard
 
 # Input features this implementation can assemble, in the order they may be
 # concatenated. A card naming anything else is refused at load time.
@@ -118,6 +115,7 @@ class CiterRouter:
     """Router wrapper: one batched, gradient-free MLP call per scheduler step."""
 
     name = "citer"
+    constant_score: float | None = None  # scores come from the MLP
 
     def __init__(
         self,
@@ -125,7 +123,7 @@ class CiterRouter:
         *,
         features: Sequence[str] = (FEATURE_HIDDEN,),
         threshold: float = 0.5,
-        card: RouterCard | None = None,
+        card: Any = None,  # the router_models.card.RouterCard it was loaded from
     ) -> None:
         _check_supported(features)
         self.model = model

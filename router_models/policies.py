@@ -73,6 +73,7 @@ class AlwaysSLM:
     name = "slm"
     features: tuple[str, ...] = ()
     constant_score = 0.0  # the score of every row, known without features
+    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold
@@ -88,6 +89,7 @@ class AlwaysLLM:
     features: tuple[str, ...] = ()
     # Known without features: the scheduler lets the LLM decode alone (no SLM pass).
     constant_score = 1.0
+    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold
@@ -105,6 +107,8 @@ class RandomRouter:
 
     name = "random"
     features: tuple[str, ...] = ()
+    constant_score: float | None = None  # scores depend on the features
+    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5, seed: int = 0) -> None:
         self.default_threshold = threshold
@@ -125,6 +129,8 @@ class ConfidenceRouter:
 
     name = "confidence"
     features: tuple[str, ...] = (FEATURE_LOGITS,)
+    constant_score: float | None = None  # scores depend on the features
+    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold
@@ -141,6 +147,8 @@ class LogprobRouter:
 
     name = "logprob"
     features: tuple[str, ...] = (FEATURE_TOPK,)
+    constant_score: float | None = None  # scores depend on the features
+    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold
@@ -163,6 +171,8 @@ class EntropyRouter:
 
     name = "entropy"
     features: tuple[str, ...] = (FEATURE_LOGITS,)
+    constant_score: float | None = None  # scores depend on the features
+    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from router_models.base import Router
-from router_models.card import load_card
+from router_models.card import DEFAULT_CARD, load_card
 from router_models.citer import CiterRouter
 from router_models.policies import (
     AlwaysLLM,
@@ -102,3 +102,28 @@ def build_router(
                     f"{sorted(available)}: pick another router or engine"
                 )
     return router, router.default_threshold if threshold is None else float(threshold)
+
+
+def make_router(
+    pair: Any,
+    policy: str,
+    threshold: float | None = None,
+    target_share: float | None = None,
+    card: str | None = None,
+) -> tuple[Any, float]:
+    """``build_router`` for the pair being served: a card router is checked against the
+    pair's SLM (hidden size, tokenizer hash, weights) and the features its engine
+    fills. ``pair``: an ``engines.pair.Pair``."""
+    kw: dict[str, Any] = {}
+    if policy == "citer":
+        kw = {"card": card or DEFAULT_CARD, "hidden_size": pair.slm.info.hidden_size,
+              "tokenizer_hash": pair.tokenizer_hash, "slm_weights": pair.slm_weights}  # fmt: skip
+    elif card is not None:
+        raise ValueError(f"--router-card is only used with --policy citer, not {policy}")
+    return build_router(
+        policy,
+        threshold=threshold,
+        target_share=target_share,
+        available_features=pair.slm.info.features,
+        **kw,
+    )

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from gateway.fields import NotImplementedFields, Stop, Strict
 from gateway.routing import RoutingBody
+from tasks.chat import chat_ids
 
 MAX_MODEL_CHARS = 256  # longest model name (it is echoed in responses and errors)
 
@@ -76,5 +77,4 @@ def chat_prompt(tokenizer: Any, messages: list[ChatMessage]) -> list[int]:
         {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
         for m in messages
     ]
-    out = tokenizer.apply_chat_template(convo, add_generation_prompt=True)
-    return list(out["input_ids"] if hasattr(out, "keys") else out)
+    return chat_ids(tokenizer, convo)

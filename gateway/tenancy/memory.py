@@ -16,6 +16,7 @@ from gateway.tenancy.cost import TokenCounts, from_micros, to_micros
 from gateway.tenancy.keys import hash_key, new_key
 from gateway.tenancy.ledger import Account, decision_from
 from gateway.tenancy.records import (
+    Clock,
     Decision,
     Hold,
     IssuedKey,
@@ -32,7 +33,6 @@ from gateway.tenancy.records import (
     check_tenant_id,
     reserve_request,
 )
-from gateway.tenancy.store import Clock
 
 
 class EmbeddedStore:

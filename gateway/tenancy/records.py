@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.tenancy.config import Period, TenantConfig
 from gateway.tenancy.cost import TokenCounts, to_micros
 
+Clock = Callable[[], float]  # epoch seconds; injectable so tests never sleep
 Outcome = Literal["completed", "aborted", "failed"]
 SettleStatus = Literal["settled", "late", "duplicate", "unknown"]
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")

@@ -20,6 +20,7 @@ from gateway.tenancy.cost import TokenCounts, from_micros, to_micros
 from gateway.tenancy.keys import hash_key, new_key
 from gateway.tenancy.ledger import TOMBSTONE_S, Grant, decision_from, usage_from
 from gateway.tenancy.records import (
+    Clock,
     Decision,
     Hold,
     IssuedKey,
@@ -36,7 +37,6 @@ from gateway.tenancy.records import (
     check_tenant_id,
     reserve_request,
 )
-from gateway.tenancy.store import Clock
 
 
 class RedisStore:

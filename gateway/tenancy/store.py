@@ -21,12 +21,12 @@ the SLM fits) it returns ``Rejection("insufficient_quota")``. A tenant at its
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 from gateway.tenancy.config import TenantConfig
 from gateway.tenancy.cost import TokenCounts, cost_of, worst_case_cost
 from gateway.tenancy.records import (
+    Clock,
     Decision,
     Hold,
     IssuedKey,
@@ -37,8 +37,6 @@ from gateway.tenancy.records import (
     Tenant,
     Usage,
 )
-
-Clock = Callable[[], float]  # epoch seconds; injectable so tests never sleep
 
 
 class TenantStore(Protocol):

@@ -1,6 +1,6 @@
 """Teacher-forced collection: one row per reference-answer position, both models.
 
-    items --demo.data.encode_item--> prompt + reference + eos token ids
+    items --tasks.chat.encode_item--> prompt + reference + eos token ids
       --SLM engine.step(probe_offsets = answer positions)--> hidden, logits per row
       --LLM engine.step(same)--> argmax per row
       --> Collection (saved under the cache folder, reused when the key matches)
@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from engines.types import SamplingParams, SeqWork
+from tasks.chat import encode_item
 from tasks.types import Item
 
 FORMAT = 1  # bump when the saved layout changes: old caches are then ignored
@@ -82,8 +83,6 @@ class Collection:
 
 def encode(tokenizer: Any, item: Item) -> tuple[list[int], list[int]]:
     """(prompt ids, reference answer ids ending in eos)."""
-    from demo.data import encode_item
-
     ids, n_prompt = encode_item(tokenizer, item)
     return ids[:n_prompt], ids[n_prompt:]
 

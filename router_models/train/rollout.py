@@ -17,12 +17,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from citer.evaluate import MAX_NEW_TOKENS
 from engines.async_engine import OutputBuilder
 from engines.scheduler import Scheduler, SchedulerConfig
 from engines.types import Request, RequestOutput, RoutingParams, SamplingParams, StepStats
 from router_models.policies import AlwaysLLM, AlwaysSLM
 from router_models.train.collect import Collection, encode
+from tasks.evaluate import MAX_NEW_TOKENS
 from tasks.types import Item
 from tasks.verify import is_correct
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from citer.evaluate import HFGenerateDecoder, evaluate
-from citer.modelcheck import ModelFolderError, check_model_folder
 from demo.train import flops_per_token
+from engines.modelcheck import ModelFolderError, check_model_folder
+from engines.reference import HFGenerateDecoder
+from tasks.evaluate import evaluate
 from tasks.splits import load_split
 
 DEMO = Path(__file__).resolve().parents[2] / "models" / "demo"

@@ -146,3 +146,14 @@ def test_cpu_demo_values_point_at_the_models_baked_into_the_cpu_image(render, mo
         baked["CITER_ROUTER_CARD"],
     )
     assert (s.device, s.dtype) == ("cpu", "float32")
+
+
+def test_the_chart_offers_exactly_the_registered_routers() -> None:
+    """values.schema.json cannot import the registry: this keeps its enum in step."""
+    import json
+
+    from router_models.registry import router_names
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    offered = schema["properties"]["settings"]["properties"]["policy"]["enum"]
+    assert sorted(p for p in offered if p is not None) == router_names() and None in offered

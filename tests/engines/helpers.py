@@ -9,6 +9,8 @@ class ModRouter:
     name = "mod3"
     features: tuple[str, ...] = ()
     default_threshold = 0.5
+    constant_score = None
+    card = None
 
     def score(self, feats) -> list[float]:
         return [1.0 if t % 3 == 0 else 0.0 for t in feats.token_ids.tolist()]
@@ -19,6 +21,8 @@ class ConstRouter:
 
     features: tuple[str, ...] = ()
     default_threshold = 0.5
+    constant_score = None  # scored like any router, so both models run
+    card = None
 
     def __init__(self, value: float) -> None:
         self.value = value
@@ -34,6 +38,8 @@ class ConfidenceRouter:
     name = "conf"
     features: tuple[str, ...] = ("logits", "hidden:final")
     default_threshold = 0.5
+    constant_score = None
+    card = None
 
     def __init__(self) -> None:
         self.calls: list[int] = []  # rows per call

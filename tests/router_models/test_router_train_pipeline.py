@@ -55,7 +55,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def loaded(pair):
-    from citer.routed import PairConfig, build_pair
+    from engines.pair import PairConfig, build_pair
 
     p = build_pair(PairConfig(str(pair[0]), str(pair[1])))
     return p.slm, p.llm, p.tokenizer

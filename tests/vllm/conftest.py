@@ -50,11 +50,11 @@ def vllm(demo: tuple[str, str], hf: Pair) -> Pair:
 @pytest.fixture(scope="session")
 def prompts(hf: Pair) -> list[list[int]]:
     """Chat prompts of 8 test items, two of each family."""
-    from citer.routed import prompt_ids
+    from tasks.chat import chat_ids
     from tasks.splits import load_split
 
     items = load_split("test", 40)
     picked = []
     for fam in sorted({it.family for it in items}):
         picked += [it for it in items if it.family == fam][:2]
-    return [prompt_ids(hf.tokenizer, it) for it in picked]
+    return [chat_ids(hf.tokenizer, it.messages) for it in picked]

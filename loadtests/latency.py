@@ -1,6 +1,6 @@
 """Load test of a running gateway: TTFT and the gateway's own overhead per token.
 
-    python -m gateway.loadtest --url http://127.0.0.1:8000 --key-file .citer/api-key
+    python -m loadtests.latency --url http://127.0.0.1:8000 --key-file .citer/api-key
 
 For each concurrency level it streams task-suite chat prompts (greedy) and
 measures on the client: time to first content token (TTFT), inter-token
