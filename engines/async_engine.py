@@ -4,6 +4,7 @@
     background thread: while work: scheduler.step() -> TokenEvents
         --loop.call_soon_threadsafe--> the request's asyncio.Queue
     async for ev in handle: ...   (ends after the event with a finish_reason)
+    await handle.admitted.wait()  (it holds a batch slot; never set if it ends unstarted)
 
 Model compute never runs on the event loop; the thread sleeps when there is
 no work and wakes on submit/abort.
@@ -27,9 +28,13 @@ class RequestHandle:
         self._loop = loop
         self._queue: asyncio.Queue[TokenEvent | BaseException] = asyncio.Queue()
         self.finished = False
+        self.admitted = asyncio.Event()  # set once the request holds a batch slot
 
     def _push(self, item: TokenEvent | BaseException) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def _admit(self) -> None:
+        self._loop.call_soon_threadsafe(self.admitted.set)
 
     def __aiter__(self) -> AsyncIterator[TokenEvent]:
         return self._events()
@@ -117,6 +122,10 @@ class AsyncEngine:
             self._dispatch(events)
 
     def _dispatch(self, events: list[TokenEvent]) -> None:
+        for rid in self.scheduler.admitted:
+            handle = self._handles.get(rid)
+            if handle is not None:
+                handle._admit()
         for ev in events:
             handle = self._handles.get(ev.request_id)
             if handle is None:

@@ -42,8 +42,6 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,26 +52,19 @@ from engines.slm_phase import checked, commit, plan
 from engines.types import (
     FINISH_ABORT,
     FINISH_ERROR,
+    FINISH_TIMEOUT,
     Engine,
     Request,
+    RequestStats,
     SeqWork,
     StepStats,
     TokenEvent,
+    check_features,
 )
 
 if TYPE_CHECKING:
     from engines.types import StepOutput
     from router_models.base import Router
-
-
-@contextmanager
-def _timed(stats: StepStats, name: str) -> Iterator[None]:
-    """Add the wall time of the block to ``stats.<name>`` (seconds)."""
-    t = time.perf_counter()
-    try:
-        yield
-    finally:
-        setattr(stats, name, getattr(stats, name) + time.perf_counter() - t)
 
 
 @dataclass(frozen=True)
@@ -108,13 +99,7 @@ class Scheduler:
                 f"SLM engine {slm.info.name} may fail per token (a remote engine): only the "
                 "LLM may be remote, since the SLM's tokens are the fallback"
             )
-        missing = [f for f in router.features if f not in slm.info.features]
-        if missing:
-            raise ValueError(
-                f"router {router.name!r} needs features {missing} that the SLM engine "
-                f"({slm.info.name}) cannot provide (it gives {list(slm.info.features)}); "
-                "use a router made for this engine"
-            )
+        check_features(router.name, router.features, slm.info.name, slm.info.features)
         vocab = min(slm.info.vocab_size, llm.info.vocab_size)
         if len(tokenizer) > vocab:
             raise ValueError(
@@ -131,6 +116,8 @@ class Scheduler:
         self._lock = threading.Lock()  # guards _inbox and _ids (callers live on other threads)
         self._inbox: deque[tuple[str, Any]] = deque()
         self._ids: set[str] = set()  # ids of requests not yet finished
+        self._added: dict[str, float] = {}  # id -> time.monotonic() of add_request
+        self.admitted: list[str] = []  # ids that got a batch slot in the latest step
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Sequence] = {}
         self._next_seq = 0
@@ -159,6 +146,7 @@ class Scheduler:
             if req.request_id in self._ids:
                 raise ValueError(f"request_id={req.request_id!r}: already in use")
             self._ids.add(req.request_id)
+            self._added[req.request_id] = time.monotonic()
             self._inbox.append(("add", req))
 
     def abort(self, request_id: str) -> None:
@@ -197,11 +185,11 @@ class Scheduler:
             # The LLM writes as many positions in a row as the ceilings let it (>= 1).
             window = self.config.window
             jobs += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
-            with _timed(stats, "llm_s"):
+            with stats.timed("llm_s"):
                 done, lost = isolate(jobs, lambda g: run_llm(self.llm, g, events), self._undo_llm)
             orphans = [job for _, group_orphans in done for job in group_orphans]
             if orphans:  # a failed all-LLM call has no SLM draft: the SLM writes it now
-                with _timed(stats, "slm_s"):
+                with stats.timed("slm_s"):
                     _, lost_too = isolate(
                         orphans, lambda g: fall_back(self.slm, g, events), self._undo_slm
                     )
@@ -224,9 +212,9 @@ class Scheduler:
     ) -> tuple[list[SeqWork], StepOutput, list[float]]:
         """One SLM pass (drafts) and one router call over ``seqs``."""
         work = plan(seqs, self.config.window)
-        with _timed(stats, "slm_s"):
+        with stats.timed("slm_s"):
             out = self.slm.step(work, tuple(self.router.features))
-        with _timed(stats, "router_s"):
+        with stats.timed("router_s"):
             scores = self.router.score(out.features)
         return work, out, checked(seqs, work, out, scores)
 
@@ -239,6 +227,8 @@ class Scheduler:
         rewind(self.llm, [(j.seq.seq_id, j.seq.llm_seen) for j in jobs])
 
     def _admit(self) -> list[TokenEvent]:
+        """Apply adds and aborts, end waiting requests past their deadline, then fill
+        free batch slots in FIFO order (their ids go to ``self.admitted``)."""
         events: list[TokenEvent] = []
         with self._lock:
             inbox, self._inbox = list(self._inbox), deque()
@@ -250,9 +240,11 @@ class Scheduler:
                 self._free(s)
                 events.append(TokenEvent(item, None, "", None, None, FINISH_ABORT, s.stats))
             elif any(r.request_id == item for r in self.waiting):
-                self.waiting = deque(r for r in self.waiting if r.request_id != item)
-                self._forget(item)
-                events.append(TokenEvent(item, None, "", None, None, FINISH_ABORT))
+                self._unqueue(item, FINISH_ABORT, events)
+        now = time.monotonic()
+        for r in [r for r in self.waiting if r.deadline is not None and now > r.deadline]:
+            self._unqueue(r.request_id, FINISH_TIMEOUT, events)
+        self.admitted = []
         while self.waiting and len(self.running) < self.config.max_batch:
             req = self.waiting.popleft()
             seed = req.sampling.seed
@@ -269,9 +261,19 @@ class Scheduler:
                 events.append(TokenEvent(req.request_id, None, "", None, None, FINISH_ERROR,
                                          error=why))  # fmt: skip
                 continue
+            s.stats.queue_s = now - self._added.pop(req.request_id, now)
             self.running[req.request_id] = s
+            self.admitted.append(req.request_id)
             self._next_seq += 1
         return events
+
+    def _unqueue(self, request_id: str, reason: str, events: list[TokenEvent]) -> None:
+        """End a request that never got a batch slot (nothing ran, nothing to free)."""
+        self.waiting = deque(r for r in self.waiting if r.request_id != request_id)
+        waited = time.monotonic() - self._added.pop(request_id, time.monotonic())
+        self._forget(request_id)
+        stats = RequestStats(queue_s=waited)
+        events.append(TokenEvent(request_id, None, "", None, None, reason, stats))
 
     def _llm_score(self, s: Sequence, score: float) -> float | None:
         """The score an LLM token carries: the router's constant for all-LLM runs."""

@@ -17,6 +17,9 @@ scheduler then writes those positions with the SLM (fail open).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +29,8 @@ FINISH_ABORT = "abort"
 # The request's own work failed in a step (an exception attributable to it alone, see
 # engines.scheduler); TokenEvent.error says why. Never sent to clients as a reason.
 FINISH_ERROR = "error"
+# Still waiting for a batch slot at its Request.deadline: ended unstarted (nothing ran).
+FINISH_TIMEOUT = "queue_timeout"
 MAX_LOGPROBS = 20  # top alternatives per token, at most (OpenAI's top_logprobs limit)
 # Temperatures below this sample as greedy (vLLM's _SAMPLING_EPS): dividing logits by a
 # tiny temperature overflows to inf and the softmax to NaN.
@@ -45,6 +50,17 @@ class EngineInfo:
     # May fail per sequence (StepOutput.failed): a server behind a network. Only the LLM
     # may be fallible; its failed positions get the SLM's token.
     fallible: bool = False
+
+
+def check_features(router: str, needed: Iterable[str], engine: str, offered: Iterable[str]) -> None:
+    """The one check that an engine fills what a router reads; ValueError naming both."""
+    available = list(offered)
+    missing = [f for f in needed if f not in available]
+    if missing:
+        raise ValueError(
+            f"router {router!r} needs features {missing} that the SLM engine ({engine}) "
+            f"cannot provide (it gives {available}): use a router made for this engine"
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,9 @@ class Request:
     prompt_ids: list[int]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     routing: RoutingParams = field(default_factory=RoutingParams)
+    # time.monotonic() by which it must hold a batch slot, else it ends FINISH_TIMEOUT
+    # (a budget hold must not outlive its TTL in the queue); None: waits as long as needed
+    deadline: float | None = None
 
 
 @dataclass
@@ -222,6 +241,7 @@ class RequestStats:
     # Positions routed to the LLM that the SLM wrote because the (remote) LLM failed or
     # was too slow (fail open); counted in slm_tokens too.
     llm_fallback_tokens: int = 0
+    queue_s: float = field(default=0.0, compare=False)  # add_request -> batch slot (s)
 
     @property
     def llm_share(self) -> float:
@@ -283,6 +303,15 @@ class StepStats:
     committed: int = 0  # tokens committed (all sequences)
     llm_calls: int = 0  # sequences that needed an LLM token
     llm_fallbacks: int = 0  # of those, written by the SLM because the LLM failed
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the wall time of the block to ``self.<part>`` (seconds)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, part, getattr(self, part) + time.perf_counter() - t)
 
     def add(self, other: StepStats) -> None:
         for name in self.__dataclass_fields__:

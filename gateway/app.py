@@ -154,11 +154,8 @@ async def bootstrap_tenant(st: Any) -> None:
 
 
 async def shutdown(st: Any) -> None:
-    st.closing = True
-    for run in list(st.runs):
-        if not run.submitted:
-            run.abort()  # queued: ends now, settles "aborted"
-    await asyncio.to_thread(st.engine.stop)  # running: end with "abort" and settle
+    st.closing = True  # new requests: 503
+    await asyncio.to_thread(st.engine.stop)  # queued and running end "abort" and settle
     for engine in (st.scheduler.slm, st.scheduler.llm):  # e.g. a remote LLM's pool
         await asyncio.to_thread(engine.close)
     tasks = [run.task for run in list(st.runs) if run.task is not None]

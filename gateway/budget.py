@@ -11,7 +11,7 @@ from typing import Any
 from engines.types import RequestStats
 from gateway.errors import APIError
 from gateway.state import GatewayState
-from gateway.tenancy import Rejection, Reservation, Tenant, TokenCounts, worst_case_cost
+from gateway.tenancy import Rejection, Reservation, Tenant, TokenCounts, reserve_for_request
 
 
 def billed_tokens(stats: RequestStats | None, prompt: int, slm: int, llm: int) -> TokenCounts:
@@ -33,13 +33,7 @@ async def reserve(
     st: GatewayState, tenant: Tenant, mode: str, prompt: int, max_tokens: int, span: Any
 ) -> Reservation:
     """Hold the worst case (SLM-only for ``slm``); refusals -> 429 with OpenAI's headers."""
-    prices = tenant.config.prices
-    slm_only = worst_case_cost(prices, prompt, max_tokens, llm_allowed=False)
-    if mode == "slm" or tenant.config.max_llm_share == 0.0:
-        decision = await st.store.reserve(tenant.id, slm_only, None)
-    else:
-        full = worst_case_cost(prices, prompt, max_tokens, llm_allowed=True)
-        decision = await st.store.reserve(tenant.id, full, slm_only)
+    decision = await reserve_for_request(st.store, tenant, prompt, max_tokens, mode != "slm")
     span.set_attribute("citer.budget.granted", isinstance(decision, Reservation))
     if isinstance(decision, Rejection):
         st.metrics.rejected.labels(tenant.id, decision.code).inc()

@@ -61,8 +61,7 @@ class SchedulerCollector(Collector):
         waiting = GaugeMetricFamily(
             "vllm:num_requests_waiting", "Requests queued for the batch.", labels=["model_name"]
         )
-        queued_here = max(0, self.gateway.in_flight - self.gateway.submitted)
-        waiting.add_metric(["citer"], queued_here + s.num_waiting())
+        waiting.add_metric(["citer"], s.num_waiting())
         yield waiting
         caches = GaugeMetricFamily(
             "citer:kv_cache_sequences", "Live per-sequence KV caches.", labels=["model"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -33,16 +32,9 @@ class GatewayState:
     max_token_chars: int  # characters the longest vocabulary entry spells (length bounds)
     hold_ttl_s: float  # a budget hold's life; running requests renew it
     started_at: float = field(default_factory=time.time)
-    in_flight: int = 0  # accepted and not yet settled (queued here or in the engine)
-    submitted: int = 0  # handed to the engine and not yet ended (<= max_batch)
-    closing: bool = False  # shutting down: queued runs end without reaching the engine
+    in_flight: int = 0  # reserved and not yet settled (in the scheduler's queue or batch)
+    closing: bool = False  # shutting down: new requests get 503
     runs: set[Any] = field(default_factory=set)  # live gateway.runner.Run objects
-    # Batch seats: at most max_batch requests are in the engine at once; the rest queue
-    # here in FIFO order, so the queue wait is known (span engine.queue).
-    seats: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-
-    def __post_init__(self) -> None:
-        self.seats = asyncio.Semaphore(self.settings.max_batch)
 
     @property
     def capacity(self) -> int:
@@ -50,7 +42,10 @@ class GatewayState:
         return self.settings.max_batch + self.settings.max_queue
 
     def acquire_slot(self, tenant_id: str) -> None:
-        """Take a queue slot or refuse with 503 + Retry-After (no budget touched yet)."""
+        """Take a capacity slot or refuse with 503 + Retry-After (no budget touched yet)."""
+        if self.closing:
+            raise APIError(503, "The server is shutting down.", "server_error",
+                           code="shutting_down", headers={"x-should-retry": "true"})  # fmt: skip
         if self.in_flight >= self.capacity:
             self.metrics.rejected.labels(tenant_id, "queue_full").inc()
             retry = str(self.settings.retry_after_s)
@@ -66,6 +61,20 @@ class GatewayState:
 
     def release_slot(self) -> None:
         self.in_flight -= 1
+
+    def queue_timeout(self, tenant_id: str) -> APIError:
+        """503 for a request that got no batch slot within CITER_QUEUE_TIMEOUT_S."""
+        self.metrics.rejected.labels(tenant_id, "queue_timeout").inc()
+        retry = str(self.settings.retry_after_s)
+        return APIError(
+            503,
+            f"The request waited {self.settings.queue_timeout_s:g} s for a batch slot without "
+            f"getting one (CITER_QUEUE_TIMEOUT_S); its budget hold is released. Retry after "
+            f"{retry} s.",
+            "server_error",
+            code="queue_timeout",
+            headers={"Retry-After": retry, "x-should-retry": "true"},
+        )
 
 
 def get_state(request: Request) -> GatewayState:

@@ -6,7 +6,6 @@ run's own task then settles the budget (see ``gateway.runner``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -56,11 +55,11 @@ def _ended_early(reason: str) -> APIError:
 
 
 async def wait_admitted(run: Run, request: Request) -> None:
-    """Wait until the run holds a batch seat (or has ended) before a stream answers
+    """Wait until the run holds a batch slot (or has ended) before a stream answers
     200; raises its refusal (503 queue timeout) instead."""
     watcher = watch(request, run)
     try:
-        await asyncio.shield(run.admitted)
+        await run.started.wait()
     finally:
         watcher.cancel()
     if run.refusal is not None:

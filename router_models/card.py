@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from engines.types import check_features
 from router_models.base import FEATURE_HIDDEN
 from router_models.citer import CiterConfig, CiterMLP, CiterRouter, input_dim
 from router_models.vocab import tokenizer_hash
@@ -246,15 +247,14 @@ def load_card(
             raise RouterCardError(
                 f"router card {path} expects {what} {want} but the SLM has {got}: {_FIX}"
             )
-    available = set(available_features)
-    missing = [f for f in card.features if f not in available]
-    if missing:
+    try:
+        check_features(f"citer ({path})", card.features, "serving", available_features)
+    except ValueError as e:
         raise RouterCardError(
-            f"router card {path} needs features {missing} but the engine provides only "
-            f"{sorted(available)}: serve with an engine that provides them (--engine hf), "
+            f"router card: {e}; or serve with an engine that provides them (--engine hf), "
             "train a card on what it gives (citer train-router --features ...), or pick a "
             "training-free router (--policy logprob reads only logprobs:top8)"
-        )
+        ) from None
     try:
         cfg = CiterConfig.from_dict(card.model)
         want = input_dim(card.features, hidden_size=card.hidden_size)

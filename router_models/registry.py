@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from engines.types import check_features
 from router_models.base import Router
 from router_models.card import DEFAULT_CARD, load_card
 from router_models.citer import CiterRouter
@@ -94,13 +95,7 @@ def build_router(
             )
         router = ROUTERS[name](**kw)
         if available_features is not None:
-            available = set(available_features)
-            missing = [f for f in router.features if f not in available]
-            if missing:
-                raise ValueError(
-                    f"router {name!r} needs features {missing} but the engine provides only "
-                    f"{sorted(available)}: pick another router or engine"
-                )
+            check_features(name, router.features, "serving", available_features)
     return router, router.default_threshold if threshold is None else float(threshold)
 
 

@@ -30,7 +30,7 @@ from gateway.common import (
 from gateway.errors import bad_request
 from gateway.logprobs import TokenNames, chat_entry, chat_logprobs
 from gateway.routing import plan_route
-from gateway.runner import Run, RunSpec, launch
+from gateway.runner import Run, RunSpec, start
 from gateway.state import GatewayState
 from gateway.streaming import collect, stream, wait_admitted
 from gateway.tenancy import Tenant
@@ -62,7 +62,7 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         st, len(prompt_ids), limit, req.temperature, req.top_p, req.stop, req.seed, field, top_k
     )
     spec = RunSpec(new_id("chatcmpl"), "chat", req.model, plan, prompt_ids, sampling, arrived)
-    run = await launch(st, tenant, spec, req.seed)
+    run = await start(st, tenant, spec, req.seed)
     want_sources = plan.return_sources
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     names = TokenNames(st.tokenizer) if top_k is not None else None

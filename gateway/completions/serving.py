@@ -26,7 +26,7 @@ from gateway.completions.protocol import CompletionRequest, prompt_ids
 from gateway.errors import bad_request
 from gateway.logprobs import CompletionLogprobs, TokenNames
 from gateway.routing import plan_route
-from gateway.runner import Run, RunSpec, launch
+from gateway.runner import Run, RunSpec, start
 from gateway.state import GatewayState
 from gateway.streaming import collect, stream, wait_admitted
 from gateway.tenancy import Tenant
@@ -64,7 +64,7 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         logprobs=req.logprobs, top_k=max(0, req.top_k or 0),
     )  # fmt: skip
     spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived)
-    run = await launch(st, tenant, spec, req.seed)
+    run = await start(st, tenant, spec, req.seed)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     names = None
     if req.logprobs is not None:

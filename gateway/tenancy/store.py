@@ -140,12 +140,13 @@ async def open_store(
 
 
 async def reserve_for_request(
-    store: TenantStore, tenant: Tenant, prompt_tokens: int, max_tokens: int
+    store: TenantStore, tenant: Tenant, prompt_tokens: int, max_tokens: int, llm: bool = True
 ) -> Decision:
-    """Reserve with both worst cases computed from the tenant's prices."""
+    """Reserve with both worst cases computed from the tenant's prices; ``llm`` False
+    (the request asked for the SLM alone) holds the SLM-only worst case."""
     prices = tenant.config.prices
     slm = worst_case_cost(prices, prompt_tokens, max_tokens, llm_allowed=False)
-    if tenant.config.max_llm_share == 0.0:  # the LLM is never used: SLM worst case only
+    if not llm or tenant.config.max_llm_share == 0.0:  # the LLM is never used
         return await store.reserve(tenant.id, slm, None)
     full = worst_case_cost(prices, prompt_tokens, max_tokens, llm_allowed=True)
     return await store.reserve(tenant.id, full, slm)
