@@ -18,27 +18,17 @@ from collections.abc import Sequence
 
 import torch
 
+from engines.seeds import position_bits, unit
 from engines.types import SamplingParams, TokenLogprob
 
 __all__ = ["SamplingParams", "position_uniform", "sample", "token_logprobs"]
 
-_MASK64 = (1 << 64) - 1
 _SALT = 0x5AB1E5EED0C17E27  # separates the sampling stream from routers' streams
-
-
-def _mix64(x: int) -> int:
-    """splitmix64 finalizer: a bijective, well-mixed map on uint64."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
 
 
 def position_uniform(seed: int, position: int) -> float:
     """Uniform in [0, 1), a pure function of (seed, position)."""
-    key = _mix64((seed & _MASK64) ^ _SALT)
-    bits = _mix64(key ^ ((position & _MASK64) * 0x94D049BB133111EB & _MASK64))
-    return (bits >> 11) * (1.0 / (1 << 53))  # top 53 bits: exact float64
+    return unit(position_bits(seed, position, _SALT))
 
 
 def sample(

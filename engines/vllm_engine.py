@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from engines.bookkeeping import TokenCaches, check_work
-from engines.sampling import _mix64
+from engines.seeds import MASK64, mix64
 from engines.types import MAX_LOGPROBS, EngineInfo, SeqWork, StepOutput, TokenLogprob
 from router_models.base import FEATURE_TOKEN, FEATURE_TOPK, TOPK, RouterFeatures
 
@@ -75,7 +75,7 @@ class VLLMEngineConfig:
 def _position_seed(seed: int, position: int) -> int:
     """vLLM seed of the one-token request that samples ``position``: a pure function
     of (request seed, position), so window and batch never change a sampled token."""
-    return _mix64(_mix64(seed & ((1 << 64) - 1)) ^ position) >> 1  # [0, 2**63)
+    return mix64(mix64(seed & MASK64) ^ position) >> 1  # [0, 2**63)
 
 
 def _eos_ids(path: str) -> tuple[int, ...]:

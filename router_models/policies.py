@@ -21,20 +21,8 @@ import math
 import numpy as np
 import torch
 
+from engines.seeds import mix64_np, position_bits_np
 from router_models.base import FEATURE_LOGITS, FEATURE_TOPK, RouterFeatures
-
-# splitmix64 constants (Steele et al.); all arithmetic wraps modulo 2**64.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
-_MUL2 = np.uint64(0x94D049BB133111EB)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """Finalizer of splitmix64: a bijective, well-mixed map uint64 -> uint64."""
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _MUL1
-    x = (x ^ (x >> np.uint64(27))) * _MUL2
-    return x ^ (x >> np.uint64(31))
 
 
 def uniform_per_position(seeds: list[int], positions: list[int], stream: int = 0) -> np.ndarray:
@@ -46,12 +34,8 @@ def uniform_per_position(seeds: list[int], positions: list[int], stream: int = 0
     """
     if len(seeds) != len(positions):
         raise ValueError(f"got {len(seeds)} seeds but {len(positions)} positions")
-    s = np.asarray(seeds, dtype=np.int64).view(np.uint64)  # [n]
-    p = np.asarray(positions, dtype=np.int64).view(np.uint64)  # [n]
-    with np.errstate(over="ignore"):
-        salt = _splitmix64(np.array([stream], dtype=np.int64).view(np.uint64))  # [1]
-        key = _splitmix64(s ^ salt)
-        bits = _splitmix64(key ^ (p * _MUL2))
+    salt = int(mix64_np(np.array([stream], dtype=np.int64).view(np.uint64))[0])
+    bits = position_bits_np(np.asarray(seeds), np.asarray(positions), salt)  # [n] uint64
     # Top 53 bits -> exactly representable float64 in [0, 1).
     return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 

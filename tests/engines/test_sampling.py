@@ -92,3 +92,19 @@ def test_samples_follow_the_filtered_distribution() -> None:
             assert int((counts > 0).sum()) == support
         assert (counts[probs == 0] == 0).all()
         assert torch.allclose(counts, probs, atol=0.03), (counts, probs)
+
+
+def test_the_python_and_numpy_hashes_agree_bit_for_bit() -> None:
+    import random
+
+    import numpy as np
+
+    from engines.seeds import mix64, mix64_np, position_bits, position_bits_np
+
+    rng = random.Random(0)
+    xs = [rng.getrandbits(64) for _ in range(500)]
+    assert mix64_np(np.array(xs, dtype=np.uint64)).tolist() == [mix64(x) for x in xs]
+    seeds = [rng.randrange(-(2**63), 2**63) for _ in range(500)]
+    pos = [rng.randrange(0, 2**40) for _ in range(500)]
+    got = position_bits_np(np.array(seeds), np.array(pos), 12345).tolist()
+    assert got == [position_bits(s, p, 12345) for s, p in zip(seeds, pos, strict=True)]
