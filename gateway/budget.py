@@ -1,4 +1,5 @@
-"""Budget calls of one request: reserve its worst case, bill what the engines processed.
+"""Budget calls of one request: reserve its worst case, renew the hold while it lives,
+bill what the engines processed and settle once.
 
 Worst cases come from ``gateway.tenancy.worst_case_cost``, which bounds the
 scheduler's accounting (``RequestStats``); a refusal becomes HTTP 429.
@@ -6,12 +7,24 @@ scheduler's accounting (``RequestStats``); a refusal becomes HTTP 429.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from engines.types import RequestStats
 from gateway.errors import APIError
 from gateway.state import GatewayState
-from gateway.tenancy import Rejection, Reservation, Tenant, TokenCounts, reserve_for_request
+from gateway.tenancy import (
+    Rejection,
+    Reservation,
+    Tenant,
+    TokenCounts,
+    reserve_for_request,
+    settle_tokens,
+)
+from gateway.tenancy.cost import cost_of
+
+log = logging.getLogger("citer.gateway")
 
 
 def billed_tokens(stats: RequestStats | None, prompt: int, slm: int, llm: int) -> TokenCounts:
@@ -46,3 +59,40 @@ async def reserve(
     if decision.degraded:
         st.metrics.degraded.labels(tenant.id).inc()
     return decision
+
+
+async def settle(
+    st: GatewayState,
+    tenant: Tenant,
+    reservation: Reservation,
+    tokens: TokenCounts,
+    outcome: str,
+    context: Any,
+) -> float:
+    """Charge the tokens the engines processed, once (the store is idempotent); the
+    cost in cost units. A store failure is logged: the hold then expires by its TTL."""
+    cost = cost_of(tenant.config.prices, tokens)
+    with st.tracer.start_as_current_span("budget.settle", context=context) as span:
+        span.set_attribute("citer.outcome", outcome)
+        span.set_attribute("citer.cost", cost)
+        settling = settle_tokens(st.store, reservation, tenant, tokens, outcome)  # type: ignore[arg-type]
+        try:
+            result = await asyncio.shield(settling)
+        except Exception:
+            log.exception("settling %s failed", reservation.id)
+            return cost
+        span.set_attribute("citer.settle.status", result.status)
+    st.metrics.spend.labels(tenant.id).inc(cost)
+    return cost
+
+
+async def renew_hold(st: GatewayState, reservation: Reservation) -> None:
+    """Keep a hold alive while its request lives (renewed a third of its TTL ahead of
+    expiry); a crashed process stops renewing and the store expires the hold."""
+    ttl = st.hold_ttl_s
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            await st.store.renew(reservation, ttl)
+        except Exception:  # the store is down: settle still charges a late hold once
+            log.warning("renewing hold %s failed", reservation.id, exc_info=True)

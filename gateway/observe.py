@@ -10,6 +10,23 @@ from engines.types import TokenEvent
 from gateway.state import GatewayState
 
 
+class Phases:
+    """The request's phase span: engine.queue, then engine.prefill once it holds a batch
+    slot, then engine.decode from its first token (children of the root span)."""
+
+    def __init__(self, tracer: Any, context: Any) -> None:
+        self.tracer, self.context = tracer, context
+        self.name = "engine.queue"
+        self.span = tracer.start_span(self.name, context=context)
+
+    def enter(self, name: str) -> None:
+        self.span.end()
+        self.name, self.span = name, self.tracer.start_span(name, context=self.context)
+
+    def end(self) -> None:
+        self.span.end()
+
+
 def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -> None:
     """Metrics and span attributes of ``run`` (a gateway.runner.Run); ends its span."""
     m, mode, t = st.metrics, run.spec.plan.mode, run.tokens

@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +40,13 @@ from engines.types import (
     SamplingParams,
     TokenEvent,
 )
-from gateway.budget import billed_tokens, reserve
+from gateway.budget import billed_tokens, renew_hold, reserve, settle
 from gateway.common import start_root_span
 from gateway.errors import APIError, bad_request
-from gateway.observe import record, refresh_remaining
+from gateway.observe import Phases, record, refresh_remaining
 from gateway.routing import RoutePlan, routing_params
 from gateway.state import GatewayState
 from gateway.tenancy import Reservation, Tenant, TokenCounts, settle_tokens
-from gateway.tenancy.cost import cost_of
 
 log = logging.getLogger("citer.gateway")
 
@@ -67,47 +67,52 @@ class RunSpec:
 
 
 async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | None) -> Run:
-    """Admit a validated request: limits, capacity, budget, the scheduler's queue."""
+    """Admit a validated request: limits (400), capacity (503), budget (429), then the
+    scheduler's queue. A refusal ends the request's root span with its status."""
     sp = spec.sampling
     root = start_root_span(
         st, spec.operation, spec.model, tenant.id,
         max_tokens=sp.max_tokens, temperature=sp.temperature, top_p=sp.top_p, seed=seed,
     )  # fmt: skip
     root.set_attribute("gen_ai.response.id", spec.request_id)
-    try:
+    with _ends_on_refusal(root):
         try:  # the scheduler's own limits, before any side effect
             st.scheduler.validate(Request(spec.request_id, spec.prompt_ids, sp))
         except ValueError as e:
             raise bad_request(str(e)) from e
         st.acquire_slot(tenant.id)
-    except APIError as e:
-        root.set_attribute("error.type", str(e.status))
-        root.end()
-        raise
-    try:
-        with st.tracer.start_as_current_span("budget.reserve", context=_ctx(root)) as span:
-            res = await reserve(st, tenant, spec.plan.mode, len(spec.prompt_ids),
-                                sp.max_tokens, span)  # fmt: skip
-    except BaseException as e:
-        st.release_slot()
-        if isinstance(e, APIError):
-            root.set_attribute("error.type", str(e.status))
-        root.end()
-        raise
-    rp = routing_params(spec.plan, res.llm_allowed, res.max_llm_share)
-    deadline = time.monotonic() + st.settings.queue_timeout_s - (time.perf_counter() - spec.arrived)
-    try:
-        handle = st.engine.submit(Request(spec.request_id, spec.prompt_ids, sp, rp, deadline))
-    except ValueError as e:  # nothing ran: release the hold at no cost
-        await settle_tokens(st.store, res, tenant, TokenCounts(), "failed")
-        st.release_slot()
-        root.end()
-        raise bad_request(str(e)) from e
+        try:
+            with st.tracer.start_as_current_span("budget.reserve", context=_ctx(root)) as span:
+                res = await reserve(st, tenant, spec.plan.mode, len(spec.prompt_ids),
+                                    sp.max_tokens, span)  # fmt: skip
+            rp = routing_params(spec.plan, res.llm_allowed, res.max_llm_share)
+            waited = time.perf_counter() - spec.arrived
+            deadline = time.monotonic() + st.settings.queue_timeout_s - waited
+            try:
+                handle = st.engine.submit(Request(spec.request_id, spec.prompt_ids, sp, rp,
+                                                  deadline))  # fmt: skip
+            except BaseException:  # nothing ran: the hold goes back at no cost
+                await settle_tokens(st.store, res, tenant, TokenCounts(), "failed")
+                raise
+        except BaseException:
+            st.release_slot()
+            raise
     run = Run(st, tenant, res, spec, root, handle)
     run.task = asyncio.create_task(run.main())
     st.runs.add(run)
     run.task.add_done_callback(lambda _: st.runs.discard(run))
     return run
+
+
+@contextmanager
+def _ends_on_refusal(root: Any) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as e:
+        if isinstance(e, APIError):
+            root.set_attribute("error.type", str(e.status))
+        root.end()
+        raise
 
 
 class Run:
@@ -130,8 +135,7 @@ class Run:
         self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
         self.started = asyncio.Event()  # holds a batch slot, or ended (see ``refusal``)
         self.refusal: APIError | None = None  # why it ended before it got a batch slot
-        self._phase_name = "engine.queue"
-        self._phase = st.tracer.start_span(self._phase_name, context=_ctx(root))
+        self.phase = Phases(st.tracer, _ctx(root))  # engine.queue -> prefill -> decode
 
     @property
     def degraded(self) -> bool:
@@ -158,7 +162,7 @@ class Run:
                 return
 
     async def main(self) -> None:
-        renewal = asyncio.create_task(self._renew_hold())
+        renewal = asyncio.create_task(renew_hold(self.st, self.reservation))
         admission = asyncio.create_task(self._note_admission())
         final: TokenEvent | None = None
         error: BaseException | None = None
@@ -184,7 +188,7 @@ class Run:
                     if not first:
                         first = now
                         m.ttft.labels(mode).observe(now - spec.arrived)
-                        self._enter("engine.decode")
+                        self.phase.enter("engine.decode")
                     else:
                         m.itl.labels(mode).observe(now - last)
                     last = now
@@ -200,20 +204,14 @@ class Run:
                     return ev, None
                 self.queue.put_nowait(ev)
         finally:
-            self._phase.end()
+            self.phase.end()
         raise RuntimeError(f"request {spec.request_id} ended without a final event")
 
     async def _note_admission(self) -> None:
         await self.handle.admitted.wait()
-        if self._phase_name == "engine.queue":  # the first token may have come first
-            self._enter("engine.prefill")
+        if self.phase.name == "engine.queue":  # the first token may have come first
+            self.phase.enter("engine.prefill")
         self.started.set()
-
-    def _enter(self, phase: str) -> None:
-        """End the current phase span (queue, prefill, decode) and start ``phase``."""
-        self._phase.end()
-        self._phase_name = phase
-        self._phase = self.st.tracer.start_span(phase, context=_ctx(self.root))
 
     async def _finish(
         self, final: TokenEvent | None, error: BaseException | None, counts: dict[str, int]
@@ -231,40 +229,14 @@ class Run:
             outcome = "aborted"
         else:
             outcome = "completed"
-        await self.settle(outcome)
+        self.cost = await settle(self.st, self.tenant, self.reservation, self.tokens, outcome,
+                                 _ctx(self.root))  # fmt: skip
         self.st.release_slot()
         record(self.st, self, outcome, final)
         end = final or TokenEvent(self.spec.request_id, None, "", None, None, FINISH_ABORT)
         self.queue.put_nowait(error if error is not None else end)
         self.started.set()  # after ``refusal``: a waiting stream answers with it
         await refresh_remaining(self.st, self.tenant.id)
-
-    async def settle(self, outcome: str) -> None:
-        """Charge the tokens the engines processed, once (the store is idempotent)."""
-        st, tokens = self.st, self.tokens
-        self.cost = cost_of(self.tenant.config.prices, tokens)
-        with st.tracer.start_as_current_span("budget.settle", context=_ctx(self.root)) as s:
-            s.set_attribute("citer.outcome", outcome)
-            s.set_attribute("citer.cost", self.cost)
-            settling = settle_tokens(st.store, self.reservation, self.tenant, tokens, outcome)  # type: ignore[arg-type]
-            try:
-                result = await asyncio.shield(settling)
-            except Exception:  # the reservation expires by its TTL; the answer still goes out
-                log.exception("settling %s failed", self.reservation.id)
-                return
-            s.set_attribute("citer.settle.status", result.status)
-        st.metrics.spend.labels(self.tenant.id).inc(self.cost)
-
-    async def _renew_hold(self) -> None:
-        """Keep the budget hold alive while the request lives (a third of its TTL ahead
-        of expiry); a crashed process stops renewing and the store expires the hold."""
-        ttl = self.st.hold_ttl_s
-        while True:
-            await asyncio.sleep(ttl / 3)
-            try:
-                await self.st.store.renew(self.reservation, ttl)
-            except Exception:  # the store is down: settle still charges a late hold once
-                log.warning("renewing hold %s failed", self.reservation.id, exc_info=True)
 
 
 def _ctx(span: Any) -> Any:
