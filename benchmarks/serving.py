@@ -1,4 +1,4 @@
-"""Serving benchmark (issue 7, ``make bench``): the gateway and ``vllm serve`` side by side.
+"""Serving benchmark (``make bench``): the gateway and ``vllm serve`` side by side.
 
     phase 1: `citer serve` (HF engines, demo pair, one torch thread, max batch 64)
              targets citer:<share> for each calibrated share, llm, slm

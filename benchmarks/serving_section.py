@@ -16,7 +16,7 @@ from benchmarks.serving_report import (
 )
 
 ENGINES = ("gateway", "vllm")
-TITLE = "## Serving: the gateway beside `vllm serve` (issue 7)"
+TITLE = "## Serving: the gateway beside `vllm serve`"
 
 
 def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:

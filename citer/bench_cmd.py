@@ -1,4 +1,4 @@
-"""``citer bench``: the collaborative-decoding core benchmark (issue 3).
+"""``citer bench``: the collaborative-decoding core benchmark.
 
 One run, one pair of engines, every configuration side by side:
 policies {slm-only, llm-only, routed at several thresholds} x concurrency

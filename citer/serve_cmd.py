@@ -1,4 +1,4 @@
-"""``citer serve``: the OpenAI-compatible gateway (issue 5) under uvicorn.
+"""``citer serve``: the OpenAI-compatible gateway under uvicorn.
 
 Settings come from ``CITER_*`` environment variables (see gateway.settings and
 the README); ``--config FILE`` reads them from a dotenv file first, and the
