@@ -29,7 +29,7 @@ LLM_SPEC = ModelSpec(
     ffn=768,
     # 2800 steps at peak lr 5e-4 (warmup 100, cosine to 10%): validation 0.98 in 2744 s fp32
     # on an AVX2 EPYC, where 2e-3 needed 5600 steps for 0.935 (bf16) / 0.805 (fp32); 1e-3 and
-    # 4e-3 reached 0.735 / 0.09 in 2800 (benchmarks/demo-lr/).
+    # 4e-3 reached 0.735 / 0.09 in 2800 (docs/demo-lr/).
     steps=2800,
     lr=5e-4,
     batch=24,
