@@ -10,21 +10,40 @@ from engines.types import TokenEvent
 from gateway.state import GatewayState
 
 
-class Phases:
-    """The request's phase span: engine.queue, then engine.prefill once it holds a batch
-    slot, then engine.decode from its first token (children of the root span)."""
+class Progress:
+    """One request on its way: TTFT and inter-token samples, tokens by source, and
+    its phase span (engine.queue, engine.prefill once it holds a batch slot,
+    engine.decode from its first token; children of the root span)."""
 
-    def __init__(self, tracer: Any, context: Any) -> None:
-        self.tracer, self.context = tracer, context
-        self.name = "engine.queue"
-        self.span = tracer.start_span(self.name, context=context)
+    def __init__(self, st: GatewayState, mode: str, arrived: float, context: Any) -> None:
+        self.st, self.mode, self.arrived, self.context = st, mode, arrived, context
+        self.counts = {"slm": 0, "llm": 0, "fallback": 0}  # completion tokens seen
+        self.first = self.last = 0.0  # time.perf_counter() of the first / latest token
+        self.phase = "engine.queue"
+        self.span = st.tracer.start_span(self.phase, context=context)
 
-    def enter(self, name: str) -> None:
-        self.span.end()
-        self.name, self.span = name, self.tracer.start_span(name, context=self.context)
+    def admitted(self) -> None:
+        if self.phase == "engine.queue":  # the first token may have come first
+            self._enter("engine.prefill")
+
+    def token(self, ev: TokenEvent) -> None:
+        now, m = time.perf_counter(), self.st.metrics
+        if not self.first:
+            self.first = now
+            m.ttft.labels(self.mode).observe(now - self.arrived)
+            self._enter("engine.decode")
+        else:
+            m.itl.labels(self.mode).observe(now - self.last)
+        self.last = now
+        self.counts[ev.source or "slm"] += 1
+        self.counts["fallback"] += ev.fallback
 
     def end(self) -> None:
         self.span.end()
+
+    def _enter(self, phase: str) -> None:
+        self.span.end()
+        self.phase, self.span = phase, self.st.tracer.start_span(phase, context=self.context)
 
 
 def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -> None:

@@ -43,7 +43,7 @@ from engines.types import (
 from gateway.budget import billed_tokens, renew_hold, reserve, settle
 from gateway.common import start_root_span
 from gateway.errors import APIError, bad_request
-from gateway.observe import Phases, record, refresh_remaining
+from gateway.observe import Progress, record, refresh_remaining
 from gateway.routing import RoutePlan, routing_params
 from gateway.state import GatewayState
 from gateway.tenancy import Reservation, Tenant, TokenCounts, settle_tokens
@@ -135,7 +135,7 @@ class Run:
         self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
         self.started = asyncio.Event()  # holds a batch slot, or ended (see ``refusal``)
         self.refusal: APIError | None = None  # why it ended before it got a batch slot
-        self.phase = Phases(st.tracer, _ctx(root))  # engine.queue -> prefill -> decode
+        self.progress = Progress(st, spec.plan.mode, spec.arrived, _ctx(root))
 
     @property
     def degraded(self) -> bool:
@@ -166,69 +166,45 @@ class Run:
         admission = asyncio.create_task(self._note_admission())
         final: TokenEvent | None = None
         error: BaseException | None = None
-        counts = {"slm": 0, "llm": 0, "fallback": 0}
         try:
-            final, error = await self._pump(counts)
+            final, error = await self._pump()
         except Exception as e:  # the step thread itself failed: the stream ends with an error
             error = e
             log.exception("request %s failed in the engine", self.spec.request_id)
         finally:
             renewal.cancel()
             admission.cancel()
-            await self._finish(final, error, counts)
+            self.progress.end()
+            await self._finish(final, error)
 
-    async def _pump(self, counts: dict[str, int]) -> tuple[TokenEvent, BaseException | None]:
+    async def _pump(self) -> tuple[TokenEvent, BaseException | None]:
         """Forward events until the final one; (it, the error it carries or None)."""
-        m, mode, spec = self.st.metrics, self.spec.plan.mode, self.spec
-        first = last = 0.0
-        try:
-            async for ev in self.handle:
-                now = time.perf_counter()
-                if ev.token_id is not None:
-                    if not first:
-                        first = now
-                        m.ttft.labels(mode).observe(now - spec.arrived)
-                        self.phase.enter("engine.decode")
-                    else:
-                        m.itl.labels(mode).observe(now - last)
-                    last = now
-                    counts[ev.source or "slm"] += 1
-                    counts["fallback"] += ev.fallback
-                if ev.finish_reason == FINISH_ERROR:  # this request's work failed alone
-                    log.error("request %s failed in the engine: %s", spec.request_id, ev.error)
-                    return ev, EngineError(ev.error or "unknown error")
-                if ev.finish_reason == FINISH_TIMEOUT:
-                    self.refusal = self.st.queue_timeout(self.tenant.id)
-                    return ev, self.refusal
-                if ev.finish_reason is not None:
-                    return ev, None
-                self.queue.put_nowait(ev)
-        finally:
-            self.phase.end()
-        raise RuntimeError(f"request {spec.request_id} ended without a final event")
+        async for ev in self.handle:
+            if ev.token_id is not None:
+                self.progress.token(ev)
+            if ev.finish_reason == FINISH_ERROR:  # this request's work failed alone
+                log.error("request %s failed in the engine: %s", self.spec.request_id, ev.error)
+                return ev, EngineError(ev.error or "unknown error")
+            if ev.finish_reason == FINISH_TIMEOUT:
+                self.refusal = self.st.queue_timeout(self.tenant.id)
+                return ev, self.refusal
+            if ev.finish_reason is not None:
+                return ev, None
+            self.queue.put_nowait(ev)
+        raise RuntimeError(f"request {self.spec.request_id} ended without a final event")
 
     async def _note_admission(self) -> None:
         await self.handle.admitted.wait()
-        if self.phase.name == "engine.queue":  # the first token may have come first
-            self.phase.enter("engine.prefill")
+        self.progress.admitted()
         self.started.set()
 
-    async def _finish(
-        self, final: TokenEvent | None, error: BaseException | None, counts: dict[str, int]
-    ) -> None:
+    async def _finish(self, final: TokenEvent | None, error: BaseException | None) -> None:
         """Settle, release the capacity slot, record, then hand the end to the response."""
         self.done = True
-        stats = final.stats if final is not None else None
-        self.tokens = billed_tokens(stats, len(self.spec.prompt_ids), counts["slm"], counts["llm"])
-        self.fallback_tokens = stats.llm_fallback_tokens if stats else counts["fallback"]
-        if isinstance(error, APIError):  # refused before it ran (queue timeout)
-            outcome = "aborted"
-        elif error is not None:
-            outcome = "failed"
-        elif final is None or final.finish_reason == FINISH_ABORT:
-            outcome = "aborted"
-        else:
-            outcome = "completed"
+        stats, seen = (final.stats if final else None), self.progress.counts
+        self.tokens = billed_tokens(stats, len(self.spec.prompt_ids), seen["slm"], seen["llm"])
+        self.fallback_tokens = stats.llm_fallback_tokens if stats else seen["fallback"]
+        outcome = _outcome(final, error)
         self.cost = await settle(self.st, self.tenant, self.reservation, self.tokens, outcome,
                                  _ctx(self.root))  # fmt: skip
         self.st.release_slot()
@@ -237,6 +213,15 @@ class Run:
         self.queue.put_nowait(error if error is not None else end)
         self.started.set()  # after ``refusal``: a waiting stream answers with it
         await refresh_remaining(self.st, self.tenant.id)
+
+
+def _outcome(final: TokenEvent | None, error: BaseException | None) -> str:
+    """How the budget store counts the request's end."""
+    if isinstance(error, APIError):  # refused before it ran (queue timeout)
+        return "aborted"
+    if error is not None:
+        return "failed"
+    return "aborted" if final is None or final.finish_reason == FINISH_ABORT else "completed"
 
 
 def _ctx(span: Any) -> Any:
