@@ -17,11 +17,9 @@ import httpx
 import pytest
 from live_gateway import (
     ADMIN_KEY,
-    GatewayProcess,
     ThreadGateway,
     demo_pair,
     free_port,
-    long_request,
     metric_value,
 )
 from pydantic import ValidationError
@@ -32,16 +30,35 @@ METRICS_KEY = "m" * 40
 
 
 @pytest.fixture(scope="module")
-def tight(gateway_models, tmp_path_factory) -> Iterator[GatewayProcess]:
-    """One seat, a 0.5 s queue deadline, 1 s budget holds (the shortest), a metrics key."""
-    log = tmp_path_factory.mktemp("gw-tight") / "gateway.log"
-    gw = GatewayProcess(
-        *gateway_models, log,
-        CITER_MAX_BATCH="1", CITER_QUEUE_TIMEOUT_S="0.5", CITER_TENANCY_RESERVATION_TTL_S="1",
-        CITER_METRICS_KEY=METRICS_KEY,
-    )  # fmt: skip
+def tight(gateway_models) -> Iterator[ThreadGateway]:
+    """In process (so a test can slow its engines): one batch slot, a 0.5 s queue
+    deadline, 1 s budget holds (the shortest allowed), and a metrics key."""
+    with pytest.MonkeyPatch.context() as mp:  # read by TenancySettings at start-up only
+        mp.setenv("CITER_TENANCY_RESERVATION_TTL_S", "1")
+        settings = GatewaySettings(
+            slm=str(gateway_models[0]), llm=str(gateway_models[1]), port=free_port(),
+            admin_key=ADMIN_KEY, metrics_key=METRICS_KEY, max_batch=1, queue_timeout_s=0.5,
+            policy=None if demo_pair() else "confidence",
+        )  # fmt: skip
+        gw = ThreadGateway(settings)
+    assert gw.state.hold_ttl_s == 1.0
     yield gw
     gw.stop()
+
+
+class Slow:
+    """Wraps an engine: every step takes at least ``delay_s`` longer, so a request's
+    duration does not depend on how fast this machine runs the models."""
+
+    def __init__(self, inner, delay_s: float) -> None:
+        self.inner, self.info, self.delay_s = inner, inner.info, delay_s
+
+    def step(self, work, features=None):
+        time.sleep(self.delay_s)
+        return self.inner.step(work, features)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def test_metrics_show_tenants_only_with_a_key(tight) -> None:
@@ -191,14 +208,16 @@ async def test_an_engine_fault_fails_only_its_own_request(inproc) -> None:
 
 
 async def test_queued_requests_time_out_and_running_ones_keep_their_holds(tight) -> None:
-    """One seat, holds of 1 s, queue deadline 0.5 s: a request that runs longer than
+    """One slot, holds of 1 s, queue deadline 0.5 s: a request that runs longer than
     the TTL keeps its hold (renewed), queued ones get 503 + Retry-After and release
-    theirs, and the tenant is charged exactly what its answers cost, within its limit."""
-    # ~500 tokens routed (the demo pair's context): ~3 s on 2 cores, 3x the hold TTL
-    body = {**long_request(tight, tight.new_tenant()[1], 1000), "model": "citer"}
+    theirs, and the tenant is charged exactly what its answers cost, within its limit.
+    The LLM is slowed by 0.2 s a step, so the long request outlives the TTL anywhere."""
+    body = {"model": "llm", "prompt": "What is 4587 + 2396?", "max_tokens": 60, "temperature": 0}
     tid, key = tight.new_tenant(limit=50.0)
     headers = {"Authorization": f"Bearer {key}"}
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    sched = tight.state.scheduler
+    sched.llm = Slow(sched.llm, 0.2)  # the LLM writes up to 4 tokens a step: >= 3 s
     async with httpx.AsyncClient(base_url=tight.url, timeout=120) as c:
         started = time.monotonic()
         first = asyncio.create_task(c.post("/v1/completions", json=body, headers=headers))
@@ -213,10 +232,11 @@ async def test_queued_requests_time_out_and_running_ones_keep_their_holds(tight)
             await asyncio.sleep(0.05)  # until past the 1 s TTL of the first's hold
         running = not first.done()
         holds = (await c.get(f"/admin/tenants/{tid}/holds", headers=admin)).json()["data"]
-        checked_at, t0 = time.time(), time.monotonic()
+        checked_at = time.time()
         done = await first
-        print(f"the long request ran on {time.monotonic() - t0:.2f} s after the check")
+    sched.llm = sched.llm.inner
     assert done.status_code == 200, done.text
+    assert done.json()["usage"]["completion_tokens"] >= 16  # >= 4 slow steps: > 1.4 s
     assert running, "the long request ended before its hold's TTL: make it longer"
     assert len(holds) == 1 and holds[0]["expires_at"] > checked_at  # renewed, still live
     for r in queued:
