@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.common import content_of, sse_data
+from loadtests.common import content_of, public_metrics, sse_data
 
 # /metrics counters of the citer gateway -> short keys (seconds or counts).
 STEP_PARTS = ("slm", "router", "llm", "scheduler")
@@ -80,9 +80,8 @@ async def scrape(client: httpx.AsyncClient) -> dict[str, float] | None:
     """Scheduler counters of a citer gateway; None for a server without them (vLLM)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    r = await client.get("/metrics")
     out: dict[str, float] = {}
-    for fam in text_string_to_metric_families(r.text):
+    for fam in text_string_to_metric_families(await public_metrics(client)):
         for s in fam.samples:
             if not s.name.endswith("_total"):
                 continue

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -69,3 +71,11 @@ def sse_data(line: str | bytes) -> dict[str, Any] | None:
 def content_of(chunk: dict[str, Any]) -> str:
     """Text of a chat chunk's delta ("" for the opening, finish and usage chunks)."""
     return "".join(c["delta"].get("content") or "" for c in chunk.get("choices", []))
+
+
+async def public_metrics(client: httpx.AsyncClient) -> str:
+    """/metrics without the client's bearer key: the gateway refuses a tenant key there
+    and answers the series summed over tenants to a scrape without one."""
+    req = client.build_request("GET", "/metrics")
+    req.headers.pop("Authorization", None)
+    return (await client.send(req)).text

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from loadtests.common import public_metrics
+
 
 @dataclass
 class Level:
@@ -70,7 +72,7 @@ async def _stream_one(
 async def _step_seconds(client: httpx.AsyncClient) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = (await client.get("/metrics")).text
+    text = await public_metrics(client)
     for fam in text_string_to_metric_families(text):
         if fam.name == "citer:step_seconds":
             return sum(s.value for s in fam.samples if s.name.endswith("_total"))
