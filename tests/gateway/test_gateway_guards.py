@@ -279,3 +279,16 @@ def test_admin_releases_holds_left_behind(redis_gateway, redis_url) -> None:
         assert c.delete(f"/admin/tenants/{tid}/holds").json() == {"released": 1}
         assert c.get(f"/admin/tenants/{tid}/holds").json()["data"] == []
     assert redis_gateway.usage(tid)["reserved"] == 0
+
+
+async def test_load_clients_read_public_metrics_with_a_tenant_key_set(gateway) -> None:
+    """The benchmark and load-test clients carry a tenant key for /v1; their /metrics
+    scrape drops it (a tenant key is no metrics credential) and still gets counters."""
+    from benchmarks.serving_client import scrape
+
+    _, key = gateway.new_tenant()
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=30) as c:
+        assert (await c.get("/metrics")).status_code == 401
+        counters = await scrape(c)
+    assert counters is not None and "router_s" in counters
