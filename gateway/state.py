@@ -47,16 +47,10 @@ class GatewayState:
             raise APIError(503, "The server is shutting down.", "server_error",
                            code="shutting_down", headers={"x-should-retry": "true"})  # fmt: skip
         if self.in_flight >= self.capacity:
-            self.metrics.rejected.labels(tenant_id, "queue_full").inc()
-            retry = str(self.settings.retry_after_s)
-            raise APIError(
-                503,
-                f"The server is at capacity ({self.capacity} requests running or queued); "
-                f"retry after {retry} s.",
-                "server_error",
-                code="server_overloaded",
-                headers={"Retry-After": retry, "x-should-retry": "true"},
-            )
+            raise self.unavailable(
+                tenant_id, "queue_full", "server_overloaded",
+                f"The server is at capacity ({self.capacity} requests running or queued).",
+            )  # fmt: skip
         self.in_flight += 1
 
     def release_slot(self) -> None:
@@ -64,15 +58,21 @@ class GatewayState:
 
     def queue_timeout(self, tenant_id: str) -> APIError:
         """503 for a request that got no batch slot within CITER_QUEUE_TIMEOUT_S."""
-        self.metrics.rejected.labels(tenant_id, "queue_timeout").inc()
+        return self.unavailable(
+            tenant_id, "queue_timeout", "queue_timeout",
+            f"The request waited {self.settings.queue_timeout_s:g} s for a batch slot without "
+            "getting one (CITER_QUEUE_TIMEOUT_S); its budget hold is released.",
+        )  # fmt: skip
+
+    def unavailable(self, tenant_id: str, reason: str, code: str, message: str) -> APIError:
+        """A 503 the client should retry after CITER_RETRY_AFTER_S; counted by reason."""
+        self.metrics.rejected.labels(tenant_id, reason).inc()
         retry = str(self.settings.retry_after_s)
         return APIError(
             503,
-            f"The request waited {self.settings.queue_timeout_s:g} s for a batch slot without "
-            f"getting one (CITER_QUEUE_TIMEOUT_S); its budget hold is released. Retry after "
-            f"{retry} s.",
+            f"{message} Retry after {retry} s.",
             "server_error",
-            code="queue_timeout",
+            code=code,
             headers={"Retry-After": retry, "x-should-retry": "true"},
         )
 
