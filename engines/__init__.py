@@ -7,8 +7,8 @@
     isolation.py    a failed batched call is bisected down to the sequences it hurts
     sequence.py     per-request counters; detok.py: text deltas and stop strings
     async_engine.py asyncio streaming (AsyncEngine) and generate_batch
-    hf.py           Hugging Face engine: per-sequence KV caches, batched extends
-    kvcache.py      per-sequence caches and the padded batch one forward uses
+    hf.py           Hugging Face engine: batched extends over one KV slot pool
+    kvcache.py      the slot pool: a view (or one copy) per forward, no per-step gather
     sampling.py     batched sampling, one random stream per (seed, position)
     features.py     RouterFeatures rows from engine tensors
     vllm_engine.py  two vLLM engines in this process (needs vLLM)

@@ -108,29 +108,27 @@ class HFEngine:
             eos_token_ids=eos_ids,
             features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN, FEATURE_TOPK),
         )
-        self._seqs: dict[int, kvcache.SeqKV] = {}
+        self.kv = kvcache.KVPool(self.kv_shape, self.dtype, cfg.device)
         self._probe()
 
     # -- cache bookkeeping ---------------------------------------------------
     def cache_len(self, seq_id: int) -> int:
-        s = self._seqs.get(seq_id)
-        return 0 if s is None else s.length
+        return self.kv.length(seq_id)
 
     def cached_tokens(self, seq_id: int) -> list[int]:
-        s = self._seqs.get(seq_id)
-        return [] if s is None else list(s.tokens)
+        return list(self.kv.tokens.get(seq_id, ()))
 
     def crop(self, seq_id: int, length: int) -> None:
-        if seq_id in self._seqs:
-            self._seqs[seq_id].crop(length)
+        if seq_id in self.kv:
+            self.kv.crop(seq_id, length)
         elif length:
             raise ValueError(f"crop seq {seq_id} to {length}: it has no cache")
 
     def free(self, seq_id: int) -> None:
-        self._seqs.pop(seq_id, None)
+        self.kv.free(seq_id)
 
     def num_caches(self) -> int:
-        return len(self._seqs)
+        return len(self.kv)
 
     def close(self) -> None:
         """Nothing beyond the caches and the model, which the process frees."""
@@ -195,17 +193,15 @@ class HFEngine:
         """Extend the caches; return hidden at each last new position [B, hidden]
         and at the probe offsets [sum(len(probe_at)), hidden] (None if none)."""
         for sid in seq_ids:
-            if sid not in self._seqs:
-                self._seqs[sid] = kvcache.SeqKV(self.kv_shape, self.dtype, self.cfg.device)
+            self.kv.add(sid)  # new sequences take the lowest free slots, in work order
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
         sizes = [len(x) for x in new]
         for chunk in kvcache.plan_chunks(
             sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens
         ):
-            h = self._forward_chunk(
-                [self._seqs[seq_ids[c]] for c in chunk], [new[c] for c in chunk]
-            )
+            chunk = [chunk[i] for i in self.kv.order([seq_ids[c] for c in chunk])]
+            h = self._forward_chunk([seq_ids[c] for c in chunk], [new[c] for c in chunk])
             for r, c in enumerate(chunk):
                 last[c] = h[r, sizes[c] - 1]  # [hidden]
                 probe[c] = h[r, probe_at[c]]  # [n_probe, hidden]
@@ -214,26 +210,23 @@ class HFEngine:
             return h_last, None
         return h_last, torch.cat(probe)  # type: ignore[arg-type]
 
-    def _forward_chunk(self, seqs: list[kvcache.SeqKV], new: list[list[int]]) -> torch.Tensor:
+    def _forward_chunk(self, seq_ids: list[int], new: list[list[int]]) -> torch.Tensor:
         """One padded forward; returns the final-norm hidden states [B, T, hidden]."""
         dev = self.cfg.device
-        n_new = [len(x) for x in new]
-        buf, cache, mask, past = kvcache.gather(seqs, n_new, self.dtype, dev)
-        b, t = len(seqs), max(n_new)
+        batch = self.kv.batch(seq_ids, [len(x) for x in new])
+        b, t = len(seq_ids), max(map(len, new))
         ids = torch.zeros(b, t, dtype=torch.long, device=dev)  # [B, T]; pad id 0 is masked
         for r, x in enumerate(new):
             ids[r, : len(x)] = torch.tensor(x, device=dev)
-        lengths = torch.tensor([s.length for s in seqs], device=dev)  # [B]
-        pos = lengths[:, None] + torch.arange(t, device=dev)[None, :]  # [B, T] true positions
-        pos = pos.clamp(max=self.info.max_context - 1)  # pad positions only
+        pos = batch.write_at.clamp(max=self.info.max_context - 1)  # [B, T]; pad rows only
         out = self.body(
             input_ids=ids,
-            attention_mask=mask,
+            attention_mask=batch.mask,
             position_ids=pos,
-            past_key_values=cache,
+            past_key_values=batch.cache,
             use_cache=True,
         )
-        kvcache.scatter(buf, seqs, new, past)
+        self.kv.commit(seq_ids, new, batch)
         return out.last_hidden_state  # [B, T, hidden]
 
     def _check(self, w: SeqWork) -> None:
