@@ -1,16 +1,18 @@
 """``citer bench``: the collaborative-decoding core benchmark.
 
-One run, one pair of engines, every configuration side by side:
-policies {slm-only, llm-only, routed at several thresholds} x concurrency
-{1, 4, 16} x run-ahead window {1, 4}. The scheduler is driven step by step
-here so each request's first-token time and inter-token latency are taken from
-the moment its tokens are committed. Per configuration it reports tokens/s,
-median inter-token latency (ms), LLM token share r, the router's share of
-step time, and for routed runs the cost-model bound on the speed-up over
-LLM-only, ``1 / (r + (1 - r) * t_slm / t_llm)``, where t_slm and t_llm are the
-per-token times of the SLM-only and LLM-only runs at the same concurrency and
-window in this same run. ``--engine hf,vllm`` runs every configuration on each
-engine in turn (the vLLM one needs .venv-vllm), each with its own baselines.
+One run, one pair of engines, every configuration side by side: policies {slm-only,
+llm-only, routed at several thresholds} x concurrency {1, 4, 16, 64} x run-ahead
+window {1, 4} x deferred LLM batching {off, 4 steps} (routed runs only: it changes
+nothing for one model alone). A concurrency c runs max(items, c) test items, all
+submitted at once, c decoding together. The scheduler is driven step by step here so
+each request's first-token time and inter-token latency are taken from the moment
+its tokens are committed. Per configuration it reports tokens/s, median inter-token
+latency (ms), LLM token share r, the router's share of step time, and for routed
+runs the cost-model bound on the speed-up over LLM-only, ``1 / (r + (1 - r) * t_slm
+/ t_llm)``, where t_slm and t_llm are the per-token times of the SLM-only and
+LLM-only runs at the same concurrency and window in this same run. ``--engine
+hf,vllm`` runs every configuration on each engine in turn (the vLLM one needs
+.venv-vllm), each with its own baselines.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class Row:
     bound: float | None = None  # cost-model speed-up bound over llm-only
     speedup: float | None = None  # measured tokens/s over llm-only
     engine: str = "hf"
+    defer_steps: int = 0  # deferred LLM batching (0: off)
+    llm_passes_per_token: float = 0.0  # batched LLM engine calls / generated tokens
+    llm_batch: float = 0.0  # mean sequences per LLM pass
+    slm_rows_per_token: float = 0.0  # SLM draft rows (forwards per sequence) / generated tokens
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slm", default="models/demo/slm")
     p.add_argument("--llm", default="models/demo/llm")
     p.add_argument("--items", type=int, default=32, help="test items per configuration")
-    p.add_argument("--concurrency", default="1,4,16")
+    p.add_argument("--concurrency", default="1,4,16,64")
     p.add_argument("--window", default="1,4")
+    p.add_argument("--defer", default="0,4", help="defer_steps values for routed runs")
+    p.add_argument("--defer-fill", type=float, default=0.5)
     p.add_argument(
         "--routed",
         default=",".join(ROUTED),
@@ -91,7 +99,7 @@ def _label(policy: str, share: float | None) -> str:
     return f"{policy}@{share:g}" if share is not None else policy
 
 
-def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
+def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens, defer=(0, 0.5)):
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from router_models.registry import make_router
@@ -101,7 +109,8 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
     policy, thr, share = routed
     router, thr = make_router(pair, policy, thr, target_share=share)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
-                      SchedulerConfig(window=window, max_batch=conc, seed=0))  # fmt: skip
+                      SchedulerConfig(window=window, max_batch=conc, seed=0,
+                                      defer_steps=defer[0], defer_fill=defer[1]))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     t0 = time.perf_counter()
     for i, it in enumerate(items):
@@ -139,6 +148,10 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens):
         round(llm_tok / max(1, slm_tok + llm_tok), 4),
         round(tot.router_s / step_s, 4) if step_s else 0.0,
         round(sum(ok) / len(ok), 4),
+        defer_steps=defer[0],
+        llm_passes_per_token=round(tot.llm_passes / max(1, tot.committed), 4),
+        llm_batch=round(tot.llm_calls / max(1, tot.llm_passes), 2),
+        slm_rows_per_token=round(tot.drafted / max(1, tot.committed), 3),
     )  # fmt: skip
 
 
@@ -149,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
     concs = [int(x) for x in args.concurrency.split(",")]
     windows = [int(x) for x in args.window.split(",")]
+    defers = [int(x) for x in args.defer.split(",")]
     routed = parse_routed(args.routed)
     engines = args.engine.split(",")
     if min(concs) < 1 or min(windows) < 1 or args.items < 1:
@@ -164,16 +178,18 @@ def run(args: argparse.Namespace) -> int:
     for pair in pairs.values():  # every policy must run on every engine, before any run
         for policy, thr, share in routed:
             make_router(pair, policy, thr, target_share=share)
-    items = load_split("test", args.items)
-    configs: list[Routed] = [("slm", None, None), ("llm", None, None), *routed]
+    configs = [(("slm", None, None), 0), (("llm", None, None), 0)]
+    configs += [(r, d) for r in routed for d in defers]
     rows: list[Row] = []
     bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
     for engine, pair in pairs.items():
         for conc in concs:
+            items = load_split("test", max(args.items, conc))
             for window in windows:
                 base: dict[str, Row] = {}
-                for cfg in configs:
-                    row = _run_one(pair, cfg, conc, window, items, args.max_tokens)
+                for cfg, defer in configs:
+                    row = _run_one(pair, cfg, conc, window, items, args.max_tokens,
+                                   (defer, args.defer_fill))  # fmt: skip
                     row.engine = engine
                     if cfg[0] in ("slm", "llm"):
                         base[cfg[0]] = row
@@ -194,15 +210,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| engine | policy | thr | conc | k | tok/s | ITL ms | TTFT ms | LLM share "
-            "| router % | acc | speed-up | bound | of bound |")  # fmt: skip
-    lines = [head, "|" + "---|" * 14]
+    head = ("| engine | policy | thr | conc | k | defer | tok/s | ITL ms | TTFT ms | LLM share "
+            "| LLM passes/tok | LLM batch | SLM rows/tok | router % | acc | speed-up | bound "
+            "| of bound |")  # fmt: skip
+    lines = [head, "|" + "---|" * 18]
     for r in rows:
         of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
         lines.append(
             f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | {r.window} | "
-            f"{r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | {r.llm_share:.3f} | "
-            f"{100 * r.router_share:.2f} | {r.accuracy:.3f} | {r.speedup or ''} | "
-            f"{r.bound or ''} | {of} |"
+            f"{r.defer_steps} | {r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | "
+            f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
+            f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "
+            f"{r.speedup or ''} | {r.bound or ''} | {of} |"
         )
     return "\n".join(lines)

@@ -10,7 +10,10 @@ Data flow::
       commit  keep each sequence's drafts before its first row with score > threshold
               whose position the LLM may write (Sequence.llm_allowed); crop the SLM
               cache to the committed length
-      LLM     llm.step(SeqWork per sequence cut short: catch-up on its committed
+      park    each sequence cut short parks (it drafts no more) until the LLM pass is
+              due: parked >= defer_fill x live sequences, or the oldest has waited
+              defer_steps steps, or no sequence is left to draft (defer_steps 0: at once)
+      LLM     llm.step(SeqWork per parked sequence: catch-up on its committed
               tokens the LLM has not seen, n_out = 1) -> the token at the cut;
               work a fallible (remote) LLM failed gets the SLM's draft there, or one
               SLM token when there is no draft (all-LLM runs): fail open
@@ -22,7 +25,7 @@ Data flow::
 Invariant (lazy commit): after a step each cache holds a prefix of the committed
 tokens. Draft j of a sequence sits at absolute position len(tokens) + j and is
 sampled from the stream (seed, position), as is the LLM's token there, so the
-run-ahead window and the batch never change which token a position gets.
+run-ahead window, the batch and deferral never change which token a position gets.
 
 Fault isolation: an exception in a batched SLM, router or LLM call is retried on
 halves of the batch until it is pinned on single sequences (``engines.isolation``);
@@ -73,10 +76,19 @@ class SchedulerConfig:
     max_batch: int = 16  # sequences decoded together; the rest wait in FIFO order
     max_tokens_cap: int = 1024  # the largest max_tokens a request may ask for
     seed: int | None = None  # draws the seeds of requests that give none (None: OS entropy)
+    # Deferred LLM batching: a sequence routed to the LLM parks (it stops drafting) and
+    # the LLM pass runs once parked >= defer_fill x running, or the oldest parked
+    # sequence has waited defer_steps steps, or nothing is left to draft.
+    defer_steps: int = 0  # 0: the LLM runs in the step that routed the position
+    defer_fill: float = 0.5
 
     def __post_init__(self) -> None:
         if self.window < 1:
             raise ValueError(f"window={self.window}: must be >= 1")
+        if self.defer_steps < 0:
+            raise ValueError(f"defer_steps={self.defer_steps}: must be >= 0")
+        if not 0.0 < self.defer_fill <= 1.0:
+            raise ValueError(f"defer_fill={self.defer_fill}: must lie in (0, 1]")
         if self.max_batch < 1:
             raise ValueError(f"max_batch={self.max_batch}: must be >= 1")
         if self.max_tokens_cap < 1:
@@ -120,6 +132,8 @@ class Scheduler:
         self.admitted: list[str] = []  # ids that got a batch slot in the latest step
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Sequence] = {}
+        self.parked: dict[str, tuple[LLMJob, int]] = {}  # id -> (its LLM job, step parked)
+        self._step_no = 0
         self._next_seq = 0
         self.last = StepStats()  # the latest step
         self.totals = StepStats()  # summed over all steps
@@ -171,22 +185,26 @@ class Scheduler:
         t0 = time.perf_counter()
         stats = StepStats()
         events = self._admit()
+        self._step_no += 1
         seqs = list(self.running.values())
         if seqs:
             solo: list[Sequence] = []  # the LLM writes every token: no SLM pass
             duo: list[Sequence] = []
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
-                (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
-            jobs: list[LLMJob] = []
+                if s.request_id not in self.parked:
+                    (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
+            new: list[LLMJob] = []
             drafted, failed = isolate(duo, lambda g: self._draft(g, stats), self._undo_slm)
             for group, (work, out, scores) in drafted:
-                jobs += commit(self.slm, group, work, out, scores, events, self._llm_score)
+                new += commit(self.slm, group, work, out, scores, events, self._llm_score)
                 stats.drafted += len(scores)
             # The LLM writes as many positions in a row as the ceilings let it (>= 1).
             window = self.config.window
-            jobs += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
+            new += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
+            self.parked.update((j.seq.request_id, (j, self._step_no)) for j in new)
+            jobs = self._due(seqs)
             with stats.timed("llm_s"):
-                done, lost = isolate(jobs, lambda g: run_llm(self.llm, g, events), self._undo_llm)
+                done, lost = isolate(jobs, lambda g: self._llm(g, events, stats), self._undo_llm)
             orphans = [job for _, group_orphans in done for job in group_orphans]
             if orphans:  # a failed all-LLM call has no SLM draft: the SLM writes it now
                 with stats.timed("slm_s"):
@@ -198,7 +216,7 @@ class Scheduler:
                 s = item if isinstance(item, Sequence) else item.seq
                 events.append(s.fail(error))
             self._emit(seqs)
-            stats.steps, stats.active = 1, len(seqs)
+            stats.steps, stats.active, stats.parked = 1, len(seqs), len(self.parked)
             stats.llm_calls = len(jobs)
             stats.llm_fallbacks = sum(e.fallback for e in events)
             stats.committed = sum(e.token_id is not None for e in events)
@@ -217,6 +235,27 @@ class Scheduler:
         with stats.timed("router_s"):
             scores = self.router.score(out.features)
         return work, out, checked(seqs, work, out, scores)
+
+    def _due(self, seqs: list[Sequence]) -> list[LLMJob]:
+        """The parked jobs whose LLM pass runs now: all of them, or none yet."""
+        if not self.parked:
+            return []
+        parked = len(self.parked)
+        drafting = sum(s.finish_reason is None for s in seqs) - parked  # next step's SLM rows
+        oldest = min(at for _, at in self.parked.values())
+        if (
+            drafting <= 0
+            or self._step_no - oldest >= self.config.defer_steps
+            or parked >= self.config.defer_fill * (drafting + parked)
+        ):
+            jobs = [job for job, _ in self.parked.values()]
+            self.parked.clear()
+            return jobs
+        return []
+
+    def _llm(self, jobs: list[LLMJob], events: list[TokenEvent], stats: StepStats) -> list[LLMJob]:
+        stats.llm_passes += 1
+        return run_llm(self.llm, jobs, events)
 
     def _undo_slm(self, items: list[Any]) -> None:
         """After a failed SLM call: each cache back to the tokens the SLM had seen."""
@@ -237,6 +276,7 @@ class Scheduler:
                 self.waiting.append(item)
             elif item in self.running:
                 s = self.running.pop(item)
+                self.parked.pop(item, None)
                 self._free(s)
                 events.append(TokenEvent(item, None, "", None, None, FINISH_ABORT, s.stats))
             elif any(r.request_id == item for r in self.waiting):

@@ -301,7 +301,9 @@ class StepStats:
     active: int = 0  # sequences decoded in this step
     drafted: int = 0  # router rows
     committed: int = 0  # tokens committed (all sequences)
-    llm_calls: int = 0  # sequences that needed an LLM token
+    llm_calls: int = 0  # sequences that needed an LLM token (LLM jobs run)
+    llm_passes: int = 0  # batched LLM engine calls (more than 1 only while isolating a fault)
+    parked: int = 0  # sequences waiting for a deferred LLM pass at the end of the step
     llm_fallbacks: int = 0  # of those, written by the SLM because the LLM failed
 
     @contextmanager

@@ -87,7 +87,11 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
         setup.note,
     )
     sched_cfg = SchedulerConfig(
-        window=cfg.window, max_batch=cfg.max_batch, max_tokens_cap=cfg.max_tokens_cap
+        window=cfg.window,
+        max_batch=cfg.max_batch,
+        max_tokens_cap=cfg.max_tokens_cap,
+        defer_steps=cfg.defer_steps,
+        defer_fill=cfg.defer_fill,
     )
     scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
     engine = AsyncEngine(scheduler)

@@ -66,6 +66,10 @@ class GatewaySettings(BaseSettings):
     threshold: float | None = None  # default routing threshold; None = the router's own
     window: int = Field(SCHED.window, ge=1, le=64)  # SLM run-ahead drafts per step
     max_batch: int = Field(SCHED.max_batch, ge=1, le=4096)  # sequences decoded together
+    # Deferred LLM batching: a sequence routed to the LLM waits (parked) until
+    # defer_fill of the running sequences are parked or it has waited defer_steps steps.
+    defer_steps: int = Field(SCHED.defer_steps, ge=0, le=64)  # 0: off (the LLM runs at once)
+    defer_fill: float = Field(SCHED.defer_fill, gt=0, le=1)
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"

@@ -39,10 +39,21 @@ def test_citer_card_at_a_target_share(tmp_path: Path) -> None:
 
     out = tmp_path / "core.json"
     p = bench("--items", "2", "--concurrency", "2", "--window", "4", "--max-tokens", "24",
-              "--routed", "citer@0.2,confidence:0.4", "--out", str(out))  # fmt: skip
+              "--routed", "citer@0.2,confidence:0.4", "--defer", "0,2",
+              "--out", str(out))  # fmt: skip
     assert p.returncode == 0, p.stderr
-    rows = {r["policy"]: r for r in json.loads(out.read_text())}
+    data = json.loads(out.read_text())
+    deferred = {r["policy"]: r for r in data if r["defer_steps"] == 2}
+    rows = {r["policy"]: r for r in data if r["defer_steps"] == 0}
     assert set(rows) == {"slm", "llm", "citer@0.2", "confidence"}
+    assert set(deferred) == {"citer@0.2", "confidence"}  # deferral is for routed runs only
+    for name in ("citer@0.2", "confidence"):  # deferral changes timing, never tokens
+        assert deferred[name]["tokens"] == rows[name]["tokens"]
+        assert deferred[name]["accuracy"] == rows[name]["accuracy"]
+    # the cost model's inputs, per run: LLM passes per token, their batch, SLM rows per token
+    assert rows["llm"]["llm_passes_per_token"] > 0 and rows["llm"]["slm_rows_per_token"] == 0
+    assert rows["slm"]["llm_passes_per_token"] == 0 and rows["slm"]["slm_rows_per_token"] >= 1
+    assert 1 <= rows["citer@0.2"]["llm_batch"] <= 2
     assert rows["slm"]["llm_share"] == 0.0 and rows["llm"]["llm_share"] == 1.0
     card = read_card(ROOT / "models" / "demo" / "router")
     assert rows["citer@0.2"]["threshold"] == pytest.approx(threshold_for_share(card, 0.2))
