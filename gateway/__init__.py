@@ -7,9 +7,10 @@ Data flow of one request::
             strict pydantic protocol (gateway.fields: unknown and unimplemented
             fields refused), model name + routing field (gateway.routing), prompt
             tokens (a worker thread), sampling params (gateway.common)
-         -> gateway.runner.start_run: scheduler limits (400), queue slot (503),
-            budget reservation (429, gateway.budget), routing params -> Run task:
-            batch seat (503 past CITER_QUEUE_TIMEOUT_S) -> AsyncEngine, hold renewed
+         -> gateway.admission.start: scheduler limits (400), capacity (503),
+            budget reservation (429, gateway.budget), routing params -> the
+            gateway.runner.Run task: batch seat (503 past CITER_QUEUE_TIMEOUT_S)
+            -> AsyncEngine, hold renewed
          -> gateway.streaming: SSE chunks or a whole answer (log-probs in OpenAI's
             shapes: gateway.logprobs); a disconnect aborts the Run
          -> Run settles the budget, records metrics (gateway.metrics) and the trace

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from engines.types import RequestStats
+from engines.types import FINISH_ABORT, RequestStats, TokenEvent
 from gateway.errors import APIError
 from gateway.state import GatewayState
 from gateway.tenancy import (
@@ -96,3 +96,12 @@ async def renew_hold(st: GatewayState, reservation: Reservation) -> None:
             await st.store.renew(reservation, ttl)
         except Exception:  # the store is down: settle still charges a late hold once
             log.warning("renewing hold %s failed", reservation.id, exc_info=True)
+
+
+def outcome(final: TokenEvent | None, error: BaseException | None) -> str:
+    """How the budget store counts the request's end."""
+    if isinstance(error, APIError):  # refused before it ran (queue timeout)
+        return "aborted"
+    if error is not None:
+        return "failed"
+    return "aborted" if final is None or final.finish_reason == FINISH_ABORT else "completed"

@@ -1,9 +1,5 @@
-"""One request's life in the gateway, written once.
+"""One admitted request's life in the gateway, written once (admission: gateway.admission).
 
-    start(st, tenant, spec)  (the request is parsed and validated: 400s are behind it)
-        root span -> scheduler limits (400) -> capacity (503) -> reserve the worst
-        case (429) -> engine.submit: the scheduler's one queue, with a deadline of
-        arrival + CITER_QUEUE_TIMEOUT_S -> Run
     Run.main (a task of its own, independent of the client connection)
         renew the budget hold every TTL/3 while the request lives
         pump    TokenEvents -> the response's queue (TTFT/ITL metrics on the way)
@@ -23,30 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
 
 from engines.async_engine import RequestHandle
-from engines.types import (
-    FINISH_ABORT,
-    FINISH_ERROR,
-    FINISH_TIMEOUT,
-    Request,
-    SamplingParams,
-    TokenEvent,
-)
-from gateway.budget import billed_tokens, renew_hold, reserve, settle
-from gateway.common import start_root_span
-from gateway.errors import APIError, bad_request
+from engines.types import FINISH_ABORT, FINISH_ERROR, FINISH_TIMEOUT, SamplingParams, TokenEvent
+from gateway.budget import billed_tokens, outcome, renew_hold, settle
+from gateway.errors import APIError
 from gateway.observe import Progress, record, refresh_remaining
-from gateway.routing import RoutePlan, routing_params
+from gateway.routing import RoutePlan
 from gateway.state import GatewayState
-from gateway.tenancy import Reservation, Tenant, TokenCounts, settle_tokens
+from gateway.tenancy import Reservation, Tenant, TokenCounts
 
 log = logging.getLogger("citer.gateway")
 
@@ -64,55 +50,6 @@ class RunSpec:
     prompt_ids: list[int]
     sampling: SamplingParams
     arrived: float  # time.perf_counter() when the request arrived
-
-
-async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | None) -> Run:
-    """Admit a validated request: limits (400), capacity (503), budget (429), then the
-    scheduler's queue. A refusal ends the request's root span with its status."""
-    sp = spec.sampling
-    root = start_root_span(
-        st, spec.operation, spec.model, tenant.id,
-        max_tokens=sp.max_tokens, temperature=sp.temperature, top_p=sp.top_p, seed=seed,
-    )  # fmt: skip
-    root.set_attribute("gen_ai.response.id", spec.request_id)
-    with _ends_on_refusal(root):
-        try:  # the scheduler's own limits, before any side effect
-            st.scheduler.validate(Request(spec.request_id, spec.prompt_ids, sp))
-        except ValueError as e:
-            raise bad_request(str(e)) from e
-        st.acquire_slot(tenant.id)
-        try:
-            with st.tracer.start_as_current_span("budget.reserve", context=_ctx(root)) as span:
-                res = await reserve(st, tenant, spec.plan.mode, len(spec.prompt_ids),
-                                    sp.max_tokens, span)  # fmt: skip
-            rp = routing_params(spec.plan, res.llm_allowed, res.max_llm_share)
-            waited = time.perf_counter() - spec.arrived
-            deadline = time.monotonic() + st.settings.queue_timeout_s - waited
-            try:
-                handle = st.engine.submit(Request(spec.request_id, spec.prompt_ids, sp, rp,
-                                                  deadline))  # fmt: skip
-            except BaseException:  # nothing ran: the hold goes back at no cost
-                await settle_tokens(st.store, res, tenant, TokenCounts(), "failed")
-                raise
-        except BaseException:
-            st.release_slot()
-            raise
-    run = Run(st, tenant, res, spec, root, handle)
-    run.task = asyncio.create_task(run.main())
-    st.runs.add(run)
-    run.task.add_done_callback(lambda _: st.runs.discard(run))
-    return run
-
-
-@contextmanager
-def _ends_on_refusal(root: Any) -> Iterator[None]:
-    try:
-        yield
-    except BaseException as e:
-        if isinstance(e, APIError):
-            root.set_attribute("error.type", str(e.status))
-        root.end()
-        raise
 
 
 class Run:
@@ -135,7 +72,7 @@ class Run:
         self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
         self.started = asyncio.Event()  # holds a batch slot, or ended (see ``refusal``)
         self.refusal: APIError | None = None  # why it ended before it got a batch slot
-        self.progress = Progress(st, spec.plan.mode, spec.arrived, _ctx(root))
+        self.progress = Progress(st, spec.plan.mode, spec.arrived, span_context(root))
 
     @property
     def degraded(self) -> bool:
@@ -204,25 +141,16 @@ class Run:
         stats, seen = (final.stats if final else None), self.progress.counts
         self.tokens = billed_tokens(stats, len(self.spec.prompt_ids), seen["slm"], seen["llm"])
         self.fallback_tokens = stats.llm_fallback_tokens if stats else seen["fallback"]
-        outcome = _outcome(final, error)
-        self.cost = await settle(self.st, self.tenant, self.reservation, self.tokens, outcome,
-                                 _ctx(self.root))  # fmt: skip
+        how = outcome(final, error)
+        self.cost = await settle(self.st, self.tenant, self.reservation, self.tokens, how,
+                                 span_context(self.root))  # fmt: skip
         self.st.release_slot()
-        record(self.st, self, outcome, final)
+        record(self.st, self, how, final)
         end = final or TokenEvent(self.spec.request_id, None, "", None, None, FINISH_ABORT)
         self.queue.put_nowait(error if error is not None else end)
         self.started.set()  # after ``refusal``: a waiting stream answers with it
         await refresh_remaining(self.st, self.tenant.id)
 
 
-def _outcome(final: TokenEvent | None, error: BaseException | None) -> str:
-    """How the budget store counts the request's end."""
-    if isinstance(error, APIError):  # refused before it ran (queue timeout)
-        return "aborted"
-    if error is not None:
-        return "failed"
-    return "aborted" if final is None or final.finish_reason == FINISH_ABORT else "completed"
-
-
-def _ctx(span: Any) -> Any:
+def span_context(span: Any) -> Any:
     return trace.set_span_in_context(span)

@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engines.types import TokenEvent
+from gateway.admission import RunSpec, start
 from gateway.body import read_json
 from gateway.chat.protocol import ChatCompletionRequest, chat_prompt
 from gateway.common import (
@@ -30,7 +31,7 @@ from gateway.common import (
 from gateway.errors import bad_request
 from gateway.logprobs import TokenNames, chat_entry, chat_logprobs
 from gateway.routing import plan_route
-from gateway.runner import Run, RunSpec, start
+from gateway.runner import Run
 from gateway.state import GatewayState
 from gateway.streaming import collect, stream, wait_admitted
 from gateway.tenancy import Tenant

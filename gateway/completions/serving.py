@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engines.types import TokenEvent
+from gateway.admission import RunSpec, start
 from gateway.body import read_json
 from gateway.common import (
     check_prompt,
@@ -26,7 +27,7 @@ from gateway.completions.protocol import CompletionRequest, prompt_ids
 from gateway.errors import bad_request
 from gateway.logprobs import CompletionLogprobs, TokenNames
 from gateway.routing import plan_route
-from gateway.runner import Run, RunSpec, start
+from gateway.runner import Run
 from gateway.state import GatewayState
 from gateway.streaming import collect, stream, wait_admitted
 from gateway.tenancy import Tenant
