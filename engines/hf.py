@@ -214,11 +214,11 @@ class HFEngine:
         """One padded forward; returns the final-norm hidden states [B, T, hidden]."""
         dev = self.cfg.device
         batch = self.kv.batch(seq_ids, [len(x) for x in new])
-        b, t = len(seq_ids), max(map(len, new))
-        ids = torch.zeros(b, t, dtype=torch.long, device=dev)  # [B, T]; pad id 0 is masked
-        for r, x in enumerate(new):
+        rows, t = batch.write_at.shape  # rows >= B: a span view runs idle rows too
+        ids = torch.zeros(rows, t, dtype=torch.long, device=dev)  # [R, T]; pad id 0 is masked
+        for r, x in zip(batch.index, new, strict=True):
             ids[r, : len(x)] = torch.tensor(x, device=dev)
-        pos = batch.write_at.clamp(max=self.info.max_context - 1)  # [B, T]; pad rows only
+        pos = batch.write_at.clamp(max=self.info.max_context - 1)  # [R, T]; pad rows only
         out = self.body(
             input_ids=ids,
             attention_mask=batch.mask,
@@ -227,7 +227,10 @@ class HFEngine:
             use_cache=True,
         )
         self.kv.commit(seq_ids, new, batch)
-        return out.last_hidden_state  # [B, T, hidden]
+        h = out.last_hidden_state  # [R, T, hidden]
+        if rows == len(seq_ids) and batch.index == list(range(rows)):
+            return h
+        return h[torch.tensor(batch.index, device=dev)]  # [B, T, hidden]
 
     def _check(self, w: SeqWork) -> None:
         check_work(w, self.cache_len(w.seq_id), self.info)

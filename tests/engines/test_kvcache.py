@@ -1,8 +1,10 @@
-"""The slot pool (engines/kvcache.py): views for neighbouring slots, copies otherwise,
-the same logits either way, and no garbage from a slot's former owner."""
+"""The slot pool (engines/kvcache.py): dense slots, views for a run or a narrow span
+of slots, a copy otherwise, the same tokens either way, and no garbage from a slot's
+former owner."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from engines.kvcache import KVPool
@@ -11,52 +13,59 @@ from engines.types import SamplingParams, SeqWork
 SP = SamplingParams(max_tokens=64)
 
 
-def test_slots_are_reused_lowest_first_and_memory_is_released_when_idle() -> None:
+def test_slots_stay_dense_and_memory_is_released_when_idle() -> None:
     pool = KVPool((1, 2, 1, 4), torch.float32, "cpu")
-    for sid in (10, 11, 12):
-        pool.add(sid)
-    assert [pool.slot[s] for s in (10, 11, 12)] == [0, 1, 2]
-    pool.batch([10, 11, 12], [1, 1, 1])
-    pool.free(11)
-    pool.add(13)
-    assert pool.slot[13] == 1  # the hole is refilled, so the batch stays one view
-    b = pool.batch([10, 13, 12], [1, 1, 1])
-    assert b.rows is None  # slots 0..2 in order: a view of the pool, nothing copied
-    b = pool.batch([10, 12], [1, 1])
-    assert b.rows is not None and b.rows.tolist() == [0, 2]  # a gap: one copy
-    for sid in (10, 12, 13):
+    with torch.inference_mode():
+        ids = [10, 11, 12, 13, 14, 15]
+        b = pool.batch(ids, [2, 1, 1, 1, 1, 1])
+        assert [pool.slot[s] for s in ids] == [0, 1, 2, 3, 4, 5]
+        assert b.copied is None and b.index == [0, 1, 2, 3, 4, 5]  # a run of slots: a view
+        pool.commit(ids, [[1, 2], [3], [4], [5], [6], [7]], b)
+        kept = pool.pool[:, :, 5, :, :1].clone()
+        pool.free(11)  # the last sequence moves into the hole, with its cache
+        assert pool.owner == [10, 15, 12, 13, 14] and pool.slot[15] == 1
+        assert torch.equal(pool.pool[:, :, 1, :, :1], kept)
+        b = pool.batch([10, 12], [1, 1])  # slots 0 and 2: a decode over a span of 3 <= 2 x 2
+        assert b.copied is None and b.index == [0, 2] and b.write_at.shape[0] == 3
+        b = pool.batch([10, 14], [1, 1])  # slots 0 and 4: a span of 5 rows: copied
+        assert b.copied is not None and b.copied.tolist() == [0, 4] and b.index == [0, 1]
+    for sid in (10, 12, 13, 14, 15):
         pool.free(sid)
     assert pool.pool is None and len(pool) == 0
 
 
-def test_view_and_copy_batches_give_the_logits_of_one_sequence_alone(engines) -> None:
+@pytest.mark.parametrize("subset", [(1, 2, 3, 4), (1, 3), (1, 5)], ids=["run", "span", "copy"])
+def test_every_batch_layout_gives_the_tokens_of_one_sequence_alone(engines, subset) -> None:
     _, llm, _ = engines
-    prompts = {1: [5, 9, 3, 7], 2: [4, 4], 3: [8, 6, 5, 3, 9, 11]}
+    prompts = {1: [5, 9, 3, 7], 2: [4, 4], 3: [8, 6, 5, 3, 9, 11], 4: [7, 7, 2], 5: [3, 8]}
     alone = {}
     for sid, p in prompts.items():
-        out = llm.step([SeqWork(100 + sid, 0, p, SP, 0, 3)])
-        alone[sid] = out.tokens[0]
+        alone[sid] = llm.step([SeqWork(100 + sid, 0, p, SP, 0, 3)]).tokens[0]
         llm.free(100 + sid)
-    llm.step([SeqWork(sid, 0, p[:1], SP, 0, 1) for sid, p in prompts.items()])  # slots 0..2
-    view = llm.step([SeqWork(sid, 1, p[1:], SP, 0, 3) for sid, p in prompts.items()])
-    assert view.tokens == list(alone.values())
-    llm.crop(2, 1)
-    copy = llm.step([SeqWork(2, 1, prompts[2][1:], SP, 0, 3)])  # slot 1 alone: a copy
-    assert copy.tokens == [alone[2]]
+    llm.step([SeqWork(sid, 0, p[:1], SP, 0, 1) for sid, p in prompts.items()])  # slots 0..4
+    layout = llm.kv.batch(list(subset), [1] * len(subset))
+    assert (layout.copied is not None) == (subset == (1, 5))
+    out = llm.step([SeqWork(sid, 1, prompts[sid][1:], SP, 0, 3) for sid in subset])
+    assert out.tokens == [alone[sid] for sid in subset]
     for sid in prompts:
         llm.free(sid)
 
 
-def test_a_poisoned_former_owner_leaves_nothing_in_its_slot(engines) -> None:
+def test_a_poisoned_former_owner_leaves_nothing_behind(engines) -> None:
     _, llm, _ = engines
-    ref = llm.step([SeqWork(1, 0, [5, 9, 3], SP, 0, 4)]).tokens
-    llm.free(1)
-    llm.step([SeqWork(1, 0, [7], SP, 0, 1), SeqWork(2, 0, [7, 7, 7, 7, 7, 7], SP, 0, 1)])
-    with torch.inference_mode():  # a fault: its K/V went non-finite
-        llm.kv.pool[:, :, llm.kv.slot[2]] = float("nan")
-    llm.free(2)
-    # seq 3 takes slot 1 beside seq 1's longer row, so its row reads past its own end
-    again = llm.step([SeqWork(1, 1, [6] * 8, SP, 0, 1), SeqWork(3, 0, [5, 9, 3], SP, 0, 4)])
-    assert again.tokens[1] == ref[0]
-    llm.free(1)
-    llm.free(3)
+    ref = []
+    for prompt, n_out in (([7, 7] + [6] * 8, 1), ([5, 9, 3], 4)):
+        ref.append(llm.step([SeqWork(9, 0, prompt, SP, 0, n_out)]).tokens[0])
+        llm.free(9)
+    llm.step([SeqWork(sid, 0, [7] * n, SP, 0, 1) for sid, n in ((1, 12), (2, 8), (3, 2))])
+    kv = llm.kv
+    with torch.inference_mode():  # a fault: seq 1's keys/values went non-finite, and the
+        kv.pool[:, :, kv.slot[1], :, : kv.dirty[kv.slot[1]]] = float("nan")  # padding
+        kv.pool[:, :, kv.slot[3], :, 2 : kv.dirty[kv.slot[3]]] = float("nan")  # seq 3 wrote
+    llm.free(1)  # seq 3 (2 positions) moves into seq 1's slot (12 poisoned positions)
+    assert llm.kv.slot[3] == 0
+    # seq 4 takes seq 3's old slot; both rows read keys past their own ends
+    out = llm.step([SeqWork(3, 2, [6] * 8, SP, 0, 1), SeqWork(4, 0, [5, 9, 3], SP, 0, 4)])
+    assert out.tokens == ref
+    for sid in (2, 3, 4):
+        llm.free(sid)
