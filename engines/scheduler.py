@@ -11,8 +11,7 @@ Data flow::
               whose position the LLM may write (Sequence.llm_allowed); crop the SLM
               cache to the committed length
       park    each sequence cut short parks (it drafts no more) until the LLM pass is
-              due: parked >= defer_fill x live sequences, or the oldest has waited
-              defer_steps steps, or no sequence is left to draft (defer_steps 0: at once)
+              due (``engines.deferral``; with defer_steps 0, in the same step)
       LLM     llm.step(SeqWork per parked sequence: catch-up on its committed
               tokens the LLM has not seen, n_out = 1) -> the token at the cut;
               work a fallible (remote) LLM failed gets the SLM's draft there, or one
@@ -48,6 +47,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engines.deferral import Parking
 from engines.isolation import isolate, rewind
 from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.sequence import Sequence
@@ -132,7 +132,7 @@ class Scheduler:
         self.admitted: list[str] = []  # ids that got a batch slot in the latest step
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Sequence] = {}
-        self.parked: dict[str, tuple[LLMJob, int]] = {}  # id -> (its LLM job, step parked)
+        self.parked = Parking(self.config.defer_steps, self.config.defer_fill)
         self._step_no = 0
         self._next_seq = 0
         self.last = StepStats()  # the latest step
@@ -201,8 +201,8 @@ class Scheduler:
             # The LLM writes as many positions in a row as the ceilings let it (>= 1).
             window = self.config.window
             new += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
-            self.parked.update((j.seq.request_id, (j, self._step_no)) for j in new)
-            jobs = self._due(seqs)
+            self.parked.park(new, self._step_no)
+            jobs = self.parked.due(sum(s.finish_reason is None for s in seqs), self._step_no)
             with stats.timed("llm_s"):
                 done, lost = isolate(jobs, lambda g: self._llm(g, events, stats), self._undo_llm)
             orphans = [job for _, group_orphans in done for job in group_orphans]
@@ -236,23 +236,6 @@ class Scheduler:
             scores = self.router.score(out.features)
         return work, out, checked(seqs, work, out, scores)
 
-    def _due(self, seqs: list[Sequence]) -> list[LLMJob]:
-        """The parked jobs whose LLM pass runs now: all of them, or none yet."""
-        if not self.parked:
-            return []
-        parked = len(self.parked)
-        drafting = sum(s.finish_reason is None for s in seqs) - parked  # next step's SLM rows
-        oldest = min(at for _, at in self.parked.values())
-        if (
-            drafting <= 0
-            or self._step_no - oldest >= self.config.defer_steps
-            or parked >= self.config.defer_fill * (drafting + parked)
-        ):
-            jobs = [job for job, _ in self.parked.values()]
-            self.parked.clear()
-            return jobs
-        return []
-
     def _llm(self, jobs: list[LLMJob], events: list[TokenEvent], stats: StepStats) -> list[LLMJob]:
         stats.llm_passes += 1
         return run_llm(self.llm, jobs, events)
@@ -276,7 +259,7 @@ class Scheduler:
                 self.waiting.append(item)
             elif item in self.running:
                 s = self.running.pop(item)
-                self.parked.pop(item, None)
+                self.parked.drop(item)
                 self._free(s)
                 events.append(TokenEvent(item, None, "", None, None, FINISH_ABORT, s.stats))
             elif any(r.request_id == item for r in self.waiting):
