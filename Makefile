@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
+.PHONY: fuzz serve serve-real real-pair bench-real test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,15 @@ serve-real: $(STAMP)
 	CITER_BOOTSTRAP_TENANT=$${CITER_BOOTSTRAP_TENANT-demo} \
 	CITER_ADMIN_KEY=$${CITER_ADMIN_KEY-sk-citer-admin-dev} \
 	$(VENV)/bin/citer serve
+
+# Core decoding benchmark on the real pair (bf16, 2 threads): LLM-only vs the confidence
+# router at two thresholds (no CITER card yet), c = 1, 4, 16; the demo task prompts (speed
+# only: the Qwen pair does not answer in the demo tasks' format); ~25 min on 2 cores.
+bench-real: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(VENV)/bin/citer bench --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 --threads 2 \
+		--items 4 --concurrency 1,4,16 --window 1,4 --defer 0,4 \
+		--routed confidence:0.3,confidence:0.5 --max-tokens 64 --out benchmarks/real/core.json
 
 test: $(STAMP) $(VSTAMP)
 	# The tenancy tests start a real redis-server; install it if missing (Debian, as root).

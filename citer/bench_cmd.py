@@ -74,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="benchmarks/core.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--engine", default="hf", help="hf, vllm or hf,vllm (side by side)")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     p.set_defaults(func=run)
 
 
@@ -174,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
     # One thread: on a 2-core box with anything else running, 2 OpenMP threads
     # spin against each other and small-matrix decode gets ~50x slower.
     torch.set_num_threads(args.threads)
-    pairs = {e: build_pair(PairConfig(args.slm, args.llm, engine=e)) for e in engines}
+    pairs = {
+        e: build_pair(PairConfig(args.slm, args.llm, dtype=args.dtype, engine=e)) for e in engines
+    }
     for pair in pairs.values():  # every policy must run on every engine, before any run
         for policy, thr, share in routed:
             make_router(pair, policy, thr, target_share=share)
