@@ -26,6 +26,7 @@ COPY router_models ./router_models
 COPY tasks ./tasks
 COPY demo ./demo
 COPY gateway ./gateway
+COPY pairs ./pairs
 RUN pip install .
 
 # ---------------------------------------------------------------- CPU: the slim runtime
@@ -72,6 +73,7 @@ COPY router_models ./router_models
 COPY tasks ./tasks
 COPY demo ./demo
 COPY gateway ./gateway
+COPY pairs ./pairs
 # vLLM pins its CUDA torch build (2.14.x), which satisfies the project's torch>=2.13,<2.15.
 RUN uv pip install "vllm==${VLLM_VERSION}" .
 
