@@ -19,6 +19,7 @@ import torch
 from engines import features as features_mod
 from engines import kvcache
 from engines.bookkeeping import check_work
+from engines.masking import mask_logits
 from engines.sampling import sample, token_logprobs
 from engines.types import EngineInfo, SamplingParams, SeqWork, StepOutput, TokenLogprob
 from router_models.base import (
@@ -107,6 +108,7 @@ class HFEngine:
             max_context=c.max_position_embeddings,
             eos_token_ids=eos_ids,
             features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN, FEATURE_TOPK),
+            masks=True,
         )
         self.kv = kvcache.KVPool(self.kv_shape, self.dtype, cfg.device)
         self._probe()
@@ -151,38 +153,60 @@ class HFEngine:
         active = list(range(len(work)))
         feed = [w.new_tokens for w in work]
         probe_at = [list(w.probe_offsets) for w in work]
+        grammars = [w.grammar for w in work]
+        forced: list[list[bool]] | None = None
+        if any(g is not None for g in grammars):
+            forced = [[] for _ in work]
+        drafted = [0] * len(work)  # tokens each grammar consumed in this step (rolled back)
         j = 0
-        while active:
-            hidden, probe_h = self._forward([work[i].seq_id for i in active], feed, probe_at)
-            logits = self.head(hidden).float()  # [B, vocab]
-            pos = [work[i].start + len(work[i].new_tokens) + j for i in active]
-            ids = sample(
-                logits, [work[i].sampling for i in active], [work[i].seed for i in active], pos
-            )  # [B]
-            if probe_h is not None:
-                probes = features_mod.probe_rows(work, self.head(probe_h).float(), probe_h.float())
-            if ask_lp:
-                ks = [work[i].sampling.logprobs for i in active]
-                for i, lp in zip(active, token_logprobs(logits, ids, ks), strict=True):
-                    if lp is not None:
-                        lps[i].append(lp)
-            rows += [(i, j) for i in active]
-            ids_f.append(ids)
-            if FEATURE_LOGITS in want:
-                logits_f.append(logits)
-            if FEATURE_HIDDEN in want:
-                hidden_f.append(hidden.float())
-            if FEATURE_TOPK in want:
-                topk_f.append(topk_logprobs(logits))
-            nxt = []
-            for i, t in zip(active, ids.tolist(), strict=True):
-                tokens[i].append(t)
-                if len(tokens[i]) < work[i].n_out and t not in self.info.eos_token_ids:
-                    nxt.append(i)
-            active, j = nxt, j + 1
-            feed = [[tokens[i][-1]] for i in nxt]  # run-ahead: feed the draft back
-            probe_at = [[] for _ in nxt]
-        out = StepOutput(tokens=tokens, probes=probes, logprobs=lps if ask_lp else None)
+        try:
+            while active:
+                hidden, probe_h = self._forward([work[i].seq_id for i in active], feed, probe_at)
+                logits = self.head(hidden).float()  # [B, vocab]
+                if forced is not None:  # before sampling, log-probs and router features
+                    only = mask_logits(
+                        logits, [grammars[i] for i in active], self.info.eos_token_ids
+                    )
+                    for i, f in zip(active, only, strict=True):
+                        forced[i].append(f)
+                pos = [work[i].start + len(work[i].new_tokens) + j for i in active]
+                ids = sample(
+                    logits, [work[i].sampling for i in active], [work[i].seed for i in active],
+                    pos,
+                )  # fmt: skip  # [B]
+                if probe_h is not None:
+                    probes = features_mod.probe_rows(
+                        work, self.head(probe_h).float(), probe_h.float()
+                    )
+                if ask_lp:
+                    ks = [work[i].sampling.logprobs for i in active]
+                    for i, lp in zip(active, token_logprobs(logits, ids, ks), strict=True):
+                        if lp is not None:
+                            lps[i].append(lp)
+                rows += [(i, j) for i in active]
+                ids_f.append(ids)
+                if FEATURE_LOGITS in want:
+                    logits_f.append(logits)
+                if FEATURE_HIDDEN in want:
+                    hidden_f.append(hidden.float())
+                if FEATURE_TOPK in want:
+                    topk_f.append(topk_logprobs(logits))
+                nxt = []
+                for i, t in zip(active, ids.tolist(), strict=True):
+                    tokens[i].append(t)
+                    if len(tokens[i]) < work[i].n_out and t not in self.info.eos_token_ids:
+                        nxt.append(i)
+                        if grammars[i] is not None:  # the next draft's mask follows this one
+                            grammars[i].advance(t)
+                            drafted[i] += 1
+                active, j = nxt, j + 1
+                feed = [[tokens[i][-1]] for i in nxt]  # run-ahead: feed the draft back
+                probe_at = [[] for _ in nxt]
+        finally:  # the grammars leave as they came: committed tokens only
+            for g, n in zip(grammars, drafted, strict=True):
+                if n:
+                    g.rollback(n)
+        out = StepOutput(tokens, probes=probes, logprobs=lps if ask_lp else None, forced=forced)
         if features is not None:
             out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f, topk_f)
         return out

@@ -3,6 +3,9 @@
     jobs (LLMJob: a cut of a routed sequence, or an all-LLM run of up to `window`)
       run_llm   llm.step(SeqWork per job: catch-up on the committed tokens the LLM has
                 not seen + n_out tokens) -> commit them as "llm"
+                an LLM that cannot mask (remote) has its tokens checked against the
+                sequence's grammar; the first refused one ends its tokens there, and
+                a refused first token counts as a failure:
                 a job the LLM failed (a fallible engine: remote, slow or down):
                   with an SLM draft at the cut -> commit that draft (fallback)
                   without one (all-LLM run)   -> returned to fall_back
@@ -13,7 +16,8 @@ tokens fails that sequence alone. An exception from the engine call itself leave
 nothing committed, so the scheduler can retry smaller batches (``engines.isolation``).
 
 Invariant: a failed LLM job changes neither the LLM's cache nor ``llm_seen``, so
-the next call catches up on the same tokens plus those committed since. A
+the next call catches up on the same tokens plus those committed since (a job whose
+first token the grammar refused keeps the catch-up it was sent, nothing more). A
 fallback token is the SLM's own sample at that position (stream (seed, position)),
 so an LLM that always fails turns any policy into exactly always-SLM.
 """
@@ -41,9 +45,10 @@ def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[L
     """One batched LLM step over ``jobs``; returns the failed jobs that have no draft."""
     if not jobs:
         return []
+    masks = llm.info.masks
     work = [
         SeqWork(j.seq.seq_id, j.seq.llm_seen, j.seq.tokens[j.seq.llm_seen :],
-                j.seq.req.sampling, j.seq.seed, j.n_out)
+                j.seq.req.sampling, j.seq.seed, j.n_out, grammar=j.seq.grammar if masks else None)
         for j in jobs
     ]  # fmt: skip
     out = llm.step(work)
@@ -52,16 +57,30 @@ def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[L
     for k, (job, w, toks, why) in enumerate(zip(jobs, work, out.tokens, failed, strict=True)):
         s = job.seq
         try:
-            if why is not None:  # fail open; the LLM saw nothing (llm_seen stays)
+            if why is None and not masks and s.grammar is not None:
+                toks = toks[: s.grammar.valid_prefix(toks)]  # checked, since not masked
+                if not toks:  # the LLM saw the catch-up; its token broke the grammar
+                    s.stats.llm_input_tokens += len(w.new_tokens)
+                    _crop(llm, s, w.start + len(w.new_tokens))
+                    why = "grammar"
+            if why is not None:  # fail open; the LLM's cache holds committed tokens only
                 if job.draft is None:
                     orphans.append(job)
                 else:
                     events.append(s.commit(job.draft, "slm", job.score, job.draft_lp, True))
                 continue
-            _commit_llm(llm, s, job, w, toks, out.logprobs[k] if out.logprobs else [], events)
+            lps = out.logprobs[k] if out.logprobs else []
+            forced = out.forced[k] if out.forced else [False] * len(toks)
+            _commit_llm(llm, s, job, w, toks, lps, forced, events)
         except Exception as e:  # this sequence only: the others' tokens are committed
             events.append(s.fail(e))
     return orphans
+
+
+def _crop(llm: Engine, s: Sequence, seen: int) -> None:
+    s.llm_seen = seen
+    if llm.cache_len(s.seq_id) > seen:
+        llm.crop(s.seq_id, seen)
 
 
 def _commit_llm(
@@ -71,12 +90,13 @@ def _commit_llm(
     w: SeqWork,
     toks: list[int],
     lps: list[TokenLogprob],
+    forced: list[bool],
     events: list[TokenEvent],
 ) -> None:
     s.stats.llm_input_tokens += len(w.new_tokens)
     cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
     for j, tok in enumerate(toks):
-        events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None))
+        events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None, False, forced[j]))
         if s.finish_reason:
             break
     s.llm_seen = min(cached, len(s.tokens))
@@ -90,7 +110,8 @@ def fall_back(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None
     for j in jobs:
         s = j.seq
         new = s.tokens[s.slm_seen :]  # >= 1 token: the last committed one is never fed yet
-        work.append(SeqWork(s.seq_id, s.slm_seen, new, s.req.sampling, s.seed, 1))
+        work.append(SeqWork(s.seq_id, s.slm_seen, new, s.req.sampling, s.seed, 1,
+                            grammar=s.grammar))  # fmt: skip
     out = slm.step(work)
     for k, (j, w, toks) in enumerate(zip(jobs, work, out.tokens, strict=True)):
         j.seq.stats.slm_input_tokens += len(w.new_tokens)

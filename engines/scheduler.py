@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engines.deferral import Parking
+from engines.grammar import Grammars
 from engines.isolation import isolate, rewind
 from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.sequence import Sequence
@@ -95,6 +96,18 @@ class SchedulerConfig:
             raise ValueError(f"max_tokens_cap={self.max_tokens_cap}: must be >= 1")
 
 
+def _grammars(
+    slm: Engine, llm: Engine, tokenizer: Any, vocab: int, eos: frozenset[int]
+) -> tuple[Grammars | None, str]:
+    """The pair's grammar support, or None and why not (structured requests get a 400)."""
+    if not slm.info.masks:
+        return None, f"the SLM engine ({slm.info.name}) cannot apply grammar masks: use hf"
+    try:
+        return Grammars(tokenizer, vocab, eos), ""
+    except Exception as e:  # e.g. a slow (Python) tokenizer llguidance cannot read
+        return None, f"llguidance cannot read this tokenizer: {type(e).__name__}: {e}"
+
+
 class Scheduler:
     def __init__(
         self,
@@ -123,6 +136,7 @@ class Scheduler:
             eos.add(tokenizer.eos_token_id)
         self.eos_ids = frozenset(eos)
         self.vocab = vocab
+        self.grammars, self.no_grammar = _grammars(slm, llm, tokenizer, vocab, self.eos_ids)
         self.max_context = min(slm.info.max_context, llm.info.max_context)
         self._rng = random.Random(self.config.seed)
         self._lock = threading.Lock()  # guards _inbox and _ids (callers live on other threads)
@@ -152,6 +166,12 @@ class Scheduler:
         cap = self.config.max_tokens_cap
         if req.sampling.max_tokens > cap:
             raise ValueError(f"max_tokens={req.sampling.max_tokens}: allowed range [1, {cap}]")
+        if req.grammar is not None:
+            if self.grammars is None:
+                raise ValueError(f"grammar: structured output is not available ({self.no_grammar})")
+            why = self.grammars.check(req.grammar)
+            if why:
+                raise ValueError(f"grammar: {why}")
 
     def add_request(self, req: Request) -> None:
         """Queue a request; bad input raises here, before any engine work."""
@@ -275,9 +295,12 @@ class Scheduler:
             thr = req.routing.threshold
             thr = self.router.default_threshold if thr is None else thr
             try:
-                s = Sequence.start(
-                    self._next_seq, req, seed, thr, self.max_context, self.tokenizer, self.eos_ids
-                )
+                grammar = None
+                if req.grammar is not None:
+                    assert self.grammars is not None  # validate() refused it otherwise
+                    grammar = self.grammars.start(req.grammar)
+                s = Sequence.start(self._next_seq, req, seed, thr, self.max_context,
+                                   self.tokenizer, self.eos_ids, grammar)  # fmt: skip
             except Exception as e:  # e.g. the detokenizer refused its stop strings
                 self._forget(req.request_id)
                 why = f"{type(e).__name__}: {e}"

@@ -36,6 +36,9 @@ class Sequence:
     llm_seen: int = 0
     finish_reason: str | None = None
     stats: RequestStats = field(default_factory=RequestStats)
+    # engines.grammar.SeqGrammar when the request has a grammar: it has consumed exactly
+    # the committed completion tokens (every engine step leaves it so)
+    grammar: Any = None
 
     @classmethod
     def start(
@@ -47,9 +50,11 @@ class Sequence:
         max_context: int,
         tokenizer: Any,
         eos_ids: frozenset[int],
+        grammar: Any = None,
     ) -> Sequence:
         det = Detokenizer(tokenizer, req.sampling.stop)
-        return cls(seq_id, req, seed, threshold, max_context, det, eos_ids, list(req.prompt_ids))
+        return cls(seq_id, req, seed, threshold, max_context, det, eos_ids,
+                   list(req.prompt_ids), grammar=grammar)  # fmt: skip
 
     @property
     def request_id(self) -> str:
@@ -91,10 +96,16 @@ class Sequence:
         score: float | None,
         lp: TokenLogprob | None = None,
         fallback: bool = False,
+        forced: bool = False,
     ) -> TokenEvent:
         """Append one committed token; finish on eos / stop string / length.
         ``lp``: its log-probs from the model that wrote it, if the request asked.
-        ``fallback``: an SLM token at a position routed to an LLM that failed."""
+        ``fallback``: an SLM token at a position routed to an LLM that failed.
+        ``forced``: the grammar allowed this token alone.
+        A token the grammar refuses raises (the caller fails the sequence)."""
+        if self.grammar is not None and token not in self.eos_ids:
+            self.grammar.advance(token)
+        self.stats.forced_tokens += forced
         self.tokens.append(token)
         if source == "llm":
             self.stats.llm_tokens += 1

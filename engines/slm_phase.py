@@ -1,10 +1,11 @@
 """The SLM phase of a scheduler step: plan drafts, check the router's answer, commit.
 
     plan     SeqWork per sequence: its committed tokens the SLM has not seen,
-             n_out = up to `window` drafts
+             n_out = up to `window` drafts, under the sequence's grammar if it has one
     checked  one router score per drafted row; counts what the SLM prefilled
     commit   keep each sequence's drafts before its first row with score > threshold
-             whose position the LLM may write (Sequence.llm_allowed); crop the SLM
+             whose position the LLM may write (Sequence.llm_allowed) and the grammar
+             does not force (StepOutput.forced); crop the SLM
              cache to the committed length; an LLMJob for each sequence cut short
 
 Plain Python, no torch. ``commit`` fails only the sequence whose commit raised (its
@@ -25,7 +26,7 @@ from engines.types import Engine, SeqWork, StepOutput, TokenEvent
 def plan(seqs: list[Sequence], window: int) -> list[SeqWork]:
     return [
         SeqWork(s.seq_id, s.slm_seen, s.tokens[s.slm_seen :], s.req.sampling, s.seed,
-                s.draft_len(window))
+                s.draft_len(window), grammar=s.grammar)
         for s in seqs
     ]  # fmt: skip
 
@@ -60,8 +61,9 @@ def commit(
         sc = scores[row : row + len(toks)]
         row += len(toks)
         lps = out.logprobs[k] if out.logprobs else []
+        forced = out.forced[k] if out.forced else [False] * len(toks)
         try:
-            cut = _commit_one(slm, s, w, toks, sc, lps, events)
+            cut = _commit_one(slm, s, w, toks, sc, lps, forced, events)
         except Exception as e:  # this sequence's tokens only (detokenizer, stop strings)
             events.append(s.fail(e))
             continue
@@ -77,15 +79,19 @@ def _commit_one(
     toks: list[int],
     sc: list[float],
     lps: list[Any],
+    forced: list[bool],
     events: list[TokenEvent],
 ) -> int | None:
-    """Commit one sequence's drafts; the row the LLM writes next, or None."""
+    """Commit one sequence's drafts; the row the LLM writes next, or None. A row the
+    grammar forces (one allowed token) is never routed: the LLM could only agree."""
     s.stats.drafted_tokens += len(toks)
     cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last draft was never fed
-    routed = (i for i, x in enumerate(sc) if x > s.threshold and s.llm_allowed(i))
+    routed = (
+        i for i, x in enumerate(sc) if x > s.threshold and not forced[i] and s.llm_allowed(i)
+    )
     cut = next(routed, len(toks))
     for j in range(cut):
-        events.append(s.commit(toks[j], "slm", sc[j], lps[j] if lps else None))
+        events.append(s.commit(toks[j], "slm", sc[j], lps[j] if lps else None, False, forced[j]))
         if s.finish_reason:
             break
     s.slm_seen = min(cached, len(s.tokens))

@@ -50,6 +50,9 @@ class EngineInfo:
     # May fail per sequence (StepOutput.failed): a server behind a network. Only the LLM
     # may be fallible; its failed positions get the SLM's token.
     fallible: bool = False
+    # Applies SeqWork.grammar masks before sampling. An LLM that cannot (a remote server)
+    # has each token checked against the grammar instead; a refused one fails open.
+    masks: bool = False
 
 
 def check_features(router: str, needed: Iterable[str], engine: str, offered: Iterable[str]) -> None:
@@ -142,6 +145,8 @@ class Request:
     # time.monotonic() by which it must hold a batch slot, else it ends FINISH_TIMEOUT
     # (a budget hold must not outlive its TTL in the queue); None: waits as long as needed
     deadline: float | None = None
+    # llguidance grammar (engines.grammar) every completion token must follow; None: free
+    grammar: str | None = None
 
 
 @dataclass
@@ -162,6 +167,9 @@ class SeqWork:
     # Offsets into new_tokens whose (logits, hidden) are also returned as probe rows
     # (teacher forcing); the probe row of offset o predicts position start + o + 1.
     probe_offsets: tuple[int, ...] = ()
+    # The sequence's grammar state after the committed tokens (engines.grammar.SeqGrammar):
+    # a masking engine samples every token under it and leaves it as it found it.
+    grammar: Any = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,9 @@ class StepOutput:
     # "unreachable", "circuit_open", ...); failed work has tokens [] and its cache is
     # unchanged (still ``start`` tokens long). None: everything succeeded.
     failed: list[str | None] | None = None
+    # None when no SeqWork had a grammar; else per SeqWork one flag per produced token:
+    # the grammar allowed that token alone (it costs the LLM nothing: never routed there).
+    forced: list[list[bool]] | None = None
 
 
 class Engine(Protocol):
@@ -241,6 +252,7 @@ class RequestStats:
     # Positions routed to the LLM that the SLM wrote because the (remote) LLM failed or
     # was too slow (fail open); counted in slm_tokens too.
     llm_fallback_tokens: int = 0
+    forced_tokens: int = 0  # completion tokens the grammar allowed alone (in slm/llm_tokens)
     queue_s: float = field(default=0.0, compare=False)  # add_request -> batch slot (s)
 
     @property

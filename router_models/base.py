@@ -29,12 +29,15 @@ FEATURE_LOGITS = "logits"  # SLM next-token logits at the drafted position
 FEATURE_TOKEN = "token"  # the drafted token id
 TOPK = 8  # log-probs per row in FEATURE_TOPK
 FEATURE_TOPK = f"logprobs:top{TOPK}"  # SLM's TOPK largest next-token log-probs, descending
+# Log-prob floor of FEATURE_TOPK: a grammar mask leaves fewer than TOPK tokens possible
+# (-inf), and a router's inputs must stay finite.
+LOGPROB_FLOOR = -100.0
 
 
 def topk_logprobs(logits: torch.Tensor) -> torch.Tensor:
     """[n, vocab] logits -> [n, TOPK] float32 log-probs, largest first (FEATURE_TOPK)."""
     logp = torch.log_softmax(logits.float(), dim=-1)
-    return logp.topk(min(TOPK, logp.shape[-1]), dim=-1).values
+    return logp.topk(min(TOPK, logp.shape[-1]), dim=-1).values.clamp_(min=LOGPROB_FLOOR)
 
 
 @dataclass
