@@ -86,9 +86,7 @@ def _commit_one(
     grammar forces (one allowed token) is never routed: the LLM could only agree."""
     s.stats.drafted_tokens += len(toks)
     cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last draft was never fed
-    routed = (
-        i for i, x in enumerate(sc) if x > s.threshold and not forced[i] and s.llm_allowed(i)
-    )
+    routed = (i for i, x in enumerate(sc) if x > s.threshold and not forced[i] and s.llm_allowed(i))
     cut = next(routed, len(toks))
     for j in range(cut):
         events.append(s.commit(toks[j], "slm", sc[j], lps[j] if lps else None, False, forced[j]))
