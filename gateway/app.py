@@ -14,6 +14,7 @@ Model loading runs in a worker thread, so even start-up never blocks the loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -117,6 +118,8 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
         hold_ttl_s=tenancy.reservation_ttl_s,
     )
     state.metrics.watch(scheduler, state)
+    gc.collect()
+    gc.freeze()  # start-up objects (models, tokenizers, grammar tables) leave the GC's scans
     engine.start()
     if cfg.bootstrap_tenant:
         await bootstrap_tenant(state)
