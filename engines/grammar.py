@@ -21,6 +21,7 @@ native rollback; vLLM, SGLang and llama.cpp ship it as a structured-output backe
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from threading import Lock
 from typing import Any
@@ -29,6 +30,7 @@ import llguidance
 import llguidance.hf
 
 MAX_GRAMMAR_CACHE = 64  # compiled grammars kept (a service sees a few schemas many times)
+MAX_ERROR_CHARS = 300  # of llguidance's reason a grammar was refused (it can quote it all)
 
 
 def json_schema_grammar(schema: dict[str, Any]) -> str:
@@ -107,17 +109,38 @@ class Grammars:
     """The tokenizer view llguidance needs, and a cache of compiled grammars."""
 
     def __init__(self, tokenizer: Any, vocab_size: int, eos_ids: frozenset[int]) -> None:
+        self.hf = tokenizer
         self.tok = llg_tokenizer(tokenizer, vocab_size, sorted(eos_ids))
         self.words = (vocab_size + 31) // 32
         self._cache: OrderedDict[str, Any] = OrderedDict()  # grammar -> pristine matcher
+        self._checked: OrderedDict[str, str] = OrderedDict()  # grammar -> check() answer
         self._lock = Lock()  # check() runs on gateway threads, start() on the step thread
 
+    def literal(self, text: str) -> str:
+        """``text`` as a Lark terminal: the token itself where the tokenizer has it as
+        one special token (Qwen's ``<tool_call>``: a quoted string would only match
+        it spelled out in ordinary tokens, which the model never writes), else a string."""
+        ids = self.hf.encode(text, add_special_tokens=False)
+        if len(ids) == 1 and self.tok.is_special_token(ids[0]):
+            return f"<[{ids[0]}]>"
+        return json.dumps(text)
+
     def check(self, grammar: str) -> str:
-        """Why ``grammar`` cannot constrain decoding; "" when it can."""
+        """Why ``grammar`` cannot constrain decoding; "" when it can. Answers are
+        cached: the gateway checks off the event loop, admission checks again."""
+        with self._lock:
+            if grammar in self._checked:
+                return self._checked[grammar]
         try:
-            return llguidance.LLMatcher.validate_grammar(grammar, self.tok)
+            why = llguidance.LLMatcher.validate_grammar(grammar, self.tok)
         except Exception as e:  # malformed grammar JSON
-            return f"{type(e).__name__}: {e}"
+            why = f"{type(e).__name__}: {e}"
+        why = " ".join(why.split())[:MAX_ERROR_CHARS]  # one line
+        with self._lock:
+            self._checked[grammar] = why
+            while len(self._checked) > MAX_GRAMMAR_CACHE:
+                self._checked.popitem(last=False)
+        return why
 
     def start(self, grammar: str) -> SeqGrammar:
         """A fresh state of ``grammar``; ValueError if it does not compile."""

@@ -16,20 +16,32 @@ import torch
 
 from engines.grammar import SeqGrammar
 
-_BITS = torch.arange(32, dtype=torch.int32)  # bit b of a word <-> token 32 * word + b
+_BITS = torch.arange(32, dtype=torch.int32)  # bit b of word w <-> token 32 * w + b
 
 
-def allowed_tokens(grammars: Sequence[SeqGrammar], vocab: int) -> torch.Tensor:
-    """Bool [m, vocab] CPU: token t allowed at row i (ids past the tokenizer: never)."""
+def bitmasks(grammars: Sequence[SeqGrammar]) -> torch.Tensor:
+    """int32 [m, words] CPU: llguidance's allowed-token bits of each row."""
     words = grammars[0].words
-    bits = torch.zeros(len(grammars), words, dtype=torch.int32)  # [m, words]
+    bits = torch.zeros(len(grammars), words, dtype=torch.int32)
     for r, g in enumerate(grammars):
         g.fill(bits[r].data_ptr(), words * 4)
-    allowed = ((bits[:, :, None] >> _BITS) & 1).bool().reshape(len(grammars), words * 32)
+    return bits
+
+
+def unpack(bits: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Bool [m, vocab]: token t allowed at row i (ids past the tokenizer: never)."""
+    m, words = bits.shape
+    allowed = ((bits[:, :, None] >> _BITS) & 1).bool().reshape(m, words * 32)
     if allowed.shape[1] >= vocab:
         return allowed[:, :vocab]
-    pad = torch.zeros(len(grammars), vocab - allowed.shape[1], dtype=torch.bool)
-    return torch.cat([allowed, pad], dim=1)
+    return torch.cat([allowed, torch.zeros(m, vocab - allowed.shape[1], dtype=torch.bool)], 1)
+
+
+def single(bits: torch.Tensor) -> list[bool]:
+    """Per row: exactly one bit set (one nonzero word, a power of two)."""
+    one_word = (bits != 0).sum(dim=1) == 1
+    word = (bits.long() & 0xFFFFFFFF).sum(dim=1)  # unsigned; the one nonzero word if one
+    return (one_word & ((word & (word - 1)) == 0)).tolist()
 
 
 def mask_logits(
@@ -40,15 +52,18 @@ def mask_logits(
     forced = [False] * len(grammars)
     if not rows:
         return forced
-    vocab = logits.shape[1]
-    allowed = allowed_tokens([grammars[i] for i in rows], vocab)  # type: ignore[misc]
-    empty = ~allowed.any(dim=1)  # a grammar that allows nothing (error state): let it end
-    if empty.any():
-        eos = torch.tensor([t for t in eos_ids if t < vocab], dtype=torch.long)
-        allowed[empty.nonzero()[:, 0][:, None], eos[None, :]] = True
-    idx = torch.tensor(rows, device=logits.device)
-    sub = logits[idx].masked_fill_(~allowed.to(logits.device), float("-inf"))
-    logits[idx] = sub
-    for r, n in zip(rows, allowed.sum(dim=1).tolist(), strict=True):
-        forced[r] = n == 1
+    bits = bitmasks([grammars[i] for i in rows])  # type: ignore[misc]
+    empty = (bits == 0).all(dim=1)  # a grammar that allows nothing (error state): let it end
+    for r in empty.nonzero()[:, 0].tolist():
+        for t in eos_ids:
+            if t < bits.shape[1] * 32:
+                bits[r, t // 32] |= torch.tensor(1 << (t % 32)).to(torch.int32)
+    banned = ~unpack(bits, logits.shape[1]).to(logits.device)
+    if len(rows) == len(grammars):
+        logits.masked_fill_(banned, float("-inf"))
+    else:
+        idx = torch.tensor(rows, device=logits.device)
+        logits[idx] = logits[idx].masked_fill_(banned, float("-inf"))
+    for r, f in zip(rows, single(bits), strict=True):
+        forced[r] = f
     return forced

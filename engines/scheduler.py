@@ -26,6 +26,11 @@ tokens. Draft j of a sequence sits at absolute position len(tokens) + j and is
 sampled from the stream (seed, position), as is the LLM's token there, so the
 run-ahead window, the batch and deferral never change which token a position gets.
 
+Structured output (``Request.grammar``, ``engines.grammar``): the SLM's drafts and the
+LLM's tokens are sampled under the sequence's grammar mask; a position the grammar
+forces (one allowed token) is never routed to the LLM, and the grammar state, like
+the caches, holds the committed tokens only.
+
 Fault isolation: an exception in a batched SLM, router or LLM call is retried on
 halves of the batch until it is pinned on single sequences (``engines.isolation``);
 those end with finish_reason "error" and the others decode on, with the same tokens.
@@ -48,8 +53,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engines.deferral import Parking
-from engines.grammar import Grammars
 from engines.isolation import isolate, rewind
+from engines.limits import PairLimits
 from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.sequence import Sequence
 from engines.slm_phase import checked, commit, plan
@@ -63,7 +68,6 @@ from engines.types import (
     SeqWork,
     StepStats,
     TokenEvent,
-    check_features,
 )
 
 if TYPE_CHECKING:
@@ -96,18 +100,6 @@ class SchedulerConfig:
             raise ValueError(f"max_tokens_cap={self.max_tokens_cap}: must be >= 1")
 
 
-def _grammars(
-    slm: Engine, llm: Engine, tokenizer: Any, vocab: int, eos: frozenset[int]
-) -> tuple[Grammars | None, str]:
-    """The pair's grammar support, or None and why not (structured requests get a 400)."""
-    if not slm.info.masks:
-        return None, f"the SLM engine ({slm.info.name}) cannot apply grammar masks: use hf"
-    try:
-        return Grammars(tokenizer, vocab, eos), ""
-    except Exception as e:  # e.g. a slow (Python) tokenizer llguidance cannot read
-        return None, f"llguidance cannot read this tokenizer: {type(e).__name__}: {e}"
-
-
 class Scheduler:
     def __init__(
         self,
@@ -119,25 +111,11 @@ class Scheduler:
     ) -> None:
         self.slm, self.llm, self.router, self.tokenizer = slm, llm, router, tokenizer
         self.config = config or SchedulerConfig()
-        if slm.info.fallible:
-            raise ValueError(
-                f"SLM engine {slm.info.name} may fail per token (a remote engine): only the "
-                "LLM may be remote, since the SLM's tokens are the fallback"
-            )
-        check_features(router.name, router.features, slm.info.name, slm.info.features)
-        vocab = min(slm.info.vocab_size, llm.info.vocab_size)
-        if len(tokenizer) > vocab:
-            raise ValueError(
-                f"tokenizer has {len(tokenizer)} tokens but the models' vocab_size is "
-                f"{slm.info.vocab_size} (SLM) / {llm.info.vocab_size} (LLM): not a matching pair"
-            )
-        eos = {*slm.info.eos_token_ids, *llm.info.eos_token_ids}
-        if getattr(tokenizer, "eos_token_id", None) is not None:
-            eos.add(tokenizer.eos_token_id)
-        self.eos_ids = frozenset(eos)
-        self.vocab = vocab
-        self.grammars, self.no_grammar = _grammars(slm, llm, tokenizer, vocab, self.eos_ids)
-        self.max_context = min(slm.info.max_context, llm.info.max_context)
+        self.limits = PairLimits.of(slm, llm, router, tokenizer, self.config.max_tokens_cap)
+        self.eos_ids, self.vocab = self.limits.eos_ids, self.limits.vocab
+        self.max_context = self.limits.max_context
+        # structured output: None when the pair cannot mask, and why (a 400 quotes it)
+        self.grammars, self.no_grammar = self.limits.grammars, self.limits.why_not
         self._rng = random.Random(self.config.seed)
         self._lock = threading.Lock()  # guards _inbox and _ids (callers live on other threads)
         self._inbox: deque[tuple[str, Any]] = deque()
@@ -155,23 +133,7 @@ class Scheduler:
     # -- requests ------------------------------------------------------------
     def validate(self, req: Request) -> None:
         """Raise ValueError naming the bad field and its allowed range."""
-        n = len(req.prompt_ids)
-        if n == 0:
-            raise ValueError("prompt: must have at least 1 token")
-        if n >= self.max_context:
-            ctx = self.max_context
-            raise ValueError(f"prompt: {n} tokens; allowed 1..{ctx - 1} (context {ctx})")
-        if any(not 0 <= t < self.vocab for t in req.prompt_ids):
-            raise ValueError(f"prompt: token ids must lie in [0, {self.vocab})")
-        cap = self.config.max_tokens_cap
-        if req.sampling.max_tokens > cap:
-            raise ValueError(f"max_tokens={req.sampling.max_tokens}: allowed range [1, {cap}]")
-        if req.grammar is not None:
-            if self.grammars is None:
-                raise ValueError(f"grammar: structured output is not available ({self.no_grammar})")
-            why = self.grammars.check(req.grammar)
-            if why:
-                raise ValueError(f"grammar: {why}")
+        self.limits.validate(req)
 
     def add_request(self, req: Request) -> None:
         """Queue a request; bad input raises here, before any engine work."""
