@@ -38,7 +38,9 @@ async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | Non
     root.set_attribute("gen_ai.response.id", spec.request_id)
     with _ends_on_refusal(root):
         try:  # the scheduler's own limits, before any side effect
-            st.scheduler.validate(Request(spec.request_id, spec.prompt_ids, sp))
+            st.scheduler.validate(
+                Request(spec.request_id, spec.prompt_ids, sp, grammar=spec.grammar)
+            )
         except ValueError as e:
             raise bad_request(str(e)) from e
         st.acquire_slot(tenant.id)
@@ -52,7 +54,7 @@ async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | Non
             deadline = time.monotonic() + st.settings.queue_timeout_s - waited
             try:
                 handle = st.engine.submit(Request(spec.request_id, spec.prompt_ids, sp, rp,
-                                                  deadline))  # fmt: skip
+                                                  deadline, spec.grammar))  # fmt: skip
             except BaseException:  # nothing ran: the hold goes back at no cost
                 await settle_tokens(st.store, res, tenant, TokenCounts(), "failed")
                 raise

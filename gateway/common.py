@@ -108,6 +108,8 @@ def usage(run: Any) -> dict[str, Any]:
         "llm_token_share": round(t.llm_share, 6),
         # Positions routed to the LLM that the SLM wrote: the remote LLM failed (fail open).
         "llm_fallback_tokens": run.fallback_tokens,
+        # Tokens a grammar (response_format, tools) allowed alone: never sent to the LLM.
+        "forced_tokens": run.forced_tokens,
         "cost": run.cost,
     }
 

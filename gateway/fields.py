@@ -13,7 +13,7 @@ and refused otherwise: a request never silently loses what it asked for.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -50,7 +50,10 @@ NOT_IMPLEMENTED: dict[str, Neutral] = {
 
 
 class NotImplementedFields(Strict):
-    """OpenAI fields that are refused unless neutral (see ``NOT_IMPLEMENTED``)."""
+    """OpenAI fields that are refused unless neutral (see ``NOT_IMPLEMENTED``); an
+    endpoint that implements some lists them in ``implemented`` and types them itself."""
+
+    implemented: ClassVar[frozenset[str]] = frozenset()
 
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
@@ -68,7 +71,7 @@ class NotImplementedFields(Strict):
 
     def refuse_unimplemented(self) -> None:
         """400 naming the first field set to a value this gateway cannot honour."""
-        for name in sorted(self.model_fields_set & NOT_IMPLEMENTED.keys()):
+        for name in sorted((self.model_fields_set & NOT_IMPLEMENTED.keys()) - self.implemented):
             value = getattr(self, name)
             neutral, shown = NOT_IMPLEMENTED[name]
             if value is not None and not neutral(value):

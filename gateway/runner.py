@@ -50,6 +50,7 @@ class RunSpec:
     prompt_ids: list[int]
     sampling: SamplingParams
     arrived: float  # time.perf_counter() when the request arrived
+    grammar: str | None = None  # llguidance grammar of the completion (structured output)
 
 
 class Run:
@@ -70,6 +71,7 @@ class Run:
         self.cost = 0.0  # cost units settled (valid once the final event is out)
         self.tokens = TokenCounts()
         self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
+        self.forced_tokens = 0  # completion tokens the grammar allowed alone
         self.started = asyncio.Event()  # holds a batch slot, or ended (see ``refusal``)
         self.refusal: APIError | None = None  # why it ended before it got a batch slot
         self.progress = Progress(st, spec.plan.mode, spec.arrived, span_context(root))
@@ -141,6 +143,7 @@ class Run:
         stats, seen = (final.stats if final else None), self.progress.counts
         self.tokens = billed_tokens(stats, len(self.spec.prompt_ids), seen["slm"], seen["llm"])
         self.fallback_tokens = stats.llm_fallback_tokens if stats else seen["fallback"]
+        self.forced_tokens = stats.forced_tokens if stats else 0
         how = outcome(final, error)
         self.cost = await settle(self.st, self.tenant, self.reservation, self.tokens, how,
                                  span_context(self.root))  # fmt: skip

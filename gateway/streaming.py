@@ -30,9 +30,9 @@ class ChunkFormat(Protocol):
 
     def delta(
         self, text: str, sources: list[dict[str, Any]] | None, token: TokenEvent | None = None
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any] | None: ...  # None: nothing to send yet (text held back)
 
-    def finish(self, reason: str) -> dict[str, Any]: ...
+    def finish(self, reason: str) -> list[dict[str, Any]]: ...  # what was held, then the end
 
     def usage(self, run: Run) -> dict[str, Any]: ...
 
@@ -104,15 +104,19 @@ async def stream(
         for chunk in fmt.opening():
             yield sse(chunk)
         async for ev in run.events():
+            chunk = None
             if ev.token_id is not None and (ev.text or want_sources or fmt.per_token):
                 sources = [source_entry(ev)] if want_sources else None
-                yield sse(fmt.delta(ev.text, sources, ev))
+                chunk = fmt.delta(ev.text, sources, ev)
             elif ev.text:
-                yield sse(fmt.delta(ev.text, None))
+                chunk = fmt.delta(ev.text, None)
+            if chunk is not None:
+                yield sse(chunk)
             if ev.finish_reason == FINISH_ABORT:
                 raise _ended_early("aborted: the server is shutting down")
             if ev.finish_reason is not None:
-                yield sse(fmt.finish(ev.finish_reason))
+                for chunk in fmt.finish(ev.finish_reason):
+                    yield sse(chunk)
         if include_usage:
             yield sse(fmt.usage(run))
         yield SSE_DONE

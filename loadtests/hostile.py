@@ -36,9 +36,43 @@ REFUSED = [
     (C, raw(CHAT, '"routing":{"threshold":Infinity}'), None),
     (C, raw(CHAT, '"temperature":NaN'), None),
     (T, raw(TEXT, '"top_p":1e999'), None),
-    (C, chat(tools=TOOL, tool_choice="required"), "tool_choice"),
-    (C, chat(response_format={"type": "nonsense"}), "response_format"),
-    (C, chat(response_format={"type": "json_object"}), "response_format"),
+    (C, chat(tool_choice="required"), "tool_choice"),
+    (
+        C,
+        chat(tools=TOOL, tool_choice={"type": "function", "function": {"name": "g"}}),
+        "tool_choice",
+    ),
+    (
+        C,
+        chat(
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {"type": "object", "minProperties": "x"},
+                    },
+                }
+            ],
+            tool_choice="required",
+        ),
+        "tools.0.function.parameters",
+    ),
+    (C, chat(response_format={"type": "nonsense"}), "response_format.type"),
+    (
+        C,
+        chat(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "a",
+                    "schema": {"type": "string", "pattern": "(?=lookahead)"},
+                },
+            }
+        ),
+        "response_format.json_schema.schema",
+    ),
+    (C, chat(functions=[TOOL[0]["function"]]), "functions"),
     (C, chat(logit_bias={"5": 10}), "logit_bias"),
     (T, json.dumps({**TEXT, "suffix": "x"}), "suffix"),
     (C, chat(presence_penalty=0.5), "presence_penalty"),

@@ -18,9 +18,15 @@ Encoded = tuple[list[int], int]  # (prompt + answer token ids, prompt length)
 
 
 def chat_ids(
-    tokenizer: Any, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True
+    tokenizer: Any,
+    messages: Sequence[dict[str, Any]],
+    add_generation_prompt: bool = True,
+    tools: list[dict[str, Any]] | None = None,
 ) -> list[int]:
-    out = tokenizer.apply_chat_template(list(messages), add_generation_prompt=add_generation_prompt)
+    """``tools``: OpenAI tool objects for a template that renders them itself."""
+    out = tokenizer.apply_chat_template(
+        list(messages), tools=tools, add_generation_prompt=add_generation_prompt
+    )
     if hasattr(out, "keys"):  # transformers 5 returns a BatchEncoding
         out = out["input_ids"]
     return list(out)

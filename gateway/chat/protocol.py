@@ -1,16 +1,20 @@
 """``POST /v1/chat/completions`` request shapes (OpenAI's).
 
 Strict (``gateway.fields``): unknown fields and wrong JSON types are refused with
-400 naming the field; OpenAI fields that are not implemented here (tools,
-response_format, penalties, logit_bias, ...) are refused unless neutral.
+400 naming the field; OpenAI fields that are not implemented here (penalties,
+logit_bias, the deprecated functions / function_call, ...) are refused unless
+neutral. tools, tool_choice, parallel_tool_calls and response_format are served
+(``gateway.chat.structured``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from gateway.chat.structured import MAX_TOOLS, ResponseFormat, Tool, ToolChoice
+from gateway.chat.tools import render, template_takes_tools, tools_json
 from gateway.fields import NotImplementedFields, Stop, Strict
 from gateway.routing import RoutingBody
 from tasks.chat import chat_ids
@@ -23,14 +27,26 @@ class TextPart(Strict):
     text: str
 
 
+class CalledFunction(Strict):
+    name: str = Field(max_length=64)
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(Strict):
+    id: str = Field(max_length=256)
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
 class ChatMessage(Strict):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = Field(None, max_length=MAX_TOOLS)  # assistant
+    tool_call_id: str | None = Field(None, max_length=256)  # tool: the call it answers
     # What the openai SDK sends back with an earlier assistant message: accepted when
-    # empty, since the gateway never produces tool calls, refusals or audio.
+    # empty, since the gateway never produces refusals or audio.
     refusal: str | None = None
-    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=0)
     function_call: None = None
     audio: None = None
     annotations: list[dict[str, Any]] | None = None
@@ -46,6 +62,9 @@ class StreamOptions(Strict):
 
 
 class ChatCompletionRequest(NotImplementedFields):
+    implemented: ClassVar[frozenset[str]] = frozenset(
+        {"tools", "tool_choice", "parallel_tool_calls", "response_format"}
+    )
     model: str = Field(max_length=MAX_MODEL_CHARS)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)  # deprecated by OpenAI, still honoured
@@ -61,6 +80,10 @@ class ChatCompletionRequest(NotImplementedFields):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     user: str | None = None
     routing: RoutingBody | None = None  # citer extension, see gateway.routing
+    tools: list[Tool] | None = None  # type: ignore[assignment]
+    tool_choice: ToolChoice | None = None  # type: ignore[assignment]
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None  # type: ignore[assignment]
 
     def completion_limit(self) -> tuple[int | None, str]:
         """(max completion tokens asked, the field that asked)."""
@@ -69,12 +92,19 @@ class ChatCompletionRequest(NotImplementedFields):
         return self.max_tokens, "max_tokens"
 
 
-def chat_prompt(tokenizer: Any, messages: list[ChatMessage]) -> list[int]:
-    """Token ids of the conversation through the model's chat template."""
+def chat_prompt(tokenizer: Any, messages: list[ChatMessage], tools: list[Tool]) -> list[int]:
+    """Token ids of the conversation (and the tools shown) through the model's chat
+    template; tool calls and results in its own format if it has one."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("this model has no chat template: use /v1/completions")
     convo = [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+        {
+            "role": "system" if m.role == "developer" else m.role,
+            "content": m.text(),
+            "tool_calls": [c.model_dump() for c in m.tool_calls or []],
+        }
         for m in messages
     ]
-    return chat_ids(tokenizer, convo)
+    native = template_takes_tools(tokenizer)
+    shown = tools_json(tools) if native and tools else None
+    return chat_ids(tokenizer, render(convo, tools, native), tools=shown)

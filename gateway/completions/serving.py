@@ -146,8 +146,8 @@ class CompletionChunks:
             extra["token_ids"] = [token.token_id] if token is not None else []
         return self._chunk(text, None, lp, **extra)
 
-    def finish(self, reason: str) -> dict[str, Any]:
-        return self._chunk("", reason)
+    def finish(self, reason: str) -> list[dict[str, Any]]:
+        return [self._chunk("", reason)]
 
     def usage(self, run: Run) -> dict[str, Any]:
         return {

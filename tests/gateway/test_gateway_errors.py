@@ -34,7 +34,7 @@ def error_of(r: httpx.Response, status: int) -> dict:
         ({"model": "citer", "messages": MSG, "n": 2}, "n", "n>1 is not supported"),
         ({"model": "citer", "messages": MSG, "top_logprobs": 3}, "top_logprobs", "logprobs"),
         ({"model": "citer", "messages": []}, "messages", "at least 1"),
-        ({"model": "citer", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role", ""),
+        ({"model": "citer", "messages": [{"role": "bot", "content": "x"}]}, "messages.0.role", ""),
         ({"model": "citer", "messages": MSG, "max_tokens": 99999}, "max_tokens", "limit of"),
         ({"model": "citer", "messages": MSG, "routing": {"treshold": 1}}, "routing.treshold", ""),
         (

@@ -66,3 +66,46 @@ def test_chat_in_the_qwen_format_stops_at_im_end(served) -> None:
             parts.append(c.choices[0].delta.content or "")
             finish = c.choices[0].finish_reason or finish
     assert finish == "stop" and "42" in "".join(parts) and len(parts) > 1
+
+
+ADD = {"type": "function", "function": {"name": "add", "description": "Add two integers.",
+       "parameters": {"type": "object", "properties": {"a": {"type": "integer"},
+                      "b": {"type": "integer"}}, "required": ["a", "b"]}}}  # fmt: skip
+
+
+def test_tools_through_the_qwen_template_and_its_own_call_token(served) -> None:
+    """Qwen writes <tool_call> as one token: the grammar must allow that token (as a
+    string it would only match the tag spelled out, which the model never writes).
+    The result goes back as a role "tool" message in the template's own format.
+    (Under tool_choice auto this Coder model answers in a fenced JSON block, not a
+    <tool_call>: auto reads calls only in the format the template asks for.)"""
+    from openai import OpenAI
+
+    url, key = served
+    client = OpenAI(base_url=f"{url}/v1", api_key=key, timeout=600)
+    ask = [{"role": "user", "content": "Use the add tool to add 12 and 30."}]
+    r = client.chat.completions.create(model="citer", messages=ask, tools=[ADD],
+                                       tool_choice="required", parallel_tool_calls=False,
+                                       max_tokens=40, temperature=0)  # fmt: skip
+    (call,) = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls" and call.function.name == "add"
+    assert json.loads(call.function.arguments) == {"a": 12, "b": 30}
+    named = {"type": "function", "function": {"name": "add"}}
+    forced = client.chat.completions.create(model="slm", messages=ask, tools=[ADD],
+                                            tool_choice=named, max_tokens=40,
+                                            temperature=0)  # fmt: skip
+    assert forced.choices[0].message.tool_calls[0].function.name == "add"
+    assert forced.usage.model_extra["forced_tokens"] >= 4  # <tool_call>, {"name":"add" ...
+    turn = [*ask, r.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "42"}]  # fmt: skip
+    final = client.chat.completions.create(model="citer", messages=turn, tools=[ADD],
+                                           tool_choice="none", max_tokens=40,
+                                           temperature=0)  # fmt: skip
+    choice = final.choices[0]
+    assert (
+        choice.finish_reason == "stop" and choice.message.content and not choice.message.tool_calls
+    )
+    # the call and its result are in the prompt, in Qwen's <tool_call> / <tool_response>
+    # blocks (this 1.5B then tends to repeat the call as JSON text: model quality)
+    before = client.chat.completions.create(model="slm", messages=turn[:2], max_tokens=1)
+    assert final.usage.prompt_tokens - before.usage.prompt_tokens >= 8

@@ -80,6 +80,7 @@ def test_bench_runs_both_engines_side_by_side(tmp_path: Path) -> None:
 
 
 def test_serve_on_vllm_answers_like_the_hf_engine(tmp_path: Path, hf, prompts) -> None:
+    import openai
     from openai import OpenAI
 
     from engines.async_engine import generate_batch
@@ -98,8 +99,12 @@ def test_serve_on_vllm_answers_like_the_hf_engine(tmp_path: Path, hf, prompts) -
             model="citer", prompt=prompts[0], max_tokens=32, temperature=0, extra_body=routing
         )
         models = {m.id: m for m in client.models.list().data}
+        with pytest.raises(openai.BadRequestError) as refused:  # vLLM samples unmasked
+            client.chat.completions.create(model="citer", messages=[{"role": "user",
+                "content": "hi"}], response_format={"type": "json_object"})  # fmt: skip
     finally:
         gw.stop()
+    assert refused.value.param == "response_format" and "grammar masks" in str(refused.value)
     assert models["citer"].model_extra["citer"]["routing"]["policy"] == "logprob"  # no card
     sched = Scheduler(hf.slm, hf.llm, LogprobRouter(0.3), hf.tokenizer)
     want = generate_batch(sched, [Request("r", prompts[0], SamplingParams(32), RoutingParams())])
