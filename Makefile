@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair bench-real test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm
+.PHONY: fuzz serve serve-real real-pair bench-real test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,11 @@ bench-core: $(STAMP)
 # network adds per LLM call, tok/s vs the LLM writing every token remotely; ~10 min.
 bench-edge: $(STAMP)
 	$(PY) -m benchmarks.edge --out benchmarks/edge.json
+
+# Structured output on the demo tasks: parse rate, accuracy and LLM share of free text
+# vs response_format json_schema for slm / llm / citer, and the cost of masking; ~3 min.
+bench-structured: $(STAMP)
+	$(PY) -m benchmarks.structured --out benchmarks/structured.json
 
 # The vLLM engine beside the HF engine: always-LLM and routed, concurrency 1 and 16.
 bench-vllm: $(VSTAMP)
