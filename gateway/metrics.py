@@ -216,6 +216,12 @@ class Metrics:
             mode,
             registry=r,
         )
+        self.forced = Counter(
+            "citer:grammar_forced_tokens",
+            "Completion tokens a grammar (response_format, tools) allowed alone: never routed.",
+            mode,
+            registry=r,
+        )
         self.aborted = Counter(
             "citer:requests_aborted",
             "Requests ended by a client disconnect or failure.",

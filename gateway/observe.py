@@ -64,6 +64,7 @@ def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -
     m.tokens_by_source.labels(mode, "slm").inc(t.slm_completion)
     m.tokens_by_source.labels(mode, "llm").inc(t.llm_completion)
     m.llm_fallback.labels(mode).inc(run.fallback_tokens)
+    m.forced.labels(mode).inc(run.forced_tokens)
     reason = final.finish_reason if final is not None else outcome
     run.root.set_attributes(
         {
@@ -77,6 +78,7 @@ def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -
             "citer.outcome": outcome,
             "citer.degraded": run.degraded,
             "citer.llm_fallback_tokens": run.fallback_tokens,
+            "citer.grammar_forced_tokens": run.forced_tokens,
             "citer.queue_s": stats.queue_s if stats is not None else 0.0,
         }
     )
