@@ -97,7 +97,9 @@ async def _accuracy(cl: httpx.AsyncClient, engine: str, target: str, items: list
     samples, wall = await run_requests(cl, reqs, args.accuracy_concurrency, False)
     d = delta(await scrape(cl), before)
     tokens = sum(s.tokens for s in samples)
-    correct = sum(is_correct(s.text, it.answer) for s, it in zip(samples, items, strict=True))
+    correct = sum(
+        is_correct(s.text, it.answer, it.verifier) for s, it in zip(samples, items, strict=True)
+    )
     llm = [s.llm_tokens for s in samples if s.llm_tokens is not None]
     log(f"{engine} {target}: accuracy {correct}/{len(items)}, {tokens} tokens in {wall:.1f} s")
     return Accuracy(

@@ -140,7 +140,7 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens, de
     tot = sched.totals
     step_s = tot.slm_s + tot.router_s + tot.llm_s + tot.sched_s
     itl = [(last[r] - first[r]) / (count[r] - 1) for r in count if count[r] > 1]
-    ok = [is_correct("".join(text[str(i)]), it.answer) for i, it in enumerate(items)]
+    ok = [is_correct("".join(text[str(i)]), it.answer, it.verifier) for i, it in enumerate(items)]
     tokens = sum(count.values())
     return Row(
         _label(policy, share), thr, conc, window, len(items), tokens, round(wall, 3),

@@ -14,6 +14,7 @@ from engines.modelcheck import ModelFolderError
 
 # Router names of router_models.registry (kept here so `citer --help` imports no torch).
 from router_models.registry import router_names
+from tasks.evaluate import MAX_NEW_TOKENS
 from tasks.types import TaskDataError
 
 POLICIES = tuple(router_names())  # the registry is the one list of router names
@@ -39,8 +40,18 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--dump", help="write one JSONL line per item (tokens, sources, scores)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    p.add_argument("--data", help="a JSONL file of items instead of a built-in split")
+    p.add_argument(
+        "--data",
+        help="a JSONL file instead of a built-in split: task items "
+        "(each naming its verifier), or GSM8K / CommonsenseQA lines as given",
+    )
     p.add_argument("--limit", type=int, default=None, help="first N items (default: all)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=MAX_NEW_TOKENS,
+        help=f"completion tokens per item (default {MAX_NEW_TOKENS})",
+    )
     p.add_argument("--families", default=None, help="comma-separated families (default: all)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -49,15 +60,17 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_items(args: argparse.Namespace) -> list:
-    from tasks.splits import check_families, load_split
-    from tasks.types import read_jsonl
+    from tasks.public import read_items
+    from tasks.splits import load_split
 
     fams = args.families.split(",") if args.families else None
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.max_tokens < 1:
+        raise ValueError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     if args.data:
-        keep = set(check_families(fams)) if fams else None
-        items = [it for it in read_jsonl(args.data) if keep is None or it.family in keep]
+        keep = set(fams) if fams else None  # any family the file names
+        items = [it for it in read_items(args.data) if keep is None or it.family in keep]
         return items[: args.limit] if args.limit else items
     if args.split == "train" and args.limit is None:
         raise ValueError("--split train is an endless stream: pass --limit")
@@ -77,7 +90,7 @@ def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
     router, thr = make_router(
         pair, args.policy, args.threshold, args.target_share, args.router_card
     )
-    return ScheduledDecoder(pair, router, thr, args.window, args.concurrency)
+    return ScheduledDecoder(pair, router, thr, args.window, args.concurrency, args.max_tokens)
 
 
 def _set_threads(n: int) -> None:
@@ -107,7 +120,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.sweep:
         return cmd_sweep(args, items)
     if args.model:
-        decoder = HFGenerateDecoder(args.model, batch_size=args.batch_size)
+        decoder = HFGenerateDecoder(
+            args.model, batch_size=args.batch_size, max_new_tokens=args.max_tokens
+        )
         report, gens = evaluate(items, decoder)
     else:
         decoder = _routed_decoder(args)

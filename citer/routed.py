@@ -32,8 +32,11 @@ from tasks.types import Item
 class ScheduledDecoder:
     """Greedy decoding of items through one Scheduler; keeps its stats for reports."""
 
-    def __init__(self, pair: Pair, router: Any, threshold: float, window: int, concurrency: int):
-        self.pair, self.threshold = pair, threshold
+    def __init__(
+        self, pair: Pair, router: Any, threshold: float, window: int, concurrency: int,
+        max_tokens: int = MAX_NEW_TOKENS,
+    ) -> None:  # fmt: skip
+        self.pair, self.threshold, self.max_tokens = pair, threshold, max_tokens
         self.sched = Scheduler(
             pair.slm, pair.llm, router, pair.tokenizer,
             SchedulerConfig(window=window, max_batch=concurrency, seed=0),
@@ -48,7 +51,7 @@ class ScheduledDecoder:
             Request(
                 f"{it.id or i}",
                 chat_ids(self.pair.tokenizer, it.messages),
-                SamplingParams(max_tokens=MAX_NEW_TOKENS, temperature=0.0, seed=i),
+                SamplingParams(max_tokens=self.max_tokens, temperature=0.0, seed=i),
                 rp,
             )
             for i, it in enumerate(items)

@@ -17,7 +17,11 @@ from tasks.types import Item
 class HFGenerateDecoder:
     """Greedy decoding of one model with ``transformers`` ``generate`` (reference path)."""
 
-    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self, path: str, batch_size: int = 32, device: str = "cpu",
+        max_new_tokens: int = MAX_NEW_TOKENS,
+    ) -> None:  # fmt: skip
+        self.max_new_tokens = max_new_tokens
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,7 +65,7 @@ class HFGenerateDecoder:
                 gen = self.model.generate(
                     input_ids=ids.to(self.device),
                     attention_mask=mask.to(self.device),
-                    max_new_tokens=MAX_NEW_TOKENS,
+                    max_new_tokens=self.max_new_tokens,
                     do_sample=False,
                     eos_token_id=eos,
                     pad_token_id=pad,

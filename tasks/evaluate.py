@@ -59,7 +59,9 @@ def evaluate(items: Sequence[Item], decoder: Decoder) -> tuple[EvalReport, list[
     t0 = time.perf_counter()
     gens = decoder(items)
     wall = time.perf_counter() - t0
-    correct = [is_correct(g.text, it.answer) for g, it in zip(gens, items, strict=True)]
+    correct = [
+        is_correct(g.text, it.answer, it.verifier) for g, it in zip(gens, items, strict=True)
+    ]
     by_fam: dict[str, list[bool]] = defaultdict(list)
     for it, ok in zip(items, correct, strict=True):
         by_fam[it.family].append(ok)

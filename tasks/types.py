@@ -1,17 +1,22 @@
 """Task items and their JSONL form.
 
 One item is a chat prompt with a step-by-step reference answer that ends in the
-answer line ``The answer is X.``; ``answer`` is X, checked by ``tasks.verify``.
+answer line ``The answer is X.``; ``answer`` is X, checked by the item's verifier
+(``tasks.verify``: answer-line by default, number, choice).
 JSONL schema (one object per line, extra keys ignored):
-``{"messages": [{"role", "content"}...], "reference": str, "answer": str, "family": str}``
+``{"messages": [{"role", "content"}...], "reference": str, "answer": str, "family": str,
+"verifier"?: str}``; public benchmark files (GSM8K, CommonsenseQA) are read by
+``tasks.public``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from tasks.verify import VERIFIERS
 
 ROLES = ("system", "user", "assistant")
 
@@ -28,6 +33,7 @@ class Item:
     family: str
     id: str = ""
     meta: dict[str, object] = field(default_factory=dict)
+    verifier: str = "answer-line"  # how ``answer`` is checked (tasks.verify.VERIFIERS)
 
     @property
     def prompt_text(self) -> str:
@@ -37,6 +43,8 @@ class Item:
         d = asdict(self)
         if not d["meta"]:
             del d["meta"]
+        if d["verifier"] == "answer-line":
+            del d["verifier"]
         return d
 
 
@@ -61,6 +69,9 @@ def _parse(obj: object, where: str) -> Item:
     for key in ("reference", "answer", "family"):
         if not isinstance(obj[key], str):
             raise TaskDataError(f"{where}: '{key}' must be a string")
+    verifier = obj.get("verifier", "answer-line")
+    if verifier not in VERIFIERS:
+        raise TaskDataError(f"{where}: 'verifier' must be one of {', '.join(VERIFIERS)}")
     return Item(
         messages=[{"role": m["role"], "content": m["content"]} for m in msgs],
         reference=obj["reference"],
@@ -68,6 +79,7 @@ def _parse(obj: object, where: str) -> Item:
         family=obj["family"],
         id=str(obj.get("id", "")),
         meta=dict(obj.get("meta", {}) or {}),
+        verifier=verifier,
     )
 
 
@@ -102,4 +114,4 @@ def write_jsonl(items: Iterable[Item], path: str | Path) -> int:
 
 
 def _with_id(item: Item, new_id: str) -> Item:
-    return Item(item.messages, item.reference, item.answer, item.family, new_id, item.meta)
+    return replace(item, id=new_id)

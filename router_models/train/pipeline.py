@@ -72,7 +72,7 @@ def check_verifiable(items: Sequence[Item], split: str) -> None:
     if not items:
         raise ValueError(f"empty collection: the {split} items are empty")
     for it in items:
-        if not is_correct(it.reference, it.answer):
+        if not is_correct(it.reference, it.answer, it.verifier):
             got = extract_answer(it.reference)
             raise ValueError(
                 f"{split} item {it.id or '?'} ({it.family}) has no verifier for its answer: "

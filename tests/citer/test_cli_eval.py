@@ -118,3 +118,15 @@ def test_malformed_jsonl_and_mismatched_tokenizer(tmp_path: Path) -> None:
     (m / "config.json").write_text(json.dumps(cfg))
     p = run("--model", str(m), "--limit", "1")
     assert p.returncode == 2 and "tokenizer does not match the model" in p.stderr
+
+
+def test_eval_reads_public_benchmark_lines_with_their_verifiers(tmp_path: Path) -> None:
+    rows = [{"id": f"g{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}
+            for i in range(3)]  # fmt: skip
+    data = tmp_path / "gsm.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = run("--policy", "llm", "--data", str(data), "--max-tokens", "24", "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["n"] == 3 and set(rep["per_family"]) == {"gsm8k"}
+    assert rep["tokens"] <= 3 * 24 and rep["llm_token_share"] == 1.0
