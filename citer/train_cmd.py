@@ -22,7 +22,23 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="models/demo/router", help="router card folder to write")
     p.add_argument("--work-dir", default="build/router", help="caches, checkpoints, report")
     p.add_argument("--train-items", type=int, default=2000, help="train items teacher-forced")
-    p.add_argument("--data", help="JSONL train items instead of the built-in train split")
+    p.add_argument(
+        "--data",
+        help="train file instead of the built-in train split: task "
+        "items or GSM8K / CommonsenseQA lines (tasks.public), with references",
+    )
+    p.add_argument(
+        "--val-data",
+        help="calibration/validation file (same schemas); never a "
+        "test file. Default: the built-in validation split",
+    )
+    p.add_argument(
+        "--default-share",
+        type=float,
+        default=0.2,
+        help="the card's default threshold is its calibrated threshold for this "
+        "LLM token share (default 0.2)",
+    )
     p.add_argument("--families", default=None, help="comma-separated families (default: all)")
     p.add_argument("--val-items", type=int, default=400, help="validation items (calibration)")
     p.add_argument(
@@ -122,25 +138,34 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
         rollout=RolloutConfig(
             max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency
         ),
+        default_share=args.default_share,
     )
 
 
 def load_items(args: argparse.Namespace) -> tuple[list, list]:
     """(train items, validation items); refuses items the verifier cannot check."""
     from router_models.train.pipeline import check_verifiable
-    from tasks.splits import check_families, load_split
-    from tasks.types import read_jsonl
+    from tasks.public import read_items
+    from tasks.splits import load_split
 
     fams = args.families.split(",") if args.families else None
-    if args.data:
-        keep = set(check_families(fams)) if fams else None
-        train = [it for it in read_jsonl(args.data) if keep is None or it.family in keep]
-        train = train[: args.train_items]
-    else:
-        train = load_split("train", args.train_items, fams)
+
+    def from_file(path: str, n: int) -> list:
+        items = [it for it in read_items(path) if fams is None or it.family in fams]
+        if not items:
+            raise ValueError(f"{path}: no items" + (f" of families {fams}" if fams else ""))
+        return items[:n]
+
+    train = from_file(args.data, args.train_items) if args.data else load_split(
+        "train", args.train_items, fams)  # fmt: skip
     check_verifiable(train, f"train ({args.data})" if args.data else "train")
-    val = load_split("validation", args.val_items, fams)
-    check_verifiable(val, "validation")
+    val = from_file(args.val_data, args.val_items) if args.val_data else load_split(
+        "validation", args.val_items, fams)  # fmt: skip
+    check_verifiable(val, f"validation ({args.val_data})" if args.val_data else "validation")
+    ids = {it.prompt_text for it in train}
+    if args.val_data and any(it.prompt_text in ids for it in val):
+        raise ValueError(f"--val-data {args.val_data} shares items with the train data: "
+                         "calibrate on items the router was not trained on")  # fmt: skip
     return train, val
 
 

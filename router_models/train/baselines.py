@@ -53,7 +53,8 @@ def slm_failures(
         desc="query labels (SLM-only)",
     )
     wrong = [
-        not is_correct(answer_text(tok, o.token_ids), coll.answers[i]) for i, o in enumerate(outs)
+        not is_correct(answer_text(tok, o.token_ids), coll.answers[i], coll.verifiers[i])
+        for i, o in enumerate(outs)
     ]
     return torch.tensor(wrong, dtype=torch.long)
 

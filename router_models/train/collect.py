@@ -31,7 +31,7 @@ from engines.types import SamplingParams, SeqWork
 from tasks.chat import encode_item
 from tasks.types import Item
 
-FORMAT = 1  # bump when the saved layout changes: old caches are then ignored
+FORMAT = 2  # bump when the saved layout changes: old caches are then ignored
 _SEQ_BASE = 1 << 40  # engine cache ids of collection sequences (never a scheduler's)
 _TENSORS = ("item", "t", "ref", "slm", "llm", "hidden", "topk", "entropy")
 
@@ -42,6 +42,7 @@ class Collection:
 
     item_ids: list[str]
     answers: list[str]  # gold final answer per item (what the verifier compares)
+    verifiers: list[str]  # tasks.verify verifier per item
     prompt_ids: list[list[int]]  # chat prompt tokens per item
     answer_ids: list[list[int]]  # reference answer tokens per item, eos included
     item: torch.Tensor  # [N] int64 index into the per-item lists
@@ -153,6 +154,7 @@ def collect(
     return Collection(
         item_ids=[it.id for it in items],
         answers=[it.answer for it in items],
+        verifiers=[it.verifier for it in items],
         prompt_ids=[e[0] for e in enc],
         answer_ids=[e[1] for e in enc],
         meta={"top_k": top_k, "slm": slm.info.name, "llm": llm.info.name},
@@ -181,6 +183,7 @@ def save_collection(c: Collection, path: str | Path) -> None:
         "format": FORMAT,
         "item_ids": c.item_ids,
         "answers": c.answers,
+        "verifiers": c.verifiers,
         "prompt_ids": c.prompt_ids,
         "answer_ids": c.answer_ids,
         "meta": c.meta,
@@ -201,6 +204,7 @@ def load_collection(path: str | Path) -> Collection | None:
     c = Collection(
         side["item_ids"],
         side["answers"],
+        side["verifiers"],
         side["prompt_ids"],
         side["answer_ids"],
         meta=side["meta"],

@@ -59,8 +59,13 @@ class TrainConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # The card's default threshold: the one its calibration gives this LLM token share
+    # (None: 0.5, whatever share that means)
+    default_share: float | None = 0.2
 
     def __post_init__(self) -> None:
+        if self.default_share is not None and not 0.0 <= self.default_share <= 1.0:
+            raise ValueError(f"default_share={self.default_share}: must lie in [0, 1]")
         if self.val_decode_items < 0 or self.query_items < 0:
             raise ValueError("val_decode_items and query_items must be >= 0")
         if any(not 0.0 <= q <= 1.0 for q in self.val_shares):
@@ -228,7 +233,11 @@ def _save(
     training: dict[str, Any],
 ) -> None:
     slm = engines[0]
-    table = calibration_table(scores(model, val.inputs(cfg.features)))
+    val_scores = scores(model, val.inputs(cfg.features))
+    table = calibration_table(val_scores)
+    default = 0.5
+    if cfg.default_share is not None:
+        default = float(f"{thresholds_for_shares(val_scores, [cfg.default_share])[0]:.6g}")
     save_card(
         out,
         model,
@@ -238,9 +247,9 @@ def _save(
         vocab_size=slm.info.vocab_size,
         **pins,
         features=cfg.features,
-        default_threshold=0.5,
+        default_threshold=default,
         calibration=table,
-        training=training,
+        training={**training, "default_share": cfg.default_share},
     )
 
 

@@ -106,7 +106,9 @@ def rollout_outcomes(
         i, t, tok = int(coll.item[r]), int(coll.t[r]), int(coll.slm[r])
         prefix = coll.answer_ids[i][:t] + [tok]  # answer so far, SLM token forced
         if tok in eos:  # the SLM ends the answer here: nothing to decode
-            verdict[k] = is_correct(answer_text(tokenizer, prefix), coll.answers[i])
+            verdict[k] = is_correct(
+                answer_text(tokenizer, prefix), coll.answers[i], coll.verifiers[i]
+            )
             continue
         left = len(coll.answer_ids[i]) - t - 1  # reference tokens after this position
         prompts.append(coll.prompt_ids[i] + prefix)
@@ -127,7 +129,9 @@ def rollout_outcomes(
     )
     for k, prefix, out in zip(todo, prefixes, outs, strict=True):
         i = int(coll.item[rows[k]])
-        verdict[k] = is_correct(answer_text(tokenizer, prefix + out.token_ids), coll.answers[i])
+        verdict[k] = is_correct(
+            answer_text(tokenizer, prefix + out.token_ids), coll.answers[i], coll.verifiers[i]
+        )
     slm_tok = sum(o.stats.slm_tokens for o in outs)
     llm_tok = sum(o.stats.llm_tokens for o in outs)
     stats = {
@@ -176,7 +180,7 @@ def decode_correct(
         desc=desc,
     )
     ok = [
-        is_correct(answer_text(tok, o.token_ids), it.answer)
+        is_correct(answer_text(tok, o.token_ids), it.answer, it.verifier)
         for o, it in zip(outs, items, strict=True)
     ]
     n_llm = sum(o.stats.llm_tokens for o in outs)

@@ -96,6 +96,7 @@ def case(engines):
     coll = Collection(
         item_ids=["a"],
         answers=["7"],
+        verifiers=["answer-line"],
         prompt_ids=[prompt],
         answer_ids=[answer],
         item=torch.zeros(n, dtype=torch.long),

@@ -173,6 +173,10 @@ def test_train_router_writes_a_calibrated_card(trained: Path, pair) -> None:
     assert len(cal) > 5 and cal[-1].llm_share == 0.0
     assert all(a.llm_share >= b.llm_share for a, b in zip(cal, cal[1:], strict=False))
     assert router.card.training["cost_lambda"] == 0.2
+    # the default threshold is the calibrated one for the stated default share
+    assert router.card.training["default_share"] == 0.2
+    at = {c.threshold: c.llm_share for c in cal}
+    assert router.default_threshold in at and at[router.default_threshold] <= 0.2 + 0.1
     report = json.loads((trained / "work" / "train_report.json").read_text())
     assert [r["round"] for r in report["rounds"]][:2] == [0, 1]
     assert {"flips", "val", "val_auc_slm_error"} <= set(report["rounds"][1])
@@ -232,15 +236,18 @@ def _bad_item() -> Item:
         (["--cost-lambda", "-0.1"], "cost lambda=-0.1: must be >= 0"),
         (["--cost-lambda", "1.5"], "must be < 1"),
         (["--data", "{bad}"], "has no verifier for its answer"),
-        (["--data", "{empty}"], "empty collection"),
+        (["--data", "{empty}"], "empty.jsonl: no items"),
+        (["--data", "{good}", "--val-data", "{good}"], "shares items with the train data"),
+        (["--default-share", "1.5"], "default_share=1.5: must lie in [0, 1]"),
         (["--train-items", "0"], "--train-items must be >= 1"),
     ],
 )
 def test_train_router_bad_input(args: list[str], needle: str, tmp_path: Path, capsys) -> None:
-    bad, empty = tmp_path / "bad.jsonl", tmp_path / "empty.jsonl"
+    bad, empty, good = tmp_path / "bad.jsonl", tmp_path / "empty.jsonl", tmp_path / "good.jsonl"
     write_jsonl([_bad_item()], bad)
+    write_jsonl(load_split("train", 3), good)
     empty.write_text("")
-    args = [a.format(bad=bad, empty=empty) for a in args]
+    args = [a.format(bad=bad, empty=empty, good=good) for a in args]
     assert main(["train-router", "--slm", "nope", "--llm", "nope", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
