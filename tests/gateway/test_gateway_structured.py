@@ -134,6 +134,21 @@ def test_auto_lets_the_model_answer_in_text(client: openai.OpenAI) -> None:
     assert out.choices[0].message.content and out.choices[0].message.tool_calls is None
 
 
+def test_auto_with_a_json_response_format_is_a_call_or_that_json(client: openai.OpenAI) -> None:
+    strict = {**ADD, "function": {**ADD["function"], "strict": True}}  # parse() wants it
+    for seed in range(3):
+        out = client.chat.completions.parse(
+            model="citer", messages=ASK, tools=[strict], response_format=Answer, max_tokens=100,
+            temperature=1.0, seed=seed,
+        )  # fmt: skip
+        msg = out.choices[0].message
+        if msg.tool_calls:
+            assert out.choices[0].finish_reason == "tool_calls" and msg.content is None
+            assert set(json.loads(msg.tool_calls[0].function.arguments)) == {"a", "b"}
+        else:
+            assert isinstance(msg.parsed, Answer)
+
+
 def test_concurrent_sampled_structured_requests_all_validate(client: openai.OpenAI) -> None:
     """Sampled at temperature 1, concurrently, every policy: each answer parses."""
 
