@@ -22,8 +22,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from gateway.errors import install_handlers
+from gateway.request_id import RequestIdMiddleware
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("citer.gateway")
@@ -37,6 +39,7 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
     from gateway.chat.router import router as chat_router
     from gateway.completions.router import router as completions_router
     from gateway.info.router import router as info_router
+    from gateway.tokenize import router as tokenize_router
 
     cfg = settings or GatewaySettings()
 
@@ -51,7 +54,14 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
 
     app = FastAPI(title="citer gateway", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_handlers(app)
-    for r in (chat_router, completions_router, info_router, admin_router):
+    app.add_middleware(RequestIdMiddleware)
+    origins = [o.strip() for o in cfg.cors_origins.split(",") if o.strip()]
+    if origins:  # off by default: only the origins an operator names may call from a browser
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"], expose_headers=["x-request-id", "x-citer-degraded"],
+        )  # fmt: skip
+    for r in (chat_router, completions_router, info_router, admin_router, tokenize_router):
         app.include_router(r)
     openapi.install(app)
     return app

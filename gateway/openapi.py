@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from gateway.admin.protocol import CreateTenant, UpdateTenant
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.completions.protocol import CompletionRequest
+from gateway.tokenize import DetokenizeRequest, TokenizeRequest
 
 REF = "#/components/schemas/{model}"
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -29,7 +30,10 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/completions", "post"): CompletionRequest,
     ("/admin/tenants", "post"): CreateTenant,
     ("/admin/tenants/{tenant_id}", "patch"): UpdateTenant,
+    ("/tokenize", "post"): TokenizeRequest,
+    ("/detokenize", "post"): DetokenizeRequest,
 }
+TOKENS = ("/tokenize", "/detokenize")  # behind the API key like /v1
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -61,13 +65,14 @@ WHY = {
 
 def _errors(path: str, method: str, has_body: bool) -> list[str]:
     codes = ["400"] if has_body else []
-    if path.startswith("/v1/") and path != "/v1/models" and not path.startswith("/v1/models/"):
+    v1 = path.startswith("/v1/") and path != "/v1/models" and not path.startswith("/v1/models/")
+    if v1 or path in TOKENS:
         codes.append("401")
     if path.startswith("/admin/"):
         codes += ["401", "403", "404"]
         if (path, method) == ("/admin/tenants", "post"):
             codes.append("409")
-    if path.startswith("/v1/models/"):
+    if path.startswith("/v1/models/") or path in TOKENS:
         codes.append("404")
     if path == "/metrics":
         codes.append("401")
@@ -117,7 +122,7 @@ def build(app: FastAPI) -> dict[str, Any]:
                     "description": "Prometheus text exposition",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 }
-            if path.startswith(("/v1/", "/admin/")) or path == "/metrics":
+            if path.startswith(("/v1/", "/admin/")) or path in ("/metrics", *TOKENS):
                 if path != "/v1/models" and not path.startswith("/v1/models/"):
                     op["security"] = [{"bearer": []}]
             for code in _errors(path, method, (path, method) in BODIES):

@@ -53,6 +53,9 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)  # 0 = any free port (tests)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Browser origins allowed to call the API (CORS), comma-separated, "*" for any;
+    # empty: no CORS headers (browsers on other origins are refused), the default.
+    cors_origins: str = ""
 
     # -- models and routing --
     slm: str = "models/demo/slm"  # HF model folder of the small model

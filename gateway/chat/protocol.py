@@ -92,7 +92,12 @@ class ChatCompletionRequest(NotImplementedFields):
         return self.max_tokens, "max_tokens"
 
 
-def chat_prompt(tokenizer: Any, messages: list[ChatMessage], tools: list[Tool]) -> list[int]:
+def chat_prompt(
+    tokenizer: Any,
+    messages: list[ChatMessage],
+    tools: list[Tool],
+    add_generation_prompt: bool = True,
+) -> list[int]:
     """Token ids of the conversation (and the tools shown) through the model's chat
     template; tool calls and results in its own format if it has one."""
     if not getattr(tokenizer, "chat_template", None):
@@ -107,4 +112,4 @@ def chat_prompt(tokenizer: Any, messages: list[ChatMessage], tools: list[Tool]) 
     ]
     native = template_takes_tools(tokenizer)
     shown = tools_json(tools) if native and tools else None
-    return chat_ids(tokenizer, render(convo, tools, native), tools=shown)
+    return chat_ids(tokenizer, render(convo, tools, native), add_generation_prompt, tools=shown)
