@@ -1,5 +1,5 @@
-"""Bearer keys: tenant keys for /v1/*, the admin key for /admin/*, the metrics (or
-admin) key for the per-tenant series of /metrics.
+"""Bearer keys: tenant keys for /v1/* (the admin key may also list /v1/models), the
+admin key for /admin/*, the metrics (or admin) key for the per-tenant series of /metrics.
 
 Tenant keys are looked up by hash in the store on every request, so a revoked
 key fails at once (no cache). The admin key comes from ``CITER_ADMIN_KEY``.
@@ -63,6 +63,14 @@ async def require_admin(request: Request, st: State) -> None:
         raise _unauthorized("Incorrect admin key provided.")
 
 
+async def require_reader(request: Request, st: State) -> None:
+    """A tenant key or the admin key (the model list: operators and clients read it)."""
+    key = bearer(request)
+    if key is not None and _matches(key, st.settings.admin_key):
+        return
+    await require_tenant(request, st)
+
+
 def _matches(key: str, expected: SecretStr | None) -> bool:
     return expected is not None and hmac.compare_digest(
         key.encode(), expected.get_secret_value().encode()
@@ -81,3 +89,4 @@ def may_read_tenant_metrics(request: Request, st: State) -> bool:
 
 
 CurrentTenant = Annotated[Tenant, Depends(require_tenant)]  # handler parameter: the caller
+Reader = Depends(require_reader)  # route dependency: a tenant or the admin

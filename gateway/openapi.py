@@ -65,8 +65,7 @@ WHY = {
 
 def _errors(path: str, method: str, has_body: bool) -> list[str]:
     codes = ["400"] if has_body else []
-    v1 = path.startswith("/v1/") and path != "/v1/models" and not path.startswith("/v1/models/")
-    if v1 or path in TOKENS:
+    if path.startswith("/v1/") or path in TOKENS:
         codes.append("401")
     if path.startswith("/admin/"):
         codes += ["401", "403", "404"]
@@ -123,8 +122,7 @@ def build(app: FastAPI) -> dict[str, Any]:
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 }
             if path.startswith(("/v1/", "/admin/")) or path in ("/metrics", *TOKENS):
-                if path != "/v1/models" and not path.startswith("/v1/models/"):
-                    op["security"] = [{"bearer": []}]
+                op["security"] = [{"bearer": []}]
             for code in _errors(path, method, (path, method) in BODIES):
                 responses[code] = {
                     "description": WHY[code],

@@ -118,7 +118,8 @@ class StreamingChatUser(StreamingUser):
         steady = _spec(opts.citer_tenants)["steady"]
         tenant = steady[next(self._ids) % len(steady)]
         self.headers = {"Authorization": f"Bearer {tenant['key']}"}
-        models = self.client.get("/v1/models", name="/v1/models").json()["data"]
+        models = self.client.get("/v1/models", name="/v1/models", headers=self.headers)
+        models = models.json()["data"]
         self.policies: list[Policy] = policy_mix(models)
         self.prompts = _prompts(opts.citer_prompts)
         self.max_tokens: int = opts.citer_max_tokens

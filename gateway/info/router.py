@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.auth import CurrentTenant, may_read_tenant_metrics
+from gateway.auth import CurrentTenant, Reader, may_read_tenant_metrics
 from gateway.errors import model_not_found
 from gateway.info.serving import model_cards, readiness, version
 from gateway.state import State
@@ -17,12 +17,12 @@ from gateway.state import State
 router = APIRouter()
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", dependencies=[Reader])
 async def list_models(st: State) -> dict[str, Any]:
     return {"object": "list", "data": model_cards(st)}
 
 
-@router.get("/v1/models/{model_id}")
+@router.get("/v1/models/{model_id}", dependencies=[Reader])
 async def get_model(model_id: str, st: State) -> dict[str, Any]:
     for card in model_cards(st):
         if card["id"] == model_id:

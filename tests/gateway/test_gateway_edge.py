@@ -82,7 +82,8 @@ def test_the_edge_answers_with_the_clouds_llm_tokens(pair: EdgeCloud) -> None:
     routed = pair.ask_edge(model="citer", routing={"return_sources": True}, max_tokens=24)
     assert routed["usage"]["llm_fallback_tokens"] == 0
     assert not any("fallback" in s for s in routed["choices"][0]["sources"])
-    card = httpx.get(f"{pair.edge.url}/v1/models/llm").json()
+    auth = {"Authorization": f"Bearer {pair.key}"}
+    card = httpx.get(f"{pair.edge.url}/v1/models/llm", headers=auth).json()
     assert card["citer"]["model"] == f"llm at {pair.proxy.url}/v1"
     assert metric_value(pair.edge.metrics(), "citer:remote_llm_calls_total", outcome="ok") > 0
 

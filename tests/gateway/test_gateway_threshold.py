@@ -7,7 +7,9 @@ from live_gateway import GatewayProcess
 
 
 def served_threshold(gw: GatewayProcess) -> float:
-    models = httpx.get(f"{gw.url}/v1/models", timeout=10).json()["data"]
+    _, key = gw.new_tenant()
+    models = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {key}"},
+                       timeout=10).json()["data"]  # fmt: skip
     return next(m for m in models if m["id"] == "citer")["citer"]["routing"]["default_threshold"]
 
 

@@ -76,6 +76,9 @@ def test_top_k_is_honoured(post) -> None:
 
 
 def test_model_cards_say_who_samples_and_the_context(gateway) -> None:
-    cards = httpx.get(f"{gateway.url}/v1/models").json()["data"]
+    _, key = gateway.new_tenant()
+    auth = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{gateway.url}/v1/models").status_code == 401  # behind the key
+    cards = httpx.get(f"{gateway.url}/v1/models", headers=auth).json()["data"]
     assert {c["owned_by"] for c in cards} == {"citer"}  # position-keyed seeded streams
     assert len({c["max_model_len"] for c in cards}) == 1 and cards[0]["max_model_len"] > 8
