@@ -8,7 +8,6 @@ few flags here override both.
 from __future__ import annotations
 
 import argparse
-import logging
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,14 +53,16 @@ def run(args: argparse.Namespace) -> int:
         check_model_folder(folder)
     if settings.engine == "vllm" and settings.resolved_policy() == "citer":
         _check_card_features(settings.router_card)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from gateway.logs import configure
+
+    configure(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # json: uvicorn's own records go through the root handler too, as JSON
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=15,
     )
     return 0

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from engines.types import TokenEvent
+from gateway.logs import request_done
 from gateway.state import GatewayState
 
 
@@ -82,7 +83,17 @@ def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -
             "citer.queue_s": stats.queue_s if stats is not None else 0.0,
         }
     )
+    if run.spec.client_id is not None:
+        run.root.set_attribute("citer.client_request_id", run.spec.client_id)
     run.root.end()
+    request_done(st.settings.log_format == "json", {
+        "request_id": run.spec.request_id, "client_request_id": run.spec.client_id,
+        "tenant": run.tenant.id, "model": run.spec.model, "operation": run.spec.operation,
+        "outcome": outcome, "finish_reason": reason, "prompt_tokens": len(run.spec.prompt_ids),
+        "completion_tokens": completion, "llm_tokens": t.llm_completion,
+        "llm_share": round(t.llm_share, 4), "cost": run.cost, "degraded": run.degraded,
+        "latency_s": round(time.perf_counter() - run.spec.arrived, 4),
+    })  # fmt: skip
 
 
 async def refresh_remaining(st: GatewayState, tenant_id: str) -> None:

@@ -51,6 +51,7 @@ class RunSpec:
     sampling: SamplingParams
     arrived: float  # time.perf_counter() when the request arrived
     grammar: str | None = None  # llguidance grammar of the completion (structured output)
+    client_id: str | None = None  # the caller's X-Request-ID, if it sent one (logs, spans)
 
 
 class Run:

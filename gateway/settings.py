@@ -53,6 +53,8 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)  # 0 = any free port (tests)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # json: one JSON object per log line, with one record per finished request
+    log_format: Literal["text", "json"] = "text"
     # Browser origins allowed to call the API (CORS), comma-separated, "*" for any;
     # empty: no CORS headers (browsers on other origins are refused), the default.
     cors_origins: str = ""

@@ -69,7 +69,7 @@ async def create_chat_completion(st: GatewayState, tenant: Tenant, request: Requ
         st, len(prompt_ids), limit, req.temperature, req.top_p, req.stop, req.seed, field, top_k
     )
     spec = RunSpec(new_id("chatcmpl"), "chat", req.model, plan, prompt_ids, sampling, arrived,
-                   structure.grammar)  # fmt: skip
+                   structure.grammar, request.headers.get("x-request-id"))  # fmt: skip
     run = await start(st, tenant, spec, req.seed)
     want_sources = plan.return_sources
     include_usage = bool(req.stream_options and req.stream_options.include_usage)

@@ -64,7 +64,8 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
         st, len(ids), req.max_tokens, req.temperature, req.top_p, req.stop, req.seed,
         logprobs=req.logprobs, top_k=max(0, req.top_k or 0),
     )  # fmt: skip
-    spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived)
+    spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived,
+                   client_id=request.headers.get("x-request-id"))  # fmt: skip
     run = await start(st, tenant, spec, req.seed)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     names = None

@@ -1,9 +1,11 @@
 """HTTP conventions operators expect of an OpenAI server: a caller's X-Request-ID echoed
-(errors and streams too), CORS only for the origins configured, and vLLM's /tokenize
-and /detokenize behind the API key."""
+(errors and streams too), CORS only for the origins configured, JSON logs with one
+record per request, and vLLM's /tokenize and /detokenize behind the API key."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,8 +17,10 @@ MSG = [{"role": "user", "content": "What is 12 + 30?"}]
 
 @pytest.fixture(scope="module")
 def cors_gateway(gateway_models, tmp_path_factory) -> Iterator[GatewayProcess]:
+    """CORS for one origin, JSON logs at info."""
     log = tmp_path_factory.mktemp("gw-cors") / "gateway.log"
-    gw = GatewayProcess(*gateway_models, log, CITER_CORS_ORIGINS="https://app.example")
+    gw = GatewayProcess(*gateway_models, log, CITER_CORS_ORIGINS="https://app.example",
+                        CITER_LOG_FORMAT="json", CITER_LOG_LEVEL="info")  # fmt: skip
     yield gw
     gw.stop()
 
@@ -76,3 +80,25 @@ def test_tokenize_and_detokenize_as_vllm_serves_them(gateway) -> None:
     assert both.status_code == 400 and both.json()["error"]["param"] == "prompt"
     far = post("/detokenize", {"model": "citer", "tokens": [10**9]})
     assert far.status_code == 400 and far.json()["error"]["param"] == "tokens"
+
+
+def test_json_logs_carry_one_record_per_request(cors_gateway) -> None:
+    _, key = cors_gateway.new_tenant()
+    r = httpx.post(cors_gateway.url + "/v1/chat/completions", timeout=60,
+                   headers=_h(key, **{"X-Request-ID": "trace-me"}),
+                   json={"model": "citer", "messages": MSG, "max_tokens": 5})  # fmt: skip
+    assert r.status_code == 200
+    for _ in range(50):  # the record is written once the run has settled
+        lines = cors_gateway.log.read_text().splitlines()
+        records = [json.loads(x) for x in lines if x.startswith("{")]
+        done = [x for x in records if x.get("client_request_id") == "trace-me"]
+        if done:
+            break
+        time.sleep(0.1)
+    assert len(records) > 3 and all({"ts", "level", "logger", "message"} <= set(x) for x in records)
+    (rec,) = done
+    assert rec["logger"] == "citer.requests" and rec["request_id"] == r.json()["id"]
+    assert rec["model"] == "citer" and rec["outcome"] == "completed"
+    assert rec["completion_tokens"] == r.json()["usage"]["completion_tokens"]
+    assert rec["latency_s"] > 0
+    assert 0.0 <= rec["llm_share"] <= 1.0 and rec["tenant"]
