@@ -145,6 +145,21 @@ def test_hpa_pdb_and_service_monitor_target_the_gateway(render) -> None:
     assert {"HorizontalPodAutoscaler", "ServiceMonitor"}.isdisjoint(kinds(render()))
 
 
+def test_ingress_is_optional_and_routes_to_the_gateway_service(render) -> None:
+    assert "Ingress" not in kinds(render())  # off by default
+    objs = render(ci_values("full"))
+    ing, svc = one(objs, "Ingress"), one(objs, "Service", RELEASE)
+    assert ing["spec"]["ingressClassName"] == "nginx"
+    assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    (rule,) = ing["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    assert rule["host"] == "citer.example.com" and path["path"] == "/"
+    assert backend["name"] == svc["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in svc["spec"]["ports"]}
+    assert ing["spec"]["tls"] == [{"secretName": "citer-tls", "hosts": ["citer.example.com"]}]
+
+
 def test_otlp_endpoint_reaches_the_gateway(render) -> None:
     env = gateway_env(render({"otel": {"endpoint": "http://collector:4318"}}))
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"

@@ -85,6 +85,8 @@ def test_helm_lint_is_clean() -> None:
         ({"service": {"port": 70000}}, "/service/port"),
         ({"extraEnv": [{"name": "CITER_WINDOW", "value": "8"}]}, "/extraEnv/0/name"),
         ({"replicas": 3}, "replicas"),
+        ({"ingress": {"hosts": [{"host": "a.example", "path": "v1"}]}}, "/ingress/hosts/0/path"),
+        ({"ingress": {"tls": [{"hosts": ["a.example"]}]}}, "/ingress/tls/0"),
     ],
 )
 def test_values_schema_refuses_bad_values(chart, values: dict[str, Any], where: str) -> None:
