@@ -27,6 +27,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from gateway.errors import install_handlers
 from gateway.request_id import RequestIdMiddleware
 from gateway.settings import GatewaySettings
+from gateway.tracing import instrument, make_tracer
 
 log = logging.getLogger("citer.gateway")
 SHUTDOWN_GRACE_S = 10.0  # how long shutdown waits for pumps to settle their budgets
@@ -42,10 +43,11 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
     from gateway.tokenize import router as tokenize_router
 
     cfg = settings or GatewaySettings()
+    tracing = make_tracer(cfg.otel_service_name, cfg.otel_endpoint, span_exporter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await build_state(cfg, span_exporter)
+        state = await build_state(cfg, tracing)
         app.state.citer = state
         try:
             yield
@@ -64,10 +66,12 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
     for r in (chat_router, completions_router, info_router, admin_router, tokenize_router):
         app.include_router(r)
     openapi.install(app)
+    instrument(app, tracing[0])
     return app
 
 
-async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
+async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
+    """``tracing``: (tracer provider, tracer) of ``gateway.tracing.make_tracer``."""
     from engines.async_engine import AsyncEngine
     from engines.pair import PairConfig, build_pair
     from engines.scheduler import Scheduler, SchedulerConfig
@@ -75,7 +79,6 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
     from gateway.routing import build_router_setup
     from gateway.state import GatewayState
     from gateway.tenancy import open_store
-    from gateway.tracing import make_tracer
 
     remote = cfg.remote_llm()
     pair_cfg = PairConfig(
@@ -111,7 +114,7 @@ async def build_state(cfg: GatewaySettings, span_exporter: Any = None) -> Any:
         tenancy.store_url, reservation_ttl_s=tenancy.reservation_ttl_s, namespace=tenancy.namespace
     )
     log.info("tenant store: %s", "redis" if tenancy.store_url else "embedded (in-process)")
-    provider, tracer = make_tracer(cfg.otel_service_name, cfg.otel_endpoint, span_exporter)
+    provider, tracer = tracing
     longest = scheduler.max_context - 1  # the answer needs at least one position
     state = GatewayState(
         settings=cfg,

@@ -69,6 +69,7 @@ def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -
     reason = final.finish_reason if final is not None else outcome
     run.root.set_attributes(
         {
+            "gen_ai.response.model": run.spec.model,
             "gen_ai.usage.input_tokens": len(run.spec.prompt_ids),
             "gen_ai.usage.output_tokens": completion,
             "gen_ai.response.finish_reasons": [reason or outcome],

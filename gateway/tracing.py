@@ -6,6 +6,12 @@ and child spans ``budget.reserve``, ``engine.queue`` (waiting for a batch seat),
 ``engine.prefill`` (submit -> first token: the scheduler's admission at its next
 step and the prefill), ``engine.decode`` (first -> last token) and ``budget.settle``.
 
+Above them, every HTTP request (refused ones too: 400, 401, 404, 429, 503) gets a
+server span from the maintained FastAPI instrumentation, which continues a caller's
+W3C ``traceparent``; the request's spans are its children, and the response carries
+the trace id in ``x-trace-id``. /health, /ready and /metrics are not traced (probes
+and scrapes would drown the rest), nor each ASGI send/receive of a stream.
+
 Exporter: the one passed in (tests use the SDK's in-memory exporter), else
 OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.
 """
@@ -13,7 +19,9 @@ OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -24,6 +32,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Tracer
 
 log = logging.getLogger("citer.gateway")
+UNTRACED = "health,ready,metrics"  # excluded_urls: regexes searched in the URL
+TRACE_HEADER = b"x-trace-id"
 
 
 def make_tracer(
@@ -39,3 +49,33 @@ def make_tracer(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         log.info("tracing: exporting spans by OTLP/HTTP to %s", otlp_endpoint)
     return provider, provider.get_tracer("citer.gateway")
+
+
+def instrument(app: Any, provider: TracerProvider) -> None:
+    """Server spans for every request (outermost), and the trace id on every response."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    app.add_middleware(TraceIdMiddleware)
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
+    )
+
+
+class TraceIdMiddleware:
+    """``x-trace-id``: the trace the server span belongs to (32 hex digits)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tag(message: dict) -> None:
+            ctx = trace.get_current_span().get_span_context()
+            if message["type"] == "http.response.start" and ctx.is_valid:
+                tid = (TRACE_HEADER, f"{ctx.trace_id:032x}".encode())
+                message = {**message, "headers": [*message.get("headers", []), tid]}
+            await send(message)
+
+        return await self.app(scope, receive, tag)

@@ -133,6 +133,43 @@ def test_spans_of_one_request(local) -> None:
     assert all(root.start_time <= s.start_time and s.end_time <= root.end_time for s in kids)
 
 
+def test_a_callers_trace_is_continued_and_refusals_get_spans(local) -> None:
+    """W3C traceparent in: the HTTP server span (FastAPI instrumentation) and the
+    request's spans join that trace; refused requests get their server span too."""
+    gw, key = local
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    headers = {"Authorization": f"Bearer {key}", "traceparent": f"00-{trace_id}-{parent}-01"}
+    body = {"model": "citer", "messages": MSG, "max_tokens": 3}
+    r = httpx.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=60)
+    assert r.status_code == 200 and r.headers["x-trace-id"] == trace_id
+    bad = httpx.post(gw.url + "/v1/chat/completions", json={**body, "temperature": 9},
+                     headers={"Authorization": f"Bearer {key}"}, timeout=60)  # fmt: skip
+    nokey = httpx.post(gw.url + "/v1/chat/completions", json=body, timeout=60)
+    assert (bad.status_code, nokey.status_code) == (400, 401)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        spans = gw.exporter.get_finished_spans()
+        ours = [s for s in spans if f"{s.context.trace_id:032x}" == trace_id]
+        if any(s.attributes.get("gen_ai.response.id") == r.json()["id"] for s in ours):
+            break
+        time.sleep(0.1)
+    (server,) = [s for s in ours if s.parent is not None and f"{s.parent.span_id:016x}" == parent]
+    assert _status(server) == 200  # the HTTP server span
+    (chat,) = [s for s in ours if s.name == "chat citer"]
+    assert chat.parent.span_id == server.context.span_id
+    assert chat.attributes["gen_ai.response.model"] == "citer"
+    codes = {_status(s) for s in spans if s.parent is None}
+    assert {400, 401} <= codes  # refused before any work, still traced
+    for resp in (bad, nokey):
+        assert len(resp.headers["x-trace-id"]) == 32
+
+
+def _status(span) -> int | None:
+    """The HTTP status of a server span (the semconv name before or after its 2023 rename)."""
+    a = span.attributes
+    return a.get("http.response.status_code", a.get("http.status_code"))
+
+
 def test_queueing_then_503_and_a_queued_disconnect_costs_nothing(local) -> None:
     """A stream waits for its batch seat before it answers 200 (so a queue timeout can
     still be a 503); a client that leaves while queued costs nothing."""
