@@ -1,9 +1,10 @@
 """Admission: a validated request becomes a running ``gateway.runner.Run``, or is refused.
 
     start(st, tenant, spec)  (the request is parsed and validated: 400s are behind it)
-        root span -> scheduler limits (400) -> capacity (503) -> reserve the worst
-        case (429) -> engine.submit: the scheduler's one queue, with a deadline of
-        arrival + CITER_QUEUE_TIMEOUT_S -> Run (its own task; see gateway.runner)
+        root span -> scheduler limits (400) -> capacity (503) -> requests / tokens per
+        minute (429) -> reserve the worst case (429) -> engine.submit: the scheduler's
+        one queue, with a deadline of arrival + CITER_QUEUE_TIMEOUT_S -> Run (its own
+        task; see gateway.runner)
 
 A refusal ends the request's root span with its status and leaves nothing behind:
 the capacity slot is released and a reservation already taken is settled at no cost.
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from engines.types import Request
-from gateway.budget import reserve
+from gateway.budget import reserve, take_rate
 from gateway.common import start_root_span
 from gateway.errors import APIError, bad_request
 from gateway.routing import routing_params
@@ -45,6 +46,7 @@ async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | Non
             raise bad_request(str(e)) from e
         st.acquire_slot(tenant.id)
         try:
+            rate = await take_rate(st, tenant, len(spec.prompt_ids) + sp.max_tokens)
             ctx = span_context(root)
             with st.tracer.start_as_current_span("budget.reserve", context=ctx) as span:
                 res = await reserve(st, tenant, spec.plan.mode, len(spec.prompt_ids),
@@ -62,6 +64,7 @@ async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | Non
             st.release_slot()
             raise
     run = Run(st, tenant, res, spec, root, handle)
+    run.rate_headers = rate
     run.task = asyncio.create_task(run.main())
     st.runs.add(run)
     run.task.add_done_callback(lambda _: st.runs.discard(run))

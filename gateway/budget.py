@@ -1,5 +1,6 @@
-"""Budget calls of one request: reserve its worst case, renew the hold while it lives,
-bill what the engines processed and settle once.
+"""Budget calls of one request: its rate limits (requests / tokens per minute), reserve
+its worst case, renew the hold while it lives, bill what the engines processed and
+settle once.
 
 Worst cases come from ``gateway.tenancy.worst_case_cost``, which bounds the
 scheduler's accounting (``RequestStats``); a refusal becomes HTTP 429.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 from engines.types import FINISH_ABORT, RequestStats, TokenEvent
@@ -19,6 +21,7 @@ from gateway.tenancy import (
     Reservation,
     Tenant,
     TokenCounts,
+    ratelimit,
     reserve_for_request,
     settle_tokens,
 )
@@ -40,6 +43,30 @@ def billed_tokens(stats: RequestStats | None, prompt: int, slm: int, llm: int) -
         llm_prompt=stats.llm_input_tokens,
         llm_completion=stats.llm_tokens,
     )
+
+
+async def take_rate(st: GatewayState, tenant: Tenant, tokens: int) -> dict[str, str]:
+    """The tenant's requests / tokens per minute: OpenAI's x-ratelimit-* headers for
+    the response, or 429 rate_limit_exceeded with Retry-After (the window's end)."""
+    rpm, tpm = tenant.config.rpm, tenant.config.tpm
+    if rpm is None and tpm is None:
+        return {}
+    if tpm is not None and tokens > tpm:
+        st.metrics.rejected.labels(tenant.id, "rate_limit_exceeded").inc()
+        raise APIError(429, f"This request needs {tokens} tokens (prompt + max_tokens), more "
+                       f"than this tenant's limit of {tpm} tokens per minute; lower max_tokens.",
+                       "tokens", None, "rate_limit_exceeded",
+                       {"x-should-retry": "false"})  # fmt: skip
+    res = await st.store.take_rate(tenant.id, rpm, tpm, tokens)
+    out = ratelimit.headers(rpm, tpm, res)
+    if not res.allowed:
+        st.metrics.rejected.labels(tenant.id, "rate_limit_exceeded").inc()
+        kind = "requests" if rpm is not None and res.requests + 1 > rpm else "tokens"
+        wait = max(1, math.ceil(res.reset_s))
+        raise APIError(429, f"Rate limit reached: this tenant's {kind} per minute are used "
+                       f"up; retry in {wait} s.", kind, None, "rate_limit_exceeded",
+                       {**out, "Retry-After": str(wait), "x-should-retry": "true"})  # fmt: skip
+    return out
 
 
 async def reserve(

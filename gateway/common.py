@@ -135,7 +135,7 @@ def source_entry(ev: TokenEvent) -> dict[str, Any]:
 
 
 def response_headers(run: Any) -> dict[str, str]:
-    headers = {"x-request-id": run.spec.request_id}
+    headers = {"x-request-id": run.spec.request_id, **run.rate_headers}
     if run.degraded:
         headers["x-citer-degraded"] = "budget"
     return headers

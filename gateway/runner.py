@@ -73,6 +73,7 @@ class Run:
         self.tokens = TokenCounts()
         self.fallback_tokens = 0  # SLM tokens at positions the failed remote LLM was given
         self.forced_tokens = 0  # completion tokens the grammar allowed alone
+        self.rate_headers: dict[str, str] = {}  # x-ratelimit-* of the tenant's limits
         self.started = asyncio.Event()  # holds a batch slot, or ended (see ``refusal``)
         self.refusal: APIError | None = None  # why it ended before it got a batch slot
         self.progress = Progress(st, spec.plan.mode, spec.arrived, span_context(root))

@@ -127,6 +127,10 @@ class GatewaySettings(BaseSettings):
     bootstrap_prices: Prices = Prices(
         slm_prompt=0.01, slm_completion=0.02, llm_prompt=0.1, llm_completion=0.2
     )  # cost units per 1k tokens
+    # Prices of a tenant the admin API creates without any (JSON, cost units per 1k tokens)
+    default_prices: Prices = Prices(
+        slm_prompt=0.01, slm_completion=0.02, llm_prompt=0.1, llm_completion=0.2
+    )
 
     # -- observability --
     # Standard OTel variable: set it and every request's trace is exported by OTLP/HTTP.

@@ -17,6 +17,9 @@ class CreateTenant(BaseModel):
     issue_key: bool = True  # return a first API key with the tenant
 
 
+CLEARABLE = ("max_llm_share", "max_concurrent", "rpm", "tpm")  # optional: None = off
+
+
 class UpdateTenant(BaseModel):
     """Fields to change; the rest keep their values (budget, prices are replaced whole)."""
 
@@ -27,4 +30,6 @@ class UpdateTenant(BaseModel):
     policy: str | None = None
     max_llm_share: float | None = None
     max_concurrent: int | None = None
-    clear: list[str] = []  # optional fields to reset to None: max_llm_share, max_concurrent
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens (prompt + max_tokens) per minute
+    clear: list[str] = []  # optional fields to reset to None (unlimited): CLEARABLE

@@ -25,7 +25,8 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 @router.post("/tenants", status_code=201)
 async def create_tenant(request: Request, st: State) -> Any:
     body = parse(CreateTenant, await read_json(request, st.settings.max_body_bytes))
-    return JSONResponse(await serving.create(st.store, body), status_code=201)
+    created = await serving.create(st.store, body, st.settings.default_prices)
+    return JSONResponse(created, status_code=201)
 
 
 @router.get("/tenants")

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.admin.protocol import CreateTenant, UpdateTenant
+from gateway.admin.protocol import CLEARABLE, CreateTenant, UpdateTenant
 from gateway.errors import APIError, bad_request, from_validation
-from gateway.tenancy import Tenant, TenantExists, TenantNotFound, TenantStore
+from gateway.tenancy import Prices, Tenant, TenantExists, TenantNotFound, TenantStore
 
 
 def tenant_json(t: Tenant) -> dict[str, Any]:
@@ -29,9 +29,14 @@ async def get(store: TenantStore, tenant_id: str) -> Tenant:
     return tenant
 
 
-async def create(store: TenantStore, body: CreateTenant) -> dict[str, Any]:
+async def create(store: TenantStore, body: CreateTenant, default_prices: Prices) -> dict[str, Any]:
+    """A tenant created without prices pays ``default_prices`` (CITER_DEFAULT_PRICES):
+    all-zero prices would make its budget meaningless without saying so."""
+    config = body.config
+    if "prices" not in config.model_fields_set:
+        config = config.with_changes(prices=default_prices.model_dump())
     try:
-        tenant = await store.create_tenant(body.id, body.config)
+        tenant = await store.create_tenant(body.id, config)
     except TenantExists as e:
         raise APIError(409, str(e), code="tenant_exists", param="id") from e
     except ValueError as e:
@@ -46,7 +51,7 @@ async def update(store: TenantStore, tenant_id: str, body: UpdateTenant) -> dict
     tenant = await get(store, tenant_id)
     changes = body.model_dump(exclude_none=True, exclude={"clear"})
     for name in body.clear:
-        if name not in ("max_llm_share", "max_concurrent"):
+        if name not in CLEARABLE:
             raise bad_request(f"clear: {name!r} cannot be cleared", "clear")
         changes[name] = None
     try:

@@ -69,6 +69,9 @@ class TenantConfig(BaseModel):
     max_llm_share: Annotated[float, AfterValidator(_within(0.0, 1.0))] | None = None
     # Requests running at once (live reservations); None = unlimited.
     max_concurrent: Annotated[int, AfterValidator(_within(1, 100_000))] | None = None
+    # Requests and tokens (prompt + max_tokens) admitted per minute; None = unlimited.
+    rpm: Annotated[int, AfterValidator(_within(1, 1_000_000_000))] | None = None
+    tpm: Annotated[int, AfterValidator(_within(1, 1_000_000_000_000))] | None = None
 
     def with_changes(self, **changes: Any) -> TenantConfig:
         """A validated copy with some fields replaced (``model_copy`` would not validate)."""

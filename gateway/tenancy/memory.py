@@ -15,6 +15,7 @@ from gateway.tenancy.config import TenantConfig
 from gateway.tenancy.cost import TokenCounts, from_micros, to_micros
 from gateway.tenancy.keys import hash_key, new_key
 from gateway.tenancy.ledger import Account, decision_from
+from gateway.tenancy.ratelimit import RateResult, window
 from gateway.tenancy.records import (
     Clock,
     Decision,
@@ -40,6 +41,7 @@ class EmbeddedStore:
         self._ttl = reservation_ttl_s
         self._clock = clock
         self._lock = threading.Lock()
+        self._rates: dict[tuple[str, int], tuple[int, int]] = {}  # (tenant, minute) -> counts
         self._accounts: dict[str, Account] = {}
         self._key_owner: dict[str, tuple[str, str]] = {}  # sha256 -> (tenant id, key id)
         self._keys: dict[str, dict[str, tuple[str, KeyInfo]]] = {}  # tenant -> id -> (sha, info)
@@ -102,6 +104,18 @@ class EmbeddedStore:
                 (info for _, info in self._keys[tenant_id].values()),
                 key=lambda k: (k.created_at, k.key_id),
             )
+
+    async def take_rate(
+        self, tenant_id: str, rpm: int | None, tpm: int | None, tokens: int
+    ) -> RateResult:
+        w, left = window(self._clock())
+        with self._lock:
+            r, t = self._rates.get((tenant_id, w), (0, 0))
+            if (rpm is not None and r + 1 > rpm) or (tpm is not None and t + tokens > tpm):
+                return RateResult(False, r, t, left)
+            self._rates = {k: v for k, v in self._rates.items() if k[1] >= w}  # old windows
+            self._rates[(tenant_id, w)] = (r + 1, t + tokens)
+            return RateResult(True, r + 1, t + tokens, left)
 
     async def authenticate(self, plaintext_key: str) -> Tenant | None:
         digest = hash_key(plaintext_key)

@@ -19,6 +19,7 @@ from gateway.tenancy.config import PERIOD_SECONDS, TenantConfig
 from gateway.tenancy.cost import TokenCounts, from_micros, to_micros
 from gateway.tenancy.keys import hash_key, new_key
 from gateway.tenancy.ledger import TOMBSTONE_S, Grant, decision_from, usage_from
+from gateway.tenancy.ratelimit import RATE, WINDOW_S, RateResult, window
 from gateway.tenancy.records import (
     Clock,
     Decision,
@@ -52,6 +53,7 @@ class RedisStore:
         self._sweep = client.register_script(redis_lua.SWEEP)
         self._renew = client.register_script(redis_lua.RENEW)
         self._release = client.register_script(redis_lua.RELEASE)
+        self._rate = client.register_script(RATE)
         self._put = client.register_script(redis_lua.PUT_TENANT)
 
     @classmethod
@@ -247,6 +249,17 @@ class RedisStore:
     async def expire_reservations(self, tenant_id: str) -> int:
         _, swept, _, _ = await self._run(self._sweep, tenant_id)
         return int(swept)
+
+    async def take_rate(
+        self, tenant_id: str, rpm: int | None, tpm: int | None, tokens: int
+    ) -> RateResult:
+        w, left = window(self._clock())
+        base = f"{self._ns}:{{{tenant_id}}}:rate:{w}"  # one hash slot per tenant
+        ok, r, t = await self._rate(
+            keys=[f"{base}:requests", f"{base}:tokens"],
+            args=[rpm or 0, tpm or 0, tokens, WINDOW_S + 5],
+        )
+        return RateResult(bool(ok), int(r), int(t), left)
 
     async def usage(self, tenant_id: str) -> Usage:
         return (await self._run(self._sweep, tenant_id))[2]

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from gateway.tenancy.config import TenantConfig
 from gateway.tenancy.cost import TokenCounts, cost_of, worst_case_cost
+from gateway.tenancy.ratelimit import RateResult
 from gateway.tenancy.records import (
     Clock,
     Decision,
@@ -106,6 +107,13 @@ class TenantStore(Protocol):
     async def expire_reservations(self, tenant_id: str) -> int:
         """Return expired holds to the budget now; the count swept. (Every other
         call sweeps its tenant too, so this is only for a periodic janitor.)"""
+        ...
+
+    async def take_rate(
+        self, tenant_id: str, rpm: int | None, tpm: int | None, tokens: int
+    ) -> RateResult:
+        """Count one request of ``tokens`` in this minute unless a limit would pass
+        (``gateway.tenancy.ratelimit``); atomic across gateways sharing the store."""
         ...
 
     async def usage(self, tenant_id: str) -> Usage:

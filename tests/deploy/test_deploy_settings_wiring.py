@@ -111,6 +111,7 @@ def test_full_values_reach_the_gateway_parsed(render, monkeypatch: pytest.Monkey
     assert s.policy == "citer" and s.threshold == 0.35 and s.max_prompt_tokens == 2048
     assert s.max_body_bytes == defaults["maxBodyBytes"] == 1_048_576  # not 1.048576e+06
     assert s.bootstrap_prices == Prices(**defaults["bootstrapPrices"])
+    assert s.default_prices == Prices(**defaults["defaultPrices"])
     assert (s.device, s.dtype, s.window) == ("cuda", "bfloat16", defaults["window"])
     assert s.bootstrap_tenant == "acme"
     assert s.admin_key is not None and s.metrics_key is not None
