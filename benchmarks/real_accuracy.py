@@ -94,8 +94,8 @@ def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> tuple[float,
 def report(args: argparse.Namespace) -> str:
     digest = pair_digest(Path(args.pair))
     rows = [r for r in load_cache(Path(args.cache)).values() if r["pair"] == digest]
-    lines = ["| dataset | config | items | accuracy | LLM token share | vs LLM (95% CI, points) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| dataset | config | items | accuracy | LLM token share | cut at max_tokens "
+             "| vs LLM (95% CI, points) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in args.datasets.split(","):
         by: dict[str, dict[str, Any]] = {}
         for r in rows:
@@ -117,7 +117,9 @@ def report(args: argparse.Namespace) -> str:
                 lo, hi = paired_interval([got[i]["correct"] for i in both],
                                          [llm[i]["correct"] for i in both])  # fmt: skip
                 ci = f"[{lo:+.1f}, {hi:+.1f}] on {len(both)}"
-            lines.append(f"| {name} | {config} | {n} | {acc:.1f}% | {100 * share:.1f}% | {ci} |")
+            cut = sum(r.get("finish") == "length" for r in got.values())
+            lines.append(f"| {name} | {config} | {n} | {acc:.1f}% | {100 * share:.1f}% | "
+                         f"{cut} | {ci} |")  # fmt: skip
     return "\n".join(lines)
 
 

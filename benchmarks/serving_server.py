@@ -35,7 +35,9 @@ def gateway_server(log: Path, env: dict[str, str]) -> Iterator[tuple[str, str, i
 
 
 @contextmanager
-def vllm_server(python: str, model: str, log: Path, threads: int) -> Iterator[tuple[str, int]]:
+def vllm_server(
+    python: str, model: str, log: Path, threads: int, prefix_caching: bool = False
+) -> Iterator[tuple[str, int]]:
     """(base URL, pid) of vLLM's OpenAI server serving ``model`` as "llm".
 
     Started as ``python -m vllm.entrypoints.openai.api_server``: the same ``run_server``
@@ -50,12 +52,14 @@ def vllm_server(python: str, model: str, log: Path, threads: int) -> Iterator[tu
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # keep OMP_NUM_THREADS, as the gateway does
         "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache: 64 x (prompt + 320) tokens fit
     }
+    caching = "--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching"
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
            "--served-model-name", "llm", "--host", "127.0.0.1", "--port", str(port),
            "--dtype", "float32", "--max-num-seqs", str(MAX_BATCH), "--enforce-eager",
-           "--no-enable-prefix-caching"]  # fmt: skip
-    # Prefix caching off: the points reuse prompts, and the gateway caches none across
-    # requests, so cached prompts would give vLLM a TTFT the gateway cannot have.
+           caching]  # fmt: skip
+    # Prefix caching off for the serving benchmark: its points reuse prompts, and the
+    # gateway caches none across requests, so cached prompts would give vLLM a TTFT the
+    # gateway cannot have. On for a cloud LLM: it is how the edge's catch-up is cheap.
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,

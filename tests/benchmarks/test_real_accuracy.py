@@ -30,8 +30,8 @@ def test_report_reads_only_this_pairs_rows_and_pairs_items(tmp_path: Path) -> No
     args = argparse.Namespace(pair=str(pair), cache=str(cache), datasets="gsm8k",
                               configs="llm,confidence:0.3,slm")  # fmt: skip
     table = report(args).splitlines()
-    assert table[2] == "| gsm8k | llm | 20 | 75.0% | 100.0% | - |"
-    assert table[3].startswith("| gsm8k | confidence:0.3 | 20 | 60.0% | 20.0% | [")
+    assert table[2] == "| gsm8k | llm | 20 | 75.0% | 100.0% | 0 | - |"
+    assert table[3].startswith("| gsm8k | confidence:0.3 | 20 | 60.0% | 20.0% | 0 | [")
     assert len(table) == 4  # no slm rows: no line
     lo, hi = paired_interval([True] * 12 + [False] * 8, [True] * 15 + [False] * 5)
     assert lo < -15 < hi <= 0  # 3 items of 20 lost, nothing gained
