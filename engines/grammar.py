@@ -68,11 +68,6 @@ class SeqGrammar:
         """How many of ``tokens`` in a row the grammar accepts (nothing is consumed)."""
         return int(self.matcher.validate_tokens(tokens))
 
-    @property
-    def done(self) -> bool:
-        """Nothing but an end-of-sequence token may follow."""
-        return bool(self.matcher.is_stopped())
-
 
 class _TokenBytes:
     """A tokenizer as llguidance's TokenizerWrapper reads it: each id's bytes. For

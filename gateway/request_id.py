@@ -17,6 +17,13 @@ HEADER = b"x-request-id"
 VALID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
 
+def set_header(message: dict, name: bytes, value: bytes) -> dict:
+    """An ASGI ``http.response.start`` message with header ``name`` (lowercase) set to
+    ``value``, replacing any the app sent."""
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != name]
+    return {**message, "headers": [*headers, (name, value)]}
+
+
 class RequestIdMiddleware:
     """Pure ASGI (a BaseHTTPMiddleware would buffer streams)."""
 
@@ -39,8 +46,7 @@ class RequestIdMiddleware:
 
         async def echo(message: dict) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER]
-                message = {**message, "headers": [*headers, (HEADER, rid)]}
+                message = set_header(message, HEADER, rid)
             await send(message)
 
         return await self.app(scope, receive, echo)

@@ -31,6 +31,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Tracer
 
+from gateway.request_id import set_header
+
 log = logging.getLogger("citer.gateway")
 UNTRACED = "health,ready,metrics"  # excluded_urls: regexes searched in the URL
 TRACE_HEADER = b"x-trace-id"
@@ -72,10 +74,10 @@ class TraceIdMiddleware:
             return await self.app(scope, receive, send)
 
         async def tag(message: dict) -> None:
-            ctx = trace.get_current_span().get_span_context()
-            if message["type"] == "http.response.start" and ctx.is_valid:
-                tid = (TRACE_HEADER, f"{ctx.trace_id:032x}".encode())
-                message = {**message, "headers": [*message.get("headers", []), tid]}
+            if message["type"] == "http.response.start":  # once, not per streamed chunk
+                ctx = trace.get_current_span().get_span_context()
+                if ctx.is_valid:
+                    message = set_header(message, TRACE_HEADER, f"{ctx.trace_id:032x}".encode())
             await send(message)
 
         return await self.app(scope, receive, tag)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,5 +104,5 @@ def read_items(path: str | Path) -> list[Item]:
                 item = convert(json.loads(line))
             except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
                 raise TaskDataError(f"{p}:{n}: not a {convert.__name__[:-5]} line ({e})") from None
-            items.append(item if item.id else Item(**{**item.__dict__, "id": f"{p.stem}-{n}"}))
+            items.append(item if item.id else replace(item, id=f"{p.stem}-{n}"))
     return items

@@ -41,7 +41,7 @@ class EmbeddedStore:
         self._ttl = reservation_ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._rates: dict[tuple[str, int], tuple[int, int]] = {}  # (tenant, minute) -> counts
+        self._rates: dict[str, tuple[int, int, int]] = {}  # tenant -> (minute, requests, tokens)
         self._accounts: dict[str, Account] = {}
         self._key_owner: dict[str, tuple[str, str]] = {}  # sha256 -> (tenant id, key id)
         self._keys: dict[str, dict[str, tuple[str, KeyInfo]]] = {}  # tenant -> id -> (sha, info)
@@ -110,11 +110,12 @@ class EmbeddedStore:
     ) -> RateResult:
         w, left = window(self._clock())
         with self._lock:
-            r, t = self._rates.get((tenant_id, w), (0, 0))
+            at, r, t = self._rates.get(tenant_id, (w, 0, 0))
+            if at != w:  # a new minute: counts start again
+                r = t = 0
             if (rpm is not None and r + 1 > rpm) or (tpm is not None and t + tokens > tpm):
                 return RateResult(False, r, t, left)
-            self._rates = {k: v for k, v in self._rates.items() if k[1] >= w}  # old windows
-            self._rates[(tenant_id, w)] = (r + 1, t + tokens)
+            self._rates[tenant_id] = (w, r + 1, t + tokens)
             return RateResult(True, r + 1, t + tokens, left)
 
     async def authenticate(self, plaintext_key: str) -> Tenant | None:
