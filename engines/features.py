@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from engines.types import SeqWork
+from engines.sampling import token_logprobs
+from engines.types import SeqWork, TokenLogprob
 from router_models.base import RouterFeatures, topk_logprobs
 
 
@@ -56,3 +57,16 @@ def probe_rows(work: list[SeqWork], logits: torch.Tensor, hidden: torch.Tensor) 
         seeds=[work[i].seed for i, _ in where],
         positions=[work[i].start + o + 1 for i, o in where],
     )
+
+
+def probe_logprobs(work: list[SeqWork], logits: torch.Tensor) -> list[list[TokenLogprob]] | None:
+    """Per work item, the log-prob of each ``probe_targets`` token under its probe row's
+    raw logits (work order, as ``probe_rows``) and the ``probe_logprobs`` best
+    alternatives; None when no item asked. logits [sum(probes), vocab]."""
+    if all(w.probe_logprobs is None for w in work):
+        return None
+    ks = [w.probe_logprobs for w in work for _ in w.probe_offsets]
+    targets = [t for w in work for t in (w.probe_targets or [0] * len(w.probe_offsets))]
+    ids = torch.tensor(targets, dtype=torch.long, device=logits.device)  # [sum(probes)]
+    rows = iter(token_logprobs(logits, ids, ks))
+    return [[r for _ in w.probe_offsets if (r := next(rows)) is not None] for w in work]

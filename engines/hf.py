@@ -109,6 +109,7 @@ class HFEngine:
             eos_token_ids=eos_ids,
             features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN, FEATURE_TOPK),
             masks=True,
+            probes=True,
         )
         self.kv = kvcache.KVPool(self.kv_shape, self.dtype, cfg.device)
         self._probe()
@@ -149,7 +150,7 @@ class HFEngine:
         topk_f: list[torch.Tensor] = []  # per forward: [B_j, TOPK], if asked
         ask_lp = any(w.sampling.logprobs is not None for w in work)
         lps: list[list[TokenLogprob]] = [[] for _ in work]  # per work, per produced token
-        probes = None
+        probes = probe_lps = None
         active = list(range(len(work)))
         feed = [w.new_tokens for w in work]
         probe_at = [list(w.probe_offsets) for w in work]
@@ -175,9 +176,9 @@ class HFEngine:
                     pos,
                 )  # fmt: skip  # [B]
                 if probe_h is not None:
-                    probes = features_mod.probe_rows(
-                        work, self.head(probe_h).float(), probe_h.float()
-                    )
+                    probe_logits = self.head(probe_h).float()  # [sum(probes), vocab]
+                    probes = features_mod.probe_rows(work, probe_logits, probe_h.float())
+                    probe_lps = features_mod.probe_logprobs(work, probe_logits)
                 if ask_lp:
                     ks = [work[i].sampling.logprobs for i in active]
                     for i, lp in zip(active, token_logprobs(logits, ids, ks), strict=True):
@@ -206,7 +207,8 @@ class HFEngine:
             for g, n in zip(grammars, drafted, strict=True):
                 if n:
                     g.rollback(n)
-        out = StepOutput(tokens, probes=probes, logprobs=lps if ask_lp else None, forced=forced)
+        out = StepOutput(tokens, probes=probes, logprobs=lps if ask_lp else None, forced=forced,
+                         probe_logprobs=probe_lps)  # fmt: skip
         if features is not None:
             out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f, topk_f)
         return out
@@ -259,6 +261,8 @@ class HFEngine:
         check_work(w, self.cache_len(w.seq_id), self.info)
         if any(not 0 <= o < len(w.new_tokens) for o in w.probe_offsets):
             raise ValueError(f"seq {w.seq_id}: probe_offsets must lie in [0, {len(w.new_tokens)})")
+        if w.probe_logprobs is not None and len(w.probe_targets) != len(w.probe_offsets):
+            raise ValueError(f"seq {w.seq_id}: one probe_target per probe offset is needed")
 
     @torch.inference_mode()
     def _probe(self) -> None:

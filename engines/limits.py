@@ -29,6 +29,7 @@ class PairLimits:
     eos_ids: frozenset[int]  # both models' and the tokenizer's end-of-sequence ids
     grammars: Grammars | None  # None: structured output is not available (see why_not)
     why_not: str
+    probes: tuple[bool, bool] = (True, True)  # (SLM, LLM) can score prompts (probe rows)
 
     @classmethod
     def of(
@@ -58,7 +59,8 @@ class PairLimits:
             except Exception as e:  # e.g. a slow (Python) tokenizer llguidance cannot read
                 why_not = f"llguidance cannot read this tokenizer: {type(e).__name__}: {e}"
         max_context = min(slm.info.max_context, llm.info.max_context)
-        return cls(vocab, max_context, max_tokens_cap, frozenset(eos), grammars, why_not)
+        probes = (slm.info.probes, llm.info.probes)
+        return cls(vocab, max_context, max_tokens_cap, frozenset(eos), grammars, why_not, probes)
 
     def validate(self, req: Request) -> None:
         """Raise ValueError naming the bad field and its allowed range."""
@@ -72,7 +74,15 @@ class PairLimits:
             raise ValueError(f"prompt: token ids must lie in [0, {self.vocab})")
         cap = self.max_tokens_cap
         if req.sampling.max_tokens > cap:
-            raise ValueError(f"max_tokens={req.sampling.max_tokens}: allowed range [1, {cap}]")
+            raise ValueError(f"max_tokens={req.sampling.max_tokens}: allowed range [0, {cap}]")
+        if req.sampling.prompt_logprobs is not None:
+            r = req.routing  # the models that may score it: engines.prompt_scores.scorer
+            need = (r.max_llm_tokens == 0 or r.threshold != float("-inf"), r.max_llm_tokens != 0)
+            if any(n and not p for n, p in zip(need, self.probes, strict=True)):
+                raise ValueError(
+                    "prompt_logprobs: this server's engines cannot score prompts "
+                    "(teacher-forced probe rows need the hf engine)"
+                )
         if req.grammar is not None:
             if self.grammars is None:
                 raise ValueError(f"grammar: structured output is not available ({self.why_not})")

@@ -31,6 +31,9 @@ LLM's tokens are sampled under the sequence's grammar mask; a position the gramm
 forces (one allowed token) is never routed to the LLM, and the grammar state, like
 the caches, holds the committed tokens only.
 
+Prompt log-probs (``SamplingParams.prompt_logprobs``, ``engines.prompt_scores``) are scored
+at admission, as the prefill; a request with max_tokens 0 ends there.
+
 Fault isolation: an exception in a batched SLM, router or LLM call is retried on
 halves of the batch until it is pinned on single sequences (``engines.isolation``);
 those end with finish_reason "error" and the others decode on, with the same tokens.
@@ -56,6 +59,7 @@ from engines.deferral import Parking
 from engines.isolation import isolate, rewind
 from engines.limits import PairLimits
 from engines.llm_phase import LLMJob, fall_back, run_llm
+from engines.prompt_scores import prompt_phase
 from engines.sequence import Sequence
 from engines.slm_phase import checked, commit, plan
 from engines.types import (
@@ -270,9 +274,13 @@ class Scheduler:
                                          error=why))  # fmt: skip
                 continue
             s.stats.queue_s = now - self._added.pop(req.request_id, now)
-            self.running[req.request_id] = s
             self.admitted.append(req.request_id)
             self._next_seq += 1
+            if req.sampling.prompt_logprobs is not None or not req.sampling.max_tokens:
+                if prompt_phase(self.slm, self.llm, self.router, s, self._all_llm(s), events):
+                    self._free(s)  # no completion asked, or its prompt scoring failed
+                    continue
+            self.running[req.request_id] = s
         return events
 
     def _unqueue(self, request_id: str, reason: str, events: list[TokenEvent]) -> None:

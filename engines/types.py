@@ -50,6 +50,8 @@ class EngineInfo:
     # May fail per sequence (StepOutput.failed): a server behind a network. Only the LLM
     # may be fallible; its failed positions get the SLM's token.
     fallible: bool = False
+    # Returns teacher-forced probe rows (SeqWork.probe_offsets): prompt log-probs need it.
+    probes: bool = False
     # Applies SeqWork.grammar masks before sampling. An LLM that cannot (a remote server)
     # has each token checked against the grammar instead; a refused one fails open.
     masks: bool = False
@@ -74,7 +76,7 @@ class SamplingParams:
     (seed, p), so the tokens never depend on batching or the run-ahead window.
     """
 
-    max_tokens: int = 256  # completion tokens; the scheduler also enforces its cap
+    max_tokens: int = 256  # completion tokens; the scheduler also enforces its cap (0: none)
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0  # nucleus mass kept, in (0, 1]
     top_k: int = 0  # 0 = off
@@ -84,10 +86,13 @@ class SamplingParams:
     # k most likely alternatives, from log_softmax of the producing model's raw logits
     # (before temperature / top-k / top-p, as vLLM's default raw_logprobs).
     logprobs: int | None = None
+    # None: no prompt log-probs. k: each prompt token's log-prob (after the first) and its
+    # k most likely alternatives, teacher-forced (engines.prompt_scores says which model).
+    prompt_logprobs: int | None = None
 
     def __post_init__(self) -> None:
-        if not _is_int(self.max_tokens) or self.max_tokens < 1:
-            raise ValueError(f"max_tokens={self.max_tokens!r}: must be an integer >= 1")
+        if not _is_int(self.max_tokens) or self.max_tokens < 0:
+            raise ValueError(f"max_tokens={self.max_tokens!r}: must be an integer >= 0")
         if not _is_real(self.temperature) or not 0.0 <= self.temperature < math.inf:
             raise ValueError(f"temperature={self.temperature!r}: must be >= 0 (0 = greedy)")
         if self.temperature < GREEDY_BELOW:  # normalised, so every engine agrees
@@ -103,9 +108,11 @@ class SamplingParams:
             raise ValueError(f"stop={self.stop!r}: every stop string must be non-empty")
         if self.seed is not None and (not _is_int(self.seed) or not -(2**63) <= self.seed < 2**63):
             raise ValueError(f"seed={self.seed!r}: must fit in int64")
-        lp = self.logprobs
-        if lp is not None and (not _is_int(lp) or not 0 <= lp <= MAX_LOGPROBS):
-            raise ValueError(f"logprobs={lp!r}: must be an integer in [0, {MAX_LOGPROBS}] or None")
+        for name in ("logprobs", "prompt_logprobs"):
+            lp = getattr(self, name)
+            if lp is not None and (not _is_int(lp) or not 0 <= lp <= MAX_LOGPROBS):
+                msg = f"{name}={lp!r}: must be None or an integer in [0, {MAX_LOGPROBS}]"
+                raise ValueError(msg)
 
 
 def _is_int(x: object) -> bool:
@@ -167,6 +174,10 @@ class SeqWork:
     # Offsets into new_tokens whose (logits, hidden) are also returned as probe rows
     # (teacher forcing); the probe row of offset o predicts position start + o + 1.
     probe_offsets: tuple[int, ...] = ()
+    # With probe_offsets: the token at each probe's predicted position, and k. The engine
+    # then returns StepOutput.probe_logprobs: each target's log-prob and k alternatives.
+    probe_targets: tuple[int, ...] = ()
+    probe_logprobs: int | None = None
     # The sequence's grammar state after the committed tokens (engines.grammar.SeqGrammar):
     # a masking engine samples every token under it and leaves it as it found it.
     grammar: Any = None
@@ -195,6 +206,8 @@ class StepOutput:
     # None when no SeqWork had a grammar; else per SeqWork one flag per produced token:
     # the grammar allowed that token alone (it costs the LLM nothing: never routed there).
     forced: list[list[bool]] | None = None
+    # None when no SeqWork asked probe_logprobs; else per SeqWork one entry per probe.
+    probe_logprobs: list[list[TokenLogprob]] | None = None
 
 
 class Engine(Protocol):
@@ -265,7 +278,8 @@ class RequestStats:
 class TokenEvent:
     """One committed token of a request's stream (or its final event).
 
-    ``token_id`` is None only for the final event of an abort or an error. ``text`` is the text
+    ``token_id`` is None only for the final event of an abort, an error or a request
+    without completion tokens, and for the prompt event (``prompt_logprobs``). ``text`` is the text
     this token releases: it may be empty (held back while it could be the start
     of a stop string, or a special token) and never contains a stop string.
     """
@@ -283,6 +297,11 @@ class TokenEvent:
     top_logprobs: list[tuple[int, float]] | None = None
     fallback: bool = False  # an SLM token at a position routed to an LLM that failed
     error: str | None = None  # with FINISH_ERROR: why this request's work failed
+    # Only on a request's prompt event (SamplingParams.prompt_logprobs; token_id None, the
+    # first event): per prompt token its log-prob and alternatives (None for the first
+    # token) and the model that scored it ("slm" / "llm"; None for the first).
+    prompt_logprobs: list[TokenLogprob | None] | None = None
+    prompt_sources: list[str | None] | None = None
 
 
 @dataclass
@@ -299,6 +318,8 @@ class RequestOutput:
     stats: RequestStats
     logprobs: list[float] = field(default_factory=list)  # per token, if the request asked
     top_logprobs: list[list[tuple[int, float]]] = field(default_factory=list)  # likewise
+    prompt_logprobs: list[TokenLogprob | None] | None = None  # if asked (TokenEvent's)
+    prompt_sources: list[str | None] | None = None
 
 
 @dataclass

@@ -39,9 +39,9 @@ async def start(st: GatewayState, tenant: Tenant, spec: RunSpec, seed: int | Non
     root.set_attribute("gen_ai.response.id", spec.request_id)
     with _ends_on_refusal(root):
         try:  # the scheduler's own limits, before any side effect
-            st.scheduler.validate(
-                Request(spec.request_id, spec.prompt_ids, sp, grammar=spec.grammar)
-            )
+            rp = routing_params(spec.plan, True, None)  # the budget may only narrow it
+            st.scheduler.validate(Request(spec.request_id, spec.prompt_ids, sp, rp,
+                                          grammar=spec.grammar))  # fmt: skip
         except ValueError as e:
             raise bad_request(str(e)) from e
         st.acquire_slot(tenant.id)

@@ -73,6 +73,7 @@ def sampling_params(
     param: str = "max_tokens",
     logprobs: int | None = None,
     top_k: int = 0,
+    prompt_logprobs: int | None = None,
 ) -> SamplingParams:
     cap = st.settings.max_tokens_cap
     if max_tokens is not None and max_tokens > cap:
@@ -83,13 +84,14 @@ def sampling_params(
         top_k = 0
     try:
         return SamplingParams(
-            max_tokens=max(1, min(wanted, room)),
+            max_tokens=0 if wanted == 0 else max(1, min(wanted, room)),  # 0: prompt only
             temperature=1.0 if temperature is None else temperature,  # OpenAI's default
             top_p=1.0 if top_p is None else top_p,
             top_k=top_k,
             stop=stop_list(stop),
             seed=seed,
             logprobs=logprobs,  # None: the engines compute no log-probs
+            prompt_logprobs=prompt_logprobs,
         )
     except ValueError as e:
         raise bad_request(str(e)) from e

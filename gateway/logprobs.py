@@ -16,7 +16,9 @@ The completions shape keys ``top_logprobs`` by token text, so alternatives whose
 texts are equal (several partial characters, all U+FFFD) share one entry, the
 likelier one's; the chat shape lists each with its bytes. Streams carry the
 entries of each chunk's tokens; ``text_offset`` counts characters of the token
-strings from the start of the completion.
+strings from the start of the completion (of the prompt, with ``echo``). ``echo`` puts
+the prompt's tokens first; the first has ``null`` log-prob and alternatives (OpenAI's
+and vLLM's shape).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from engines.types import TokenEvent
+from engines.types import TokenEvent, TokenLogprob
 
 FLOOR = -9999.0  # log-probs below this (and -inf) are sent as this: JSON has no -inf
 
@@ -97,22 +99,40 @@ class CompletionLogprobs:
         self.offset = 0  # characters of the token strings given so far
 
     def of(self, events: Iterable[TokenEvent]) -> dict[str, Any]:
-        out: dict[str, list[Any]] = {
-            "tokens": [],
-            "token_logprobs": [],
-            "top_logprobs": [],
-            "text_offset": [],
-        }
+        out = _empty()
         for ev in events:
             assert ev.token_id is not None and ev.logprob is not None
-            text, _ = self.names(ev.token_id)
-            top: dict[str, float] = {}
-            for tid, lp in ev.top_logprobs or []:
-                top.setdefault(self.names(tid)[0], _lp(lp))
-            top.setdefault(text, _lp(ev.logprob))  # OpenAI: the chosen token is always there
-            out["tokens"].append(text)
-            out["token_logprobs"].append(_lp(ev.logprob))
-            out["top_logprobs"].append(top)
-            out["text_offset"].append(self.offset)
-            self.offset += len(text)
+            self._add(out, ev.token_id, ev.logprob, ev.top_logprobs or [])
         return out
+
+    def of_prompt(self, ids: list[int], lps: list[TokenLogprob | None]) -> dict[str, Any]:
+        """The prompt's entries (``echo``): the first token has no log-prob (None)."""
+        out = _empty()
+        for tid, lp in zip(ids, lps, strict=True):
+            self._add(out, tid, None if lp is None else lp.logprob, None if lp is None else lp.top)
+        return out
+
+    def _add(
+        self, out: dict[str, list[Any]], token_id: int, logprob: float | None, alts: Any
+    ) -> None:
+        text, _ = self.names(token_id)
+        top: dict[str, float] | None = None
+        if logprob is not None:
+            top = {}
+            for tid, lp in alts:
+                top.setdefault(self.names(tid)[0], _lp(lp))
+            top.setdefault(text, _lp(logprob))  # OpenAI: the chosen token is always there
+        out["tokens"].append(text)
+        out["token_logprobs"].append(None if logprob is None else _lp(logprob))
+        out["top_logprobs"].append(top)
+        out["text_offset"].append(self.offset)
+        self.offset += len(text)
+
+
+def _empty() -> dict[str, list[Any]]:
+    return {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+
+
+def joined(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Two logprobs objects of consecutive tokens as one (echo: prompt, then completion)."""
+    return {key: a[key] + b[key] for key in a}

@@ -32,6 +32,8 @@ class ChunkFormat(Protocol):
         self, text: str, sources: list[dict[str, Any]] | None, token: TokenEvent | None = None
     ) -> dict[str, Any] | None: ...  # None: nothing to send yet (text held back)
 
+    def prompt(self, ev: TokenEvent) -> dict[str, Any] | None: ...  # the prompt event
+
     def finish(self, reason: str) -> list[dict[str, Any]]: ...  # what was held, then the end
 
     def usage(self, run: Run) -> dict[str, Any]: ...
@@ -43,6 +45,7 @@ class Answer:
     finish_reason: str = "stop"
     sources: list[dict[str, Any]] = field(default_factory=list)
     tokens: list[TokenEvent] = field(default_factory=list)  # one per committed token
+    prompt_logprobs: list[Any] | None = None  # per prompt token, if they were asked
 
 
 def _ended_early(reason: str) -> APIError:
@@ -74,6 +77,8 @@ async def collect(run: Run, request: Request, want_sources: bool) -> Answer:
     try:
         async for ev in run.events():
             parts.append(ev.text)
+            if ev.prompt_logprobs is not None:
+                answer.prompt_logprobs = ev.prompt_logprobs
             if ev.token_id is not None:
                 answer.tokens.append(ev)
                 if want_sources:
@@ -110,6 +115,8 @@ async def stream(
                 chunk = fmt.delta(ev.text, sources, ev)
             elif ev.text:
                 chunk = fmt.delta(ev.text, None)
+            elif ev.prompt_logprobs is not None:
+                chunk = fmt.prompt(ev)
             if chunk is not None:
                 yield sse(chunk)
             if ev.finish_reason == FINISH_ABORT:

@@ -194,6 +194,9 @@ class ChatChunks:
             logprobs = {"content": [chat_entry(self.names, token)], "refusal": None}
         return self._chunk(delta, None, logprobs)
 
+    def prompt(self, ev: TokenEvent) -> dict[str, Any] | None:
+        return None  # chat never asks for prompt log-probs
+
     def finish(self, reason: str) -> list[dict[str, Any]]:
         held = self.reader.finish() if self.reader is not None else ""
         last = self._chunk({}, finish_reason(reason, self.reader))

@@ -6,10 +6,17 @@ vLLM's extensions that make the endpoint a token-id LLM for another gateway
 (the remote engine): ``return_token_ids`` (choices carry ``prompt_token_ids`` and
 ``token_ids``), ``return_tokens_as_token_ids`` (log-prob tokens named
 ``token_id:<id>``) and ``top_k``.
+
+``echo`` returns the prompt before the completion; with ``logprobs`` its tokens' log-probs
+too (the first token's is null), as lm-evaluation-harness's loglikelihood tasks read them
+(``echo`` + ``logprobs`` + ``max_tokens`` 0 or 1). Which model scores the prompt:
+``engines.prompt_scores`` (slm: the SLM; llm: the LLM; citer: the model the router gives
+each position).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -25,7 +32,7 @@ Prompt = str | Annotated[list[str], Field(min_length=1)] | TokenIds | list[Token
 class CompletionRequest(NotImplementedFields):
     model: str = Field(max_length=MAX_MODEL_CHARS)
     prompt: Prompt
-    max_tokens: int | None = Field(None, ge=1)  # OpenAI's default is 16
+    max_tokens: int | None = Field(None, ge=0)  # 0: only with echo (score the prompt)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=-1)  # vLLM's: -1 or 0 = off; >= vocab = off
@@ -36,7 +43,7 @@ class CompletionRequest(NotImplementedFields):
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: int | None = Field(None, ge=0, le=20)  # OpenAI allows 5; vLLM, like here, 20
-    echo: bool = False
+    echo: bool = False  # the prompt comes back before the completion (its log-probs too)
     user: str | None = None
     routing: RoutingBody | None = None
     return_token_ids: bool = False  # choices[].prompt_token_ids / token_ids (as vLLM)
@@ -52,3 +59,17 @@ def prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
     if isinstance(prompt, str):
         return list(tokenizer.encode(prompt, add_special_tokens=True))
     return [int(t) for t in prompt]  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class Echo:
+    """What ``echo`` sends back before the completion."""
+
+    text: str  # the prompt as given (token-id prompts: decoded)
+    ids: list[int]  # its token ids, as the engines saw them
+
+
+def echo_text(tokenizer: Any, prompt: Prompt, ids: list[int]) -> str:
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+        return str(prompt[0])
+    return prompt if isinstance(prompt, str) else str(tokenizer.decode(ids))

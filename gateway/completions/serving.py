@@ -23,9 +23,9 @@ from gateway.common import (
     sampling_params,
     usage,
 )
-from gateway.completions.protocol import CompletionRequest, prompt_ids
+from gateway.completions.protocol import CompletionRequest, Echo, echo_text, prompt_ids
 from gateway.errors import bad_request
-from gateway.logprobs import CompletionLogprobs, TokenNames
+from gateway.logprobs import CompletionLogprobs, TokenNames, joined
 from gateway.routing import plan_route
 from gateway.runner import Run
 from gateway.state import GatewayState
@@ -37,8 +37,9 @@ def check_supported(req: CompletionRequest) -> None:
     req.refuse_unimplemented()
     if req.n != 1 or (req.best_of or 1) != 1:
         raise bad_request("n>1 and best_of>1 are not supported: send one request each.", "n")
-    if req.echo:
-        raise bad_request("echo is not supported.", "echo")
+    if req.max_tokens == 0 and not req.echo:
+        raise bad_request("max_tokens=0 returns nothing without echo (prompt scoring).",
+                          "max_tokens")  # fmt: skip
 
 
 async def create_completion(st: GatewayState, tenant: Tenant, request: Request) -> Response:
@@ -63,6 +64,7 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
     sampling = sampling_params(
         st, len(ids), req.max_tokens, req.temperature, req.top_p, req.stop, req.seed,
         logprobs=req.logprobs, top_k=max(0, req.top_k or 0),
+        prompt_logprobs=req.logprobs if req.echo else None,
     )  # fmt: skip
     spec = RunSpec(new_id("cmpl"), "text_completion", req.model, plan, ids, sampling, arrived,
                    client_id=request.headers.get("x-request-id"))  # fmt: skip
@@ -71,17 +73,23 @@ async def create_completion(st: GatewayState, tenant: Tenant, request: Request) 
     names = None
     if req.logprobs is not None:
         names = TokenNames(st.tokenizer, as_ids=req.return_tokens_as_token_ids)
-    fmt = CompletionChunks(st, run, include_usage, names, req.return_token_ids)
+    echo = Echo(echo_text(st.tokenizer, req.prompt, ids), ids) if req.echo else None
+    fmt = CompletionChunks(st, run, include_usage, names, req.return_token_ids, echo)
     if req.stream:
         await wait_admitted(run, request)
         body = stream(run, request, fmt, plan.return_sources, include_usage)
         headers = {**response_headers(run), "Cache-Control": "no-cache"}
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
     answer = await collect(run, request, plan.return_sources)
+    logprobs = None
+    if names is not None:
+        lp = CompletionLogprobs(names)
+        head = lp.of_prompt(ids, answer.prompt_logprobs or []) if echo else None
+        logprobs = lp.of(answer.tokens) if head is None else joined(head, lp.of(answer.tokens))
     choice: dict[str, Any] = {
         "index": 0,
-        "text": answer.text,
-        "logprobs": None if names is None else CompletionLogprobs(names).of(answer.tokens),
+        "text": answer.text if echo is None else echo.text + answer.text,
+        "logprobs": logprobs,
         "finish_reason": answer.finish_reason,
     }
     if req.return_token_ids:  # vLLM's fields: what the engines saw and wrote, as ids
@@ -105,8 +113,10 @@ class CompletionChunks:
         include_usage: bool,
         names: TokenNames | None,
         token_ids: bool = False,
+        echo: Echo | None = None,
     ) -> None:
         self.st, self.run, self.created = st, run, now()
+        self.echo = echo  # the prompt goes first: its own chunk (with log-probs if asked)
         self.include_usage = include_usage  # OpenAI: then every chunk has "usage": null
         self.logprobs = None if names is None else CompletionLogprobs(names)  # text_offset
         # vLLM's return_token_ids: the first chunk carries prompt_token_ids, every chunk
@@ -132,7 +142,17 @@ class CompletionChunks:
         return {**chunk, "usage": None} if self.include_usage else chunk
 
     def opening(self) -> list[dict[str, Any]]:
-        return []
+        if self.echo is None or self.logprobs is not None:  # then it waits for prompt()
+            return []
+        return [self._chunk(self.echo.text, None)]
+
+    def prompt(self, ev: TokenEvent) -> dict[str, Any] | None:
+        """The echoed prompt with its log-probs (the prompt event)."""
+        if self.echo is None or self.logprobs is None or ev.prompt_logprobs is None:
+            return None
+        return self._chunk(
+            self.echo.text, None, self.logprobs.of_prompt(self.echo.ids, ev.prompt_logprobs)
+        )
 
     def delta(
         self, text: str, sources: list[dict[str, Any]] | None, token: TokenEvent | None = None

@@ -124,5 +124,7 @@ def test_engine_computes_nothing_when_no_work_asks(engines) -> None:
 
 @pytest.mark.parametrize("bad", [-1, 21, 2.5])
 def test_logprobs_param_is_validated(bad) -> None:
-    with pytest.raises(ValueError, match=rf"^logprobs={bad!r}: must be an integer in \[0, 20\]"):
+    with pytest.raises(
+        ValueError, match=rf"^logprobs={bad!r}: must be None or an integer in \[0, 20\]"
+    ):
         SamplingParams(logprobs=bad)

@@ -218,8 +218,8 @@ def test_router_gets_one_batched_call_with_features(engines) -> None:
     [
         (lambda: req("x", []), "^prompt: must have at least 1 token"),
         (lambda: req("x", [5] * 96), r"^prompt: 96 tokens; allowed 1\.\.95"),
-        (lambda: req("x", [5], max_tokens=5000), r"^max_tokens=5000: allowed range \[1, 1024\]"),
-        (lambda: req("x", [5], max_tokens=0), "^max_tokens=0"),
+        (lambda: req("x", [5], max_tokens=5000), r"^max_tokens=5000: allowed range \[0, 1024\]"),
+        (lambda: req("x", [5], max_tokens=-1), "^max_tokens=-1"),
         (lambda: req("x", [5], temperature=-1.0), "^temperature=-1.0"),
         (lambda: req("x", [5], top_p=0.0), r"^top_p=0.0: must be in \(0, 1\]"),
         (lambda: req("x", [500]), r"^prompt: token ids must lie in \[0, 100\)"),
