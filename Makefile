@@ -77,8 +77,11 @@ bench-real-accuracy: $(STAMP)
 	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --items $(REAL_ITEMS)
 
 test: $(STAMP) $(VSTAMP)
-	# The tenancy tests start a real redis-server; install it if missing (Debian, as root).
-	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
+	# The tenancy tests start a real redis-server and the dashboard test a real Prometheus
+	# server; install what is missing (Debian, as root).
+	command -v redis-server >/dev/null && command -v prometheus >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		 --no-install-recommends redis-server prometheus)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 	# The vLLM engine on the demo pair, in its own virtualenv (.venv does not collect them).

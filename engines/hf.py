@@ -133,6 +133,10 @@ class HFEngine:
     def num_caches(self) -> int:
         return len(self.kv)
 
+    def kv_usage(self) -> tuple[int, int, int]:
+        """(live tokens, allocated positions, allocated bytes); any thread may ask."""
+        return self.kv.usage()
+
     def close(self) -> None:
         """Nothing beyond the caches and the model, which the process frees."""
 

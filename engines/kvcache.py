@@ -100,6 +100,19 @@ class KVPool:
     def length(self, seq_id: int) -> int:
         return len(self.tokens.get(seq_id, ()))
 
+    def usage(self) -> tuple[int, int, int]:
+        """(live tokens, allocated positions, allocated bytes). Read from another thread
+        (metrics) while the step thread may change it: copies first, retries a torn read."""
+        for _ in range(3):
+            try:
+                pool, live = self.pool, sum(map(len, list(self.tokens.values())))
+            except RuntimeError:  # the dict changed size during the copy
+                continue
+            if pool is None:
+                return live, 0, 0
+            return live, pool.shape[2] * pool.shape[4], pool.numel() * pool.element_size()
+        return 0, 0, 0
+
     def crop(self, seq_id: int, length: int) -> None:
         toks = self.tokens[seq_id]
         if not 0 <= length <= len(toks):

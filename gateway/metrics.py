@@ -5,16 +5,14 @@ existing dashboards work unchanged; the rest are ``citer:``. The label
 ``model_name`` is the routing mode (citer, slm, llm), never the free-form
 model string, so label cardinality stays bounded.
 
-Scheduler state (running/waiting sequences, step time by part, live KV caches)
-is read at scrape time by a collector; the step thread owns those objects and
-the reads are single attribute loads, safe under the GIL. The standard
+Scheduler state (running/waiting requests, step time by part, KV caches) is read at
+scrape time by the collectors in ``gateway.metrics_collect``. The standard
 ``process_*`` metrics (resident memory, CPU seconds, open fds) come from
 prometheus_client's process collector, so a soak run can compare RSS before/after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -25,8 +23,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+
+from gateway.metrics_collect import SchedulerCollector, TenantSums
 
 # Latency buckets (seconds) as in vLLM's histograms.
 TTFT_BUCKETS = (
@@ -42,90 +40,8 @@ E2E_BUCKETS = (
     15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0,
 )  # fmt: skip
 SHARE_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-
-
-class SchedulerCollector(Collector):
-    """Gauges and counters read from the live scheduler and engines at scrape time."""
-
-    def __init__(self, scheduler: Any, gateway: Any) -> None:
-        self.sched = scheduler
-        self.gateway = gateway  # has .in_flight
-
-    def collect(self) -> Iterator[Metric]:
-        s = self.sched
-        running = GaugeMetricFamily(
-            "vllm:num_requests_running", "Requests decoding in the batch.", labels=["model_name"]
-        )
-        running.add_metric(["citer"], len(s.running))
-        yield running
-        waiting = GaugeMetricFamily(
-            "vllm:num_requests_waiting", "Requests queued for the batch.", labels=["model_name"]
-        )
-        waiting.add_metric(["citer"], s.num_waiting())
-        yield waiting
-        caches = GaugeMetricFamily(
-            "citer:kv_cache_sequences", "Live per-sequence KV caches.", labels=["model"]
-        )
-        caches.add_metric(["slm"], s.slm.num_caches())
-        caches.add_metric(["llm"], s.llm.num_caches())
-        yield caches
-        yield GaugeMetricFamily(
-            "citer:requests_in_flight",
-            "Requests admitted by the gateway and not yet settled.",
-            value=self.gateway.in_flight,
-        )
-        t = s.totals
-        step = CounterMetricFamily(
-            "citer:step_seconds", "Scheduler step wall time by part.", labels=["part"]
-        )
-        for part, v in (
-            ("slm", t.slm_s),
-            ("router", t.router_s),
-            ("llm", t.llm_s),
-            ("scheduler", t.sched_s),
-        ):
-            step.add_metric([part], v)
-        yield step  # router time: citer:step_seconds_total{part="router"}
-        # Routing trace (benchmarks/serving.py feeds its GPU cost model with these).
-        for name, doc, v in (
-            ("citer:scheduler_steps", "Scheduler steps that decoded anything.", t.steps),
-            ("citer:slm_draft_tokens", "Positions the SLM drafted (= SLM forward passes "
-             "per sequence, each scored by the router).", t.drafted),
-            ("citer:llm_calls", "Per-sequence LLM calls (catch-up + the routed token).",
-             t.llm_calls),
-        ):  # fmt: skip
-            yield CounterMetricFamily(name, doc, value=v)
-        if s.llm.info.fallible:  # the remote LLM engine: its calls and the circuit
-            yield from remote_metrics(s.llm.stats, s.llm.circuit_open)
-
-
-def remote_metrics(st: Any, circuit_open: bool) -> Iterator[Metric]:
-    """Counters of ``engines.remote_client.RemoteStats``."""
-    calls = CounterMetricFamily(
-        "citer:remote_llm_calls",
-        "LLM calls to the remote LLM by outcome (ok, timeout, unreachable, circuit_open, ...).",
-        labels=["outcome"],
-    )
-    calls.add_metric(["ok"], st.ok)
-    for reason, n in sorted(st.failed.items()):
-        calls.add_metric([reason], n)
-    yield calls
-    sent = CounterMetricFamily(
-        "citer:remote_llm_bytes", "HTTP bytes to and from the remote LLM.", labels=["direction"]
-    )
-    sent.add_metric(["sent"], st.bytes_sent)
-    sent.add_metric(["received"], st.bytes_received)
-    yield sent
-    yield CounterMetricFamily(
-        "citer:remote_llm_ok_call_seconds",
-        "Summed wall time of successful remote LLM calls (retries included).",
-        value=st.ok_seconds,
-    )
-    yield GaugeMetricFamily(
-        "citer:remote_llm_circuit_open",
-        "1 while LLM calls are skipped after failures (the SLM writes those tokens).",
-        value=float(circuit_open),
-    )
+# Token counts per request: 1-2-5 steps, as vLLM's length histograms.
+LENGTH_BUCKETS = tuple(m * 10**e for e in range(6) for m in (1, 2, 5))
 
 
 class Metrics:
@@ -142,7 +58,10 @@ class Metrics:
         )
         self.itl = Histogram(
             "vllm:inter_token_latency_seconds",
-            "Time between tokens.",
+            "Time between consecutive tokens of a request as the gateway receives them. "
+            "Tokens committed in one scheduler step (an SLM run-ahead) arrive together, so "
+            "many samples are ~0; vllm:request_time_per_output_token_seconds is the "
+            "per-request mean.",
             mode,
             buckets=ITL_BUCKETS,
             registry=r,
@@ -159,6 +78,48 @@ class Metrics:
             "Request latency.",
             mode,
             buckets=E2E_BUCKETS,
+            registry=r,
+        )
+        self.prefill_time = Histogram(
+            "vllm:request_prefill_time_seconds",
+            "Time from a batch slot to the first token (prefill), per request.",
+            mode,
+            buckets=E2E_BUCKETS,
+            registry=r,
+        )
+        self.decode_time = Histogram(
+            "vllm:request_decode_time_seconds",
+            "Time from the first token to the last (decode), per request.",
+            mode,
+            buckets=E2E_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Decode time / (completion tokens - 1), per request with two or more tokens.",
+            mode,
+            buckets=ITL_BUCKETS,
+            registry=r,
+        )
+        self.prompt_len = Histogram(
+            "vllm:request_prompt_tokens",
+            "Prompt tokens per finished request.",
+            mode,
+            buckets=LENGTH_BUCKETS,
+            registry=r,
+        )
+        self.generation_len = Histogram(
+            "vllm:request_generation_tokens",
+            "Completion tokens per finished request.",
+            mode,
+            buckets=LENGTH_BUCKETS,
+            registry=r,
+        )
+        self.max_tokens = Histogram(
+            "vllm:request_params_max_tokens",
+            "The max_tokens a finished request ran with (after defaults and the context).",
+            mode,
+            buckets=LENGTH_BUCKETS,
             registry=r,
         )
         self.prompt_tokens = Counter(
@@ -242,29 +203,3 @@ class Metrics:
         """The exposition text; per-tenant series only when ``per_tenant``."""
         extra = self.tenant_registry if per_tenant else self.aggregate_registry
         return generate_latest(self.registry) + generate_latest(extra)
-
-
-class TenantSums(Collector):
-    """The tenant registry's counters summed over the ``tenant`` label (gauges such
-    as a tenant's remaining budget have no meaningful sum and are left out)."""
-
-    def __init__(self, tenants: CollectorRegistry) -> None:
-        self.tenants = tenants
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self.tenants.collect():
-            if family.type != "counter":
-                continue
-            sums: dict[tuple[tuple[str, str], ...], float] = {}
-            for sample in family.samples:
-                if not sample.name.endswith("_total"):
-                    continue  # the _created timestamps
-                key = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "tenant"))
-                sums[key] = sums.get(key, 0.0) + sample.value
-            names = sorted({k for key in sums for k, _ in key})
-            out = CounterMetricFamily(
-                family.name, family.documentation + " (all tenants)", labels=names
-            )
-            for key, value in sums.items():
-                out.add_metric([dict(key)[n] for n in names], value)
-            yield out

@@ -20,10 +20,12 @@ class Progress:
         self.st, self.mode, self.arrived, self.context = st, mode, arrived, context
         self.counts = {"slm": 0, "llm": 0, "fallback": 0}  # completion tokens seen
         self.first = self.last = 0.0  # time.perf_counter() of the first / latest token
+        self.slot = 0.0  # time.perf_counter() when it got a batch slot (0: not yet)
         self.phase = "engine.queue"
         self.span = st.tracer.start_span(self.phase, context=context)
 
     def admitted(self) -> None:
+        self.slot = self.slot or time.perf_counter()
         if self.phase == "engine.queue":  # the first token may have come first
             self._enter("engine.prefill")
 
@@ -31,6 +33,7 @@ class Progress:
         now, m = time.perf_counter(), self.st.metrics
         if not self.first:
             self.first = now
+            self.slot = self.slot or now  # the token came before the admission note
             m.ttft.labels(self.mode).observe(now - self.arrived)
             self._enter("engine.decode")
         else:
@@ -58,6 +61,7 @@ def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -
         m.e2e.labels(mode).observe(time.perf_counter() - run.spec.arrived)
         m.success.labels(mode, final.finish_reason or "stop").inc()
         m.llm_share.labels(mode).observe(t.llm_share)
+        _lengths(m, mode, run, completion)
     else:
         m.aborted.labels(mode, outcome).inc()
     m.prompt_tokens.labels(mode).inc(len(run.spec.prompt_ids) if run.admitted else 0)
@@ -95,6 +99,19 @@ def record(st: GatewayState, run: Any, outcome: str, final: TokenEvent | None) -
         "llm_share": round(t.llm_share, 4), "cost": run.cost, "degraded": run.degraded,
         "latency_s": round(time.perf_counter() - run.spec.arrived, 4),
     })  # fmt: skip
+
+
+def _lengths(m: Any, mode: str, run: Any, completion: int) -> None:
+    """Per finished request: lengths, max_tokens, prefill / decode / per-token time."""
+    m.prompt_len.labels(mode).observe(len(run.spec.prompt_ids))
+    m.generation_len.labels(mode).observe(completion)
+    m.max_tokens.labels(mode).observe(run.spec.sampling.max_tokens)
+    p = run.progress
+    if p.first:
+        m.prefill_time.labels(mode).observe(p.first - p.slot)
+        m.decode_time.labels(mode).observe(p.last - p.first)
+        if completion > 1:
+            m.tpot.labels(mode).observe((p.last - p.first) / (completion - 1))
 
 
 async def refresh_remaining(st: GatewayState, tenant_id: str) -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import RELEASE, ci_values, gateway_container, gateway_env, kinds, one
+from tests.deploy.conftest import (
+    CHART,
+    RELEASE,
+    ci_values,
+    gateway_container,
+    gateway_env,
+    kinds,
+    one,
+)
 
 
 def routes() -> set[str]:
@@ -143,6 +152,15 @@ def test_hpa_pdb_and_service_monitor_target_the_gateway(render) -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     assert {"HorizontalPodAutoscaler", "ServiceMonitor"}.isdisjoint(kinds(render()))
+
+
+def test_grafana_dashboard_is_an_optional_sidecar_configmap(render) -> None:
+    names = {o["metadata"]["name"] for o in render()}
+    assert f"{RELEASE}-dashboard" not in names  # off by default
+    cm = one(render(ci_values("full")), "ConfigMap", f"{RELEASE}-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((CHART / "dashboards" / "citer.json").read_text())
+    assert json.loads(cm["data"]["citer.json"]) == shipped  # the file the gateway tests check
 
 
 def test_ingress_is_optional_and_routes_to_the_gateway_service(render) -> None:
