@@ -43,7 +43,8 @@ def create_app(settings: GatewaySettings | None = None, span_exporter: Any = Non
     from gateway.tokenize import router as tokenize_router
 
     cfg = settings or GatewaySettings()
-    tracing = make_tracer(cfg.otel_service_name, cfg.otel_endpoint, span_exporter)
+    tracing = make_tracer(cfg.otel_service_name, cfg.otel_endpoint, span_exporter,
+                          cfg.otel_protocol)  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -133,9 +133,16 @@ class GatewaySettings(BaseSettings):
     )
 
     # -- observability --
-    # Standard OTel variable: set it and every request's trace is exported by OTLP/HTTP.
+    # Standard OTel variables: set the endpoint and every request's trace is exported by
+    # OTLP over HTTP (protobuf, the default) or gRPC.
     otel_endpoint: str | None = Field(
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otel_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
     )
     otel_service_name: str = Field(
         "citer-gateway", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "CITER_SERVICE_NAME")

@@ -12,8 +12,9 @@ W3C ``traceparent``; the request's spans are its children, and the response carr
 the trace id in ``x-trace-id``. /health, /ready and /metrics are not traced (probes
 and scrapes would drown the rest), nor each ASGI send/receive of a stream.
 
-Exporter: the one passed in (tests use the SDK's in-memory exporter), else
-OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.
+Exporter: the one passed in (tests use the SDK's in-memory exporter), else OTLP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, over HTTP (protobuf) or gRPC as
+``OTEL_EXPORTER_OTLP_PROTOCOL`` says, else none.
 """
 
 from __future__ import annotations
@@ -39,17 +40,25 @@ TRACE_HEADER = b"x-trace-id"
 
 
 def make_tracer(
-    service_name: str, otlp_endpoint: str | None, exporter: SpanExporter | None = None
+    service_name: str,
+    otlp_endpoint: str | None,
+    exporter: SpanExporter | None = None,
+    protocol: str = "http/protobuf",
 ) -> tuple[TracerProvider, Tracer]:
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        # The exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint + /v1/traces, headers).
+        # Each exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, TLS, timeout;
+        # HTTP appends /v1/traces to the endpoint, gRPC dials it as given).
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                OTLPSpanExporter,
+            )
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        log.info("tracing: exporting spans by OTLP/HTTP to %s", otlp_endpoint)
+        log.info("tracing: exporting spans by OTLP (%s) to %s", protocol, otlp_endpoint)
     return provider, provider.get_tracer("citer.gateway")
 
 

@@ -182,6 +182,9 @@ def test_otlp_endpoint_reaches_the_gateway(render) -> None:
     env = gateway_env(render({"otel": {"endpoint": "http://collector:4318"}}))
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
     assert env["OTEL_SERVICE_NAME"] == "citer-gateway"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    grpc = gateway_env(render({"otel": {"endpoint": "http://c:4317", "protocol": "grpc"}}))
+    assert grpc["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
 
 
 def test_llm_pool_is_a_vllm_server_the_gateway_reaches_by_url(render) -> None:

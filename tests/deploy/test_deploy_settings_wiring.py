@@ -29,6 +29,7 @@ WIRED = {
     "store_url": "redis.url",
     "otel_endpoint": "otel.endpoint",
     "otel_service_name": "otel.serviceName",
+    "otel_protocol": "otel.protocol",
     "llm_url": "llmPool.externalUrl",  # or the in-chart pool's Service
     "llm_model": "llmPool.servedModelName",
     "llm_api_key": "llmPool.apiKey.existingSecret",

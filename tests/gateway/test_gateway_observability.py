@@ -238,3 +238,46 @@ def test_engine_failure_mid_stream_is_an_error_event_and_settles(local, monkeypa
     monkeypatch.undo()
     usage = asyncio.run(st.store.usage("boot"))
     assert usage.requests.failed == 2 and usage.reserved == 0 and st.in_flight == 0
+
+
+def test_traces_are_exported_by_otlp_grpc_to_a_receiver_process(gateway_models, tmp_path) -> None:
+    """OTEL_EXPORTER_OTLP_PROTOCOL=grpc: a gateway process exports to an OTLP/gRPC
+    receiver in another process; a caller's trace is continued and the server span,
+    the request span and its children arrive with the trace id of x-trace-id."""
+    import json
+    import subprocess
+    import sys
+
+    from live_gateway import GatewayProcess
+
+    port, out = free_port(), tmp_path / "spans.jsonl"
+    receiver = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("otlp_grpc_receiver.py")), str(port),
+         str(out)], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+    gw = GatewayProcess(*gateway_models, tmp_path / "gw.log", OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+                        OTEL_BSP_SCHEDULE_DELAY="100")  # fmt: skip
+    try:
+        key = gw.new_tenant(limit=100.0)[1]
+        caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+        r = httpx.post(f"{gw.url}/v1/chat/completions", timeout=60,
+                       headers={"Authorization": f"Bearer {key}",
+                                "traceparent": f"00-{caller}-00f067aa0ba902b7-01"},
+                       json={"model": "slm", "messages": MSG, "max_tokens": 3})  # fmt: skip
+        assert r.status_code == 200 and r.headers["x-trace-id"] == caller
+        deadline, names = time.monotonic() + 20, set()
+        while not {"chat slm", "budget.settle"} <= names and time.monotonic() < deadline:
+            time.sleep(0.2)
+            spans = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+            names = {s["name"] for s in spans if s["trace_id"] == caller}
+        root = next(s for s in spans if s["name"] == "chat slm")
+        assert root["attributes"]["gen_ai.response.id"] == r.json()["id"]
+        server = next(s for s in spans if s["span_id"] == root["parent"])
+        assert server["trace_id"] == caller and server["parent"] == "00f067aa0ba902b7"
+        assert {s["name"] for s in spans if s["parent"] == root["span_id"]} == SPANS
+    finally:
+        gw.stop()
+        receiver.terminate()
+        receiver.wait(timeout=10)
