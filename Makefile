@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair bench-real bench-real-accuracy test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
+.PHONY: fuzz serve serve-real real-pair real-router bench-real bench-real-accuracy test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,20 @@ REAL_ITEMS ?= 250
 real-pair: $(STAMP)
 	$(PY) -m pip install -q -e ".[real]"
 	$(PY) -m pairs.build qwen2.5-coder --out build/pairs
+
+# Train the real pair's CITER router card on GSM8K train (worked solutions; the file's
+# last 100 items held out for calibration, never a test file), sized for ~1 h on 2 cores:
+# 300 teacher-forced items, one rollout round of 240 rows, 24 validation items decoded.
+# Resumable (collections and rounds cached in build/real-router); the card (small files,
+# pinned to the pair's tokenizer and SLM weights) goes to models/qwen2.5-coder/router.
+REAL_DATA ?= ../shared/data
+real-router: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
+		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
+		--val-decode-items 24 --val-shares 0.2 --rounds 1 --max-rollouts 240 \
+		--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-llm-check \
+		--no-baselines --work-dir build/real-router --out models/qwen2.5-coder/router
 
 # Serve the real pair (bf16). No CITER router card is trained for it yet, so the
 # training-free confidence router routes it.

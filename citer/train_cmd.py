@@ -29,8 +29,9 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--val-data",
-        help="calibration/validation file (same schemas); never a "
-        "test file. Default: the built-in validation split",
+        help="calibration/validation file (same schemas); never a test file. Default: "
+        "the last --val-items items of --data (held out of training), else the built-in "
+        "validation split",
     )
     p.add_argument(
         "--default-share",
@@ -156,11 +157,19 @@ def load_items(args: argparse.Namespace) -> tuple[list, list]:
             raise ValueError(f"{path}: no items" + (f" of families {fams}" if fams else ""))
         return items[:n]
 
-    train = from_file(args.data, args.train_items) if args.data else load_split(
-        "train", args.train_items, fams)  # fmt: skip
+    if args.data and not args.val_data:  # hold the file's last items out for calibration
+        items = from_file(args.data, 10**9)
+        if len(items) <= args.val_items:
+            raise ValueError(f"--data {args.data}: {len(items)} items, so none are left for "
+                             f"training after holding out --val-items {args.val_items} for "
+                             "calibration (or pass --val-data)")  # fmt: skip
+        train, val = items[: -args.val_items][: args.train_items], items[-args.val_items :]
+    else:
+        train = from_file(args.data, args.train_items) if args.data else load_split(
+            "train", args.train_items, fams)  # fmt: skip
+        val = from_file(args.val_data, args.val_items) if args.val_data else load_split(
+            "validation", args.val_items, fams)  # fmt: skip
     check_verifiable(train, f"train ({args.data})" if args.data else "train")
-    val = from_file(args.val_data, args.val_items) if args.val_data else load_split(
-        "validation", args.val_items, fams)  # fmt: skip
     check_verifiable(val, f"validation ({args.val_data})" if args.val_data else "validation")
     ids = {it.prompt_text for it in train}
     if args.val_data and any(it.prompt_text in ids for it in val):

@@ -235,7 +235,8 @@ def _bad_item() -> Item:
     [
         (["--cost-lambda", "-0.1"], "cost lambda=-0.1: must be >= 0"),
         (["--cost-lambda", "1.5"], "must be < 1"),
-        (["--data", "{bad}"], "has no verifier for its answer"),
+        (["--data", "{bad}", "--val-data", "{good}"], "has no verifier for its answer"),
+        (["--data", "{good}", "--val-items", "3"], "none are left for training"),
         (["--data", "{empty}"], "empty.jsonl: no items"),
         (["--data", "{good}", "--val-data", "{good}"], "shares items with the train data"),
         (["--default-share", "1.5"], "default_share=1.5: must lie in [0, 1]"),
@@ -251,6 +252,22 @@ def test_train_router_bad_input(args: list[str], needle: str, tmp_path: Path, ca
     assert main(["train-router", "--slm", "nope", "--llm", "nope", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_data_holds_its_last_items_out_for_calibration(tmp_path: Path) -> None:
+    import argparse
+
+    from citer.train_cmd import add_train_router, load_items
+
+    data = tmp_path / "data.jsonl"
+    write_jsonl(load_split("train", 10), data)
+    ap = argparse.ArgumentParser()
+    add_train_router(ap.add_subparsers())
+    args = ap.parse_args(["train-router", "--data", str(data), "--val-items", "4",
+                          "--train-items", "5"])  # fmt: skip
+    train, val = load_items(args)
+    assert [it.id for it in train] == [it.id for it in load_split("train", 5)]
+    assert [it.id for it in val] == [it.id for it in load_split("train", 10)[-4:]]
 
 
 def test_sweep_refuses_a_card_for_another_pair(pair, card_dir: Path, capsys) -> None:
