@@ -8,7 +8,9 @@
     bootstrap 95% interval of (its accuracy - the LLM's) on the items both decoded
 
 Cache lines are keyed by the pair's GGUF digests, the config, the answer length and
-the item id, so results of another pair or setting are never mixed in. Run:
+the item id, so results of another pair or setting are never mixed in; ``citer:<thr>``
+configs use the router card ``--card`` and are keyed by its weights' digest too. PGR is
+the performance gap recovered, (accuracy - SLM's) / (LLM's - SLM's). Run:
 ``make bench-real-accuracy`` (hours on 2 cores: the 1.5B decodes ~19 tok/s at 16).
 """
 
@@ -31,6 +33,18 @@ BOOT = 2000  # paired bootstrap resamples
 def pair_digest(pair_dir: Path) -> str:
     meta = json.loads((pair_dir / "pair.json").read_text())
     return f"{meta['slm']['gguf_sha256'][:12]}-{meta['llm']['gguf_sha256'][:12]}"
+
+
+def card_digest(card: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((card / "router.safetensors").read_bytes()).hexdigest()[:8]
+
+
+def keyed(config: str, card: Path) -> str:
+    """The cache's name of a config: a citer config carries its card's digest."""
+    policy, _, thr = config.partition(":")
+    return f"citer@{card_digest(card)}:{thr}" if policy == "citer" else config
 
 
 def load_cache(path: Path) -> dict[tuple, dict]:
@@ -57,9 +71,11 @@ def run(args: argparse.Namespace) -> None:
     for name in args.datasets.split(","):
         path, max_tokens = DATA[name]
         items = read_items(path)[: args.items]
-        for config in args.configs.split(","):
-            policy, _, thr = config.partition(":")
-            router, default = make_router(pair, policy, float(thr) if thr else None, None, None)
+        for shown in args.configs.split(","):
+            policy, _, thr = shown.partition(":")
+            config = keyed(shown, Path(args.card))
+            card = args.card if policy == "citer" else None
+            router, default = make_router(pair, policy, float(thr) if thr else None, None, card)
             todo = [it for it in items if (digest, name, config, max_tokens, it.id) not in done]
             print(f"{name} {config}: {len(items) - len(todo)} cached, {len(todo)} to decode",
                   flush=True)  # fmt: skip
@@ -94,15 +110,17 @@ def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> tuple[float,
 def report(args: argparse.Namespace) -> str:
     digest = pair_digest(Path(args.pair))
     rows = [r for r in load_cache(Path(args.cache)).values() if r["pair"] == digest]
-    lines = ["| dataset | config | items | accuracy | LLM token share | cut at max_tokens "
-             "| vs LLM (95% CI, points) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| dataset | config | items | accuracy | LLM token share | PGR | cut at max_tokens "
+             "| vs LLM (95% CI, points) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in args.datasets.split(","):
         by: dict[str, dict[str, Any]] = {}
         for r in rows:
             if r["dataset"] == name:
                 by.setdefault(r["config"], {})[r["id"]] = r
         llm = by.get("llm", {})
-        for config in args.configs.split(","):
+        slm = by.get("slm", {})
+        for shown in args.configs.split(","):
+            config = keyed(shown, Path(args.card))
             got = by.get(config, {})
             if not got:
                 continue
@@ -118,9 +136,18 @@ def report(args: argparse.Namespace) -> str:
                                          [llm[i]["correct"] for i in both])  # fmt: skip
                 ci = f"[{lo:+.1f}, {hi:+.1f}] on {len(both)}"
             cut = sum(r.get("finish") == "length" for r in got.values())
-            lines.append(f"| {name} | {config} | {n} | {acc:.1f}% | {100 * share:.1f}% | "
-                         f"{cut} | {ci} |")  # fmt: skip
+            lines.append(f"| {name} | {shown} | {n} | {acc:.1f}% | {100 * share:.1f}% | "
+                         f"{pgr(got, slm, llm)} | {cut} | {ci} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def pgr(got: dict[str, dict], slm: dict[str, dict], llm: dict[str, dict]) -> str:
+    """Performance gap recovered on the items all three decoded; "-" without a gap."""
+    both = set(got) & set(slm) & set(llm)
+    acc = {k: sum(d[i]["correct"] for i in both) for k, d in (("x", got), ("s", slm), ("l", llm))}
+    if not both or acc["l"] == acc["s"]:
+        return "-"
+    return f"{(acc['x'] - acc['s']) / (acc['l'] - acc['s']):.2f}"
 
 
 def main() -> None:
@@ -132,6 +159,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=16, help="items decoded together")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
+    ap.add_argument("--card", default="models/qwen2.5-coder/router", help="for citer:<thr>")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     import torch
