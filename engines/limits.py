@@ -80,8 +80,8 @@ class PairLimits:
             need = (r.max_llm_tokens == 0 or r.threshold != float("-inf"), r.max_llm_tokens != 0)
             if any(n and not p for n, p in zip(need, self.probes, strict=True)):
                 raise ValueError(
-                    "prompt_logprobs: this server's engines cannot score prompts "
-                    "(teacher-forced probe rows need the hf engine)"
+                    "prompt_logprobs: this server's engines cannot score prompts (a remote "
+                    "LLM cannot: score with model slm, or serve the LLM with hf or vllm)"
                 )
         if req.grammar is not None:
             if self.grammars is None:

@@ -39,6 +39,7 @@ import torch
 from engines.bookkeeping import TokenCaches, check_work
 from engines.seeds import MASK64, mix64
 from engines.types import MAX_LOGPROBS, EngineInfo, SeqWork, StepOutput, TokenLogprob
+from engines.vllm_probes import probe_requests, probe_rows
 from router_models.base import FEATURE_TOKEN, FEATURE_TOPK, TOPK, RouterFeatures
 
 GiB = 1 << 30
@@ -106,6 +107,7 @@ class VLLMEngine(TokenCaches):
             max_context=mc.max_model_len,
             eos_token_ids=_eos_ids(cfg.path),
             features=FEATURES,
+            probes=True,  # prompt scoring rows (engines.vllm_probes), no hidden state
         )
         super().__init__()  # _seqs: seq id -> tokens its vLLM prefix cache was fed
         self.prefill_tokens = 0  # prompt tokens vLLM computed (not found in its prefix cache)
@@ -155,9 +157,15 @@ class VLLMEngine(TokenCaches):
                 if more and work[i].sampling.temperature > 0.0:
                     nxt.append(i)  # a sampled window goes on; a greedy one came whole
             active = nxt
+        out = StepOutput(tokens=tokens)
+        probes = probe_requests(work, ctx)
+        if probes:  # after the work's own requests: their prefix-cache hits come first
+            asked = [i for i, _, _ in probes]
+            got = self.llm.generate([p for _, p, _ in probes], [s for _, _, s in probes],
+                                    use_tqdm=False)  # fmt: skip
+            out.probes, out.probe_logprobs = probe_rows(work, asked, got)
         for w, c, toks in zip(work, ctx, tokens, strict=True):
             self._seqs[w.seq_id] = c + toks[:-1]  # the last token was produced, not fed
-        out = StepOutput(tokens=tokens)
         if any(w.sampling.logprobs is not None for w in work):
             out.logprobs = [
                 [TokenLogprob(lp, tuple(top[: w.sampling.logprobs])) for lp, top in
@@ -209,9 +217,9 @@ class VLLMEngine(TokenCaches):
 
     def _check(self, w: SeqWork) -> None:
         check_work(w, self.cache_len(w.seq_id), self.info)
-        if w.probe_offsets:
-            raise ValueError(
-                "the vllm engine has no teacher-forced probes: collect with --engine hf"
+        if w.probe_offsets and len(w.probe_targets) != len(w.probe_offsets):
+            raise ValueError(  # training-time collection needs hidden states
+                "the vllm engine's probe rows score given targets only: collect with --engine hf"
             )
 
 

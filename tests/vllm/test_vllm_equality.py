@@ -157,3 +157,33 @@ def test_logprobs_match_hf(hf, vllm, prompts, k: int) -> None:
             assert len(ta) == k
             assert [lp for _, lp in ta] == pytest.approx([lp for _, lp in tb], abs=1e-4)
             assert [t for t, _ in ta[:1]] == [t for t, _ in tb[:1]]  # the argmax leads both
+
+
+@pytest.mark.parametrize("mode", ["slm", "llm", "routed"])
+def test_prompt_logprobs_match_hf(hf, vllm, prompts, mode: str, monkeypatch) -> None:
+    """echo scoring on the vllm engine (its prompt_logprobs) equals the HF engine's probe
+    rows: the same scoring model per position, the same log-probs and alternatives."""
+    from engines import prompt_scores
+
+    monkeypatch.setattr(prompt_scores, "CHUNK", 16)  # several chunks per prompt
+    router, thr = build_router("logprob", threshold=0.3, available_features=vllm.slm.info.features)
+    routing = {"slm": RoutingParams(thr, max_llm_tokens=0),
+               "llm": RoutingParams(float("-inf")), "routed": RoutingParams(thr)}[mode]  # fmt: skip
+    sp = SamplingParams(max_tokens=4, prompt_logprobs=3)
+
+    def run(pair) -> list[RequestOutput]:
+        sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer, SchedulerConfig(max_batch=8))
+        reqs = [Request(f"p{i}", p, replace(sp, seed=i), routing) for i, p in enumerate(prompts)]
+        outs = generate_batch(sched, reqs)
+        assert_freed(pair)
+        return outs
+
+    want, got = run(hf), run(vllm)
+    for a, b in zip(got, want, strict=True):
+        assert a.token_ids == b.token_ids and a.prompt_sources == b.prompt_sources
+        assert a.prompt_logprobs[0] is None
+        for x, y in zip(a.prompt_logprobs[1:], b.prompt_logprobs[1:], strict=True):
+            assert x.logprob == pytest.approx(y.logprob, abs=1e-3)
+            assert [t for t, _ in x.top] == [t for t, _ in y.top]
+    sources = {s for o in got for s in o.prompt_sources[1:]}
+    assert sources == ({"slm", "llm"} if mode == "routed" else {mode})
