@@ -74,6 +74,13 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step")
     p.add_argument("--concurrency", type=int, default=32, help="sequences decoded together")
     p.add_argument("--epochs", type=int, default=6)
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="router MLP width h (inner layers 2h and h); default: the SLM hidden size, as "
+        "in the paper (a 0.5B SLM's 896 makes a 13 MB card; 128 makes ~1 MB)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--query-items",
@@ -132,7 +139,9 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
         baselines=not args.no_baselines,
         ablation=not args.no_ablation,
         llm_check=not args.no_llm_check,
-        fit=FitConfig(cost_lambda=args.cost_lambda, epochs=args.epochs, seed=args.seed),
+        fit=FitConfig(
+            cost_lambda=args.cost_lambda, epochs=args.epochs, seed=args.seed, width=args.width
+        ),
         loop=LoopConfig(
             rounds=args.rounds, tol=args.tol, max_rollouts=args.max_rollouts, seed=args.seed
         ),

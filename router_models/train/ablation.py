@@ -1,6 +1,7 @@
 """Do extra router inputs help? Offline comparison on held-out training items.
 
 Feature sets (R2R combined the last two with the hidden state):
+  topk              the SLM's top-k log-probs alone (all the vllm engine can give)
   hidden            SLM final hidden state (what CITER and the shipped card use)
   hidden+topk       ... plus the SLM's top-k log-probs at the position
   hidden+embed      ... plus the input embedding of the SLM's drafted token
@@ -23,7 +24,11 @@ from router_models.train.train import FitConfig, auc, fit_router, rounded, score
 
 def feature_sets(coll: Collection, embed: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """name -> router inputs [N, D]; ``embed`` is the SLM's input embedding [vocab, H]."""
-    sets = {"hidden": coll.hidden, "hidden+topk": torch.cat([coll.hidden, coll.topk], -1)}
+    sets = {
+        "topk": coll.topk,
+        "hidden": coll.hidden,
+        "hidden+topk": torch.cat([coll.hidden, coll.topk], -1),
+    }
     if embed is not None:
         sets["hidden+embed"] = torch.cat([coll.hidden, embed[coll.slm].float()], -1)
     return sets

@@ -61,6 +61,8 @@ class FitConfig:
                 f"cost lambda={lam}: must be < 1 (at >= 1 an LLM token costs more than a "
                 "correct answer is worth, so the optimal router never calls the LLM)"
             )
+        if self.width is not None and self.width < 1:
+            raise ValueError(f"router width={self.width}: must be >= 1 (None: the SLM's size)")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(
                 f"fit epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}: "

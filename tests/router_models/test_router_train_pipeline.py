@@ -241,6 +241,7 @@ def _bad_item() -> Item:
         (["--data", "{good}", "--val-data", "{good}"], "shares items with the train data"),
         (["--default-share", "1.5"], "default_share=1.5: must lie in [0, 1]"),
         (["--train-items", "0"], "--train-items must be >= 1"),
+        (["--width", "0"], "router width=0: must be >= 1"),
     ],
 )
 def test_train_router_bad_input(args: list[str], needle: str, tmp_path: Path, capsys) -> None:
