@@ -19,13 +19,15 @@ pytestmark = pytest.mark.skipif(
     not (REAL / "pair.json").is_file(), reason="the real pair is not built (make real-pair)"
 )
 ASK = [{"role": "user", "content": "What is 12 + 30? Reply with the number only."}]
+CARD = ROOT / "models" / "qwen2.5-coder" / "router"  # shipped, pinned to this pair
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("real") / "gateway.log"
     env = {"CITER_SLM": str(REAL / "slm"), "CITER_LLM": str(REAL / "llm"),
-           "CITER_DTYPE": "bfloat16", "CITER_POLICY": "confidence"}  # fmt: skip
+           "CITER_DTYPE": "bfloat16", "CITER_POLICY": "citer",
+           "CITER_ROUTER_CARD": str(CARD)}  # fmt: skip  # the shipped card, as serve-real
     with local_gateway(log, **env) as gw:
         headers = {"Authorization": f"Bearer {gw.admin_key}"}
         with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as admin:
@@ -109,3 +111,17 @@ def test_tools_through_the_qwen_template_and_its_own_call_token(served) -> None:
     # blocks (this 1.5B then tends to repeat the call as JSON text: model quality)
     before = client.chat.completions.create(model="slm", messages=turn[:2], max_tokens=1)
     assert final.usage.prompt_tokens - before.usage.prompt_tokens >= 8
+
+
+def test_the_shipped_card_routes_the_pair_at_a_calibrated_share(served) -> None:
+    url, key = served
+    headers = {"Authorization": f"Bearer {key}"}
+    models = httpx.get(f"{url}/v1/models", headers=headers, timeout=30).json()
+    routing = next(m for m in models["data"] if m["id"] == "citer")["citer"]["routing"]
+    assert routing["policy"] == "citer" and routing["calibrated"]
+    body = {"model": "citer:0.3", "messages": [{"role": "user", "content": "What is 17 * 23?"}],
+            "max_tokens": 48, "temperature": 0, "routing": {"return_sources": True}}  # fmt: skip
+    r = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=600)
+    assert r.status_code == 200, r.text
+    sources = [s["source"] for s in r.json()["choices"][0]["sources"]]
+    assert len(sources) == r.json()["usage"]["completion_tokens"] and "llm" in sources
