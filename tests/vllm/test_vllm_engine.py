@@ -73,7 +73,7 @@ def test_catch_up_prefills_only_the_new_tokens(vllm, prompts) -> None:
     e.free(8)
     with pytest.raises(ValueError, match="work starts at 3 but the cache holds 0"):
         e.step([SeqWork(9, 3, [1], GREEDY, 0)])
-    with pytest.raises(ValueError, match="no teacher-forced probes"):
+    with pytest.raises(ValueError, match="probe rows score given targets only"):
         e.step([SeqWork(9, 0, [1, 2], GREEDY, 0, probe_offsets=(0,))])
     assert e.num_caches() == 0 and e.num_requests() == 0
 
