@@ -55,7 +55,10 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         default=0.2,
         help="cost of one LLM token in units of a correct answer, in [0, 1)",
     )
-    p.add_argument("--rounds", type=int, default=3, help="most rounds with rollouts")
+    p.add_argument(
+        "--rounds", type=int, default=3,
+        help="most rounds with rollouts; 0 = CITER-S only (shortcut labels, no rollouts)",
+    )  # fmt: skip
     p.add_argument("--tol", type=float, default=0.01, help="stop when fewer rollout labels flip")
     p.add_argument("--max-rollouts", type=int, default=1500, help="rows rolled out per round")
     p.add_argument(

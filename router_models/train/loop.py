@@ -47,14 +47,14 @@ POLICY_THRESHOLD = 0.5  # the lambda-optimal threshold of the cost-aware loss
 
 @dataclass(frozen=True)
 class LoopConfig:
-    rounds: int = 3  # most rounds with rollouts (round 0, CITER-S, comes on top)
+    rounds: int = 3  # most rounds with rollouts (round 0, CITER-S, comes on top; 0: CITER-S only)
     tol: float = 0.01  # stop once fewer than this fraction of rollout labels flip
     max_rollouts: int = 1500  # |S|: rows sampled from those needing a rollout
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ValueError(f"rounds={self.rounds}: must be >= 1")
+        if self.rounds < 0:
+            raise ValueError(f"rounds={self.rounds}: must be >= 0 (0 trains CITER-S only)")
         if not 0.0 <= self.tol < 1.0:
             raise ValueError(f"tol={self.tol}: must be in [0, 1)")
         if self.max_rollouts < 1:

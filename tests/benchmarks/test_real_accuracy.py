@@ -1,6 +1,6 @@
 """The real-pair accuracy report (its decoding needs the real pair: make
 bench-real-accuracy): per-config accuracy and share from the per-item cache, paired
-bootstrap intervals, and results of another pair never mixed in."""
+bootstrap intervals, APGR / CPT, and results of another pair or card never mixed in."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.real_accuracy import card_digest, paired_interval, report
+import pytest
+
+from benchmarks.real_accuracy import card_digest
+from benchmarks.real_accuracy_report import apgr, cpt, paired_interval, write_report
 
 
 def test_report_reads_only_this_pairs_rows_and_pairs_items(tmp_path: Path) -> None:
-    pair = tmp_path / "pair"
-    pair.mkdir()
-    meta = {"slm": {"gguf_sha256": "a" * 64}, "llm": {"gguf_sha256": "b" * 64}}
-    (pair / "pair.json").write_text(json.dumps(meta))
     digest = f"{'a' * 12}-{'b' * 12}"
-    card = tmp_path / "card"
-    card.mkdir()
-    (card / "router.safetensors").write_bytes(b"weights")
+    cards = {}
+    for name in ("citer", "citer-s"):
+        cards[name] = tmp_path / name
+        cards[name].mkdir()
+        (cards[name] / "router.safetensors").write_bytes(name.encode())
     rows = []
     for i in range(20):
         base = {"pair": digest, "dataset": "gsm8k", "max_tokens": 320, "id": f"g{i}"}
@@ -27,20 +28,37 @@ def test_report_reads_only_this_pairs_rows_and_pairs_items(tmp_path: Path) -> No
         rows.append({**base, "config": "slm", "correct": i < 5, "tokens": 10, "llm_tokens": 0})
         rows.append({**base, "config": "confidence:0.3", "correct": i < 12, "tokens": 10,
                      "llm_tokens": 2})  # fmt: skip
-        rows.append({**base, "config": f"citer@{card_digest(card)}:0.4", "correct": i < 14,
-                     "tokens": 10, "llm_tokens": 1})  # fmt: skip
+        rows.append({**base, "config": f"citer@{card_digest(cards['citer'])}:0.4",
+                     "correct": i < 14, "tokens": 10, "llm_tokens": 1})  # fmt: skip
+        rows.append({**base, "config": f"citer@{card_digest(cards['citer-s'])}:0.9",
+                     "correct": i < 10, "tokens": 10, "llm_tokens": 1})  # fmt: skip
         rows.append({**base, "config": "citer@0ther:0.4", "correct": False, "tokens": 10,
                      "llm_tokens": 1})  # fmt: skip  # another card's run: never shown
         rows.append({**base, "pair": "other", "config": "llm", "correct": False, "tokens": 1,
                      "llm_tokens": 1})  # fmt: skip
     cache = tmp_path / "acc.jsonl"
     cache.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = argparse.Namespace(pair=str(pair), cache=str(cache), datasets="gsm8k", card=str(card),
-                              configs="llm,confidence:0.3,citer:0.4,random:0.1")  # fmt: skip
-    table = report(args).splitlines()
-    assert table[2] == "| gsm8k | llm | 20 | 75.0% | 100.0% | 1.00 | 0 | - |"
-    assert table[3].startswith("| gsm8k | confidence:0.3 | 20 | 60.0% | 20.0% | 0.70 | 0 | [")
-    assert table[4].startswith("| gsm8k | citer:0.4 | 20 | 70.0% | 10.0% | 0.90 | 0 | [")
-    assert len(table) == 5  # no random rows: no line
+    args = argparse.Namespace(cache=str(cache), plot=str(tmp_path / "acc.png"))
+    table = write_report(args, digest, cards).splitlines()
+    assert table[2].startswith("| gsm8k | slm | 20 | 25.0% | 0.0% | 0.00 | 0 | [-")
+    assert table[3] == "| gsm8k | llm | 20 | 75.0% | 100.0% | 1.00 | 0 | - |"
+    assert table[4].startswith("| gsm8k | confidence:0.3 | 20 | 60.0% | 20.0% | 0.70 | 0 | [")
+    assert table[5].startswith("| gsm8k | citer-s:0.9 | 20 | 50.0% | 10.0% | 0.50 | 0 | [")
+    assert table[6].startswith("| gsm8k | citer:0.4 | 20 | 70.0% | 10.0% | 0.90 | 0 | [")
+    assert table[7] == ""  # then the APGR table; the other card's rows are in neither
+    assert "| gsm8k | citer | 1 | 0.900 | 5.6% | 8.9% |" in table
+    assert not any("0ther" in line for line in table)
+    assert (tmp_path / "acc.md").read_text().splitlines() == table
+    assert (tmp_path / "acc.png").stat().st_size > 10_000
     lo, hi = paired_interval([True] * 12 + [False] * 8, [True] * 15 + [False] * 5)
     assert lo < -15 < hi <= 0  # 3 items of 20 lost, nothing gained
+
+
+def test_apgr_and_cpt_follow_the_piecewise_linear_curve() -> None:
+    assert apgr([]) == pytest.approx(0.5)  # the chord from the SLM to the LLM alone
+    assert apgr([(0.1, 0.9)]) == pytest.approx(0.1 * 0.9 / 2 + 0.9 * (0.9 + 1) / 2)
+    assert apgr([(0.5, 0.2), (0.1, 0.4)]) == apgr([(0.1, 0.4), (0.5, 0.2)])  # order-free
+    assert cpt([(0.1, 0.9)], 0.5) == pytest.approx(0.1 * 0.5 / 0.9)
+    assert cpt([(0.1, 0.9)], 0.95) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert cpt([(0.1, 1.2)], 1.0) == pytest.approx(0.1 / 1.2)  # routing beats the LLM
+    assert cpt([], 0.8) == pytest.approx(0.8)

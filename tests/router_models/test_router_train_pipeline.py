@@ -242,6 +242,7 @@ def _bad_item() -> Item:
         (["--default-share", "1.5"], "default_share=1.5: must lie in [0, 1]"),
         (["--train-items", "0"], "--train-items must be >= 1"),
         (["--width", "0"], "router width=0: must be >= 1"),
+        (["--rounds", "-1"], "rounds=-1: must be >= 0 (0 trains CITER-S only)"),
     ],
 )
 def test_train_router_bad_input(args: list[str], needle: str, tmp_path: Path, capsys) -> None:
@@ -253,6 +254,21 @@ def test_train_router_bad_input(args: list[str], needle: str, tmp_path: Path, ca
     assert main(["train-router", "--slm", "nope", "--llm", "nope", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_rounds_0_trains_citer_s_without_rollouts(pair, tmp_path: Path) -> None:
+    """--rounds 0: the shortcut round alone (CITER-S), no rollouts, a calibrated card."""
+    args = ["train-router", "--slm", str(pair[0]), "--llm", str(pair[1]), "--out",
+            str(tmp_path / "card"), "--work-dir", str(tmp_path / "work"), "--train-items", "8",
+            "--val-items", "4", "--val-decode-items", "0", "--rounds", "0", "--epochs", "2",
+            "--no-baselines", "--features", "logprobs:top8"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((tmp_path / "work" / "train_report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0]
+    assert "rollouts" not in report["rounds"][0]
+    router = load_card(tmp_path / "card", hidden_size=16, tokenizer_hash=tokenizer_hash(pair[0]),
+                       available_features=("logprobs:top8",))  # fmt: skip
+    assert router.card.training["rounds"] == 0 and len(router.card.calibration) > 5
 
 
 def test_train_data_holds_its_last_items_out_for_calibration(tmp_path: Path) -> None:
