@@ -54,6 +54,7 @@ class Row:
     llm_passes_per_token: float = 0.0  # batched LLM engine calls / generated tokens
     llm_batch: float = 0.0  # mean sequences per LLM pass
     slm_rows_per_token: float = 0.0  # SLM draft rows (forwards per sequence) / generated tokens
+    adaptive: bool = False  # adaptive run-ahead per sequence (window is its cap)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", default="models/demo/llm")
     p.add_argument("--items", type=int, default=32, help="test items per configuration")
     p.add_argument("--concurrency", default="1,4,16,64")
-    p.add_argument("--window", default="1,4")
+    p.add_argument("--window", default="1,4",
+                   help="run-ahead windows; '4a' = adaptive per sequence, at most 4")  # fmt: skip
     p.add_argument("--defer", default="0,4", help="defer_steps values for routed runs")
     p.add_argument("--defer-fill", type=float, default=0.5)
     p.add_argument(
@@ -100,7 +102,19 @@ def _label(policy: str, share: float | None) -> str:
     return f"{policy}@{share:g}" if share is not None else policy
 
 
-def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens, defer=(0, 0.5)):
+def parse_windows(spec: str) -> list[tuple[int, bool]]:
+    """``1,4,4a`` -> [(1, False), (4, False), (4, True)] (``a``: adaptive per sequence)."""
+    out = []
+    for part in filter(None, spec.split(",")):
+        k = part.removesuffix("a")
+        if not k.isdigit() or int(k) < 1:
+            raise ValueError(f"--window {part!r}: expected an integer >= 1, optionally + 'a'")
+        out.append((int(k), part.endswith("a")))
+    return out
+
+
+def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, max_tokens,
+             defer=(0, 0.5)):  # fmt: skip
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from router_models.registry import make_router
@@ -110,8 +124,9 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens, de
     policy, thr, share = routed
     router, thr = make_router(pair, policy, thr, target_share=share)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
-                      SchedulerConfig(window=window, max_batch=conc, seed=0,
-                                      defer_steps=defer[0], defer_fill=defer[1]))  # fmt: skip
+                      SchedulerConfig(window=window[0], max_batch=conc, seed=0,
+                                      defer_steps=defer[0], defer_fill=defer[1],
+                                      adaptive_window=window[1]))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     t0 = time.perf_counter()
     for i, it in enumerate(items):
@@ -143,7 +158,7 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens, de
     ok = [is_correct("".join(text[str(i)]), it.answer, it.verifier) for i, it in enumerate(items)]
     tokens = sum(count.values())
     return Row(
-        _label(policy, share), thr, conc, window, len(items), tokens, round(wall, 3),
+        _label(policy, share), thr, conc, window[0], len(items), tokens, round(wall, 3),
         round(tokens / wall, 1), round(1000 * statistics.median(itl), 2),
         round(1000 * (statistics.median(first.values()) - t0), 1),
         round(llm_tok / max(1, slm_tok + llm_tok), 4),
@@ -153,6 +168,7 @@ def _run_one(pair, routed: Routed, conc: int, window: int, items, max_tokens, de
         llm_passes_per_token=round(tot.llm_passes / max(1, tot.committed), 4),
         llm_batch=round(tot.llm_calls / max(1, tot.llm_passes), 2),
         slm_rows_per_token=round(tot.drafted / max(1, tot.committed), 3),
+        adaptive=window[1],
     )  # fmt: skip
 
 
@@ -162,11 +178,11 @@ def run(args: argparse.Namespace) -> int:
     from tasks.splits import load_split
 
     concs = [int(x) for x in args.concurrency.split(",")]
-    windows = [int(x) for x in args.window.split(",")]
+    windows = parse_windows(args.window)
     defers = [int(x) for x in args.defer.split(",")]
     routed = parse_routed(args.routed)
     engines = args.engine.split(",")
-    if min(concs) < 1 or min(windows) < 1 or args.items < 1:
+    if min(concs) < 1 or not windows or args.items < 1:
         raise ValueError("--concurrency, --window and --items must all be >= 1")
     if not engines or any(e not in ENGINES for e in engines):
         raise ValueError(f"--engine {args.engine}: a comma list of {', '.join(ENGINES)}")
@@ -220,7 +236,8 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
         lines.append(
-            f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | {r.window} | "
+            f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | "
+            f"{r.window}{'a' if r.adaptive else ''} | "
             f"{r.defer_steps} | {r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | "
             f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
             f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "

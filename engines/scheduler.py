@@ -9,7 +9,8 @@ Data flow::
       route   router.score(RouterFeatures) -> one score per drafted row (one call)
       commit  keep each sequence's drafts before its first row with score > threshold
               whose position the LLM may write (Sequence.llm_allowed); crop the SLM
-              cache to the committed length
+              cache to the committed length; with adaptive_window, a sequence cut
+              short drafts 1 next step, one kept whole twice as many (<= window)
       park    each sequence cut short parks (it drafts no more) until the LLM pass is
               due (``engines.deferral``; with defer_steps 0, in the same step)
       LLM     llm.step(SeqWork per parked sequence: catch-up on its committed
@@ -90,6 +91,9 @@ class SchedulerConfig:
     # sequence has waited defer_steps steps, or nothing is left to draft.
     defer_steps: int = 0  # 0: the LLM runs in the step that routed the position
     defer_fill: float = 0.5
+    # Adaptive run-ahead per sequence (Sequence.adapt_window): 1 draft after a cut,
+    # doubling after each uncut step up to `window`. Off: always `window`.
+    adaptive_window: bool = False
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -182,7 +186,12 @@ class Scheduler:
             new: list[LLMJob] = []
             drafted, failed = isolate(duo, lambda g: self._draft(g, stats), self._undo_slm)
             for group, (work, out, scores) in drafted:
-                new += commit(self.slm, group, work, out, scores, events, self._llm_score)
+                cut = commit(self.slm, group, work, out, scores, events, self._llm_score)
+                if self.config.adaptive_window:
+                    cut_ids = {job.seq.seq_id for job in cut}
+                    for s in group:
+                        s.adapt_window(s.seq_id in cut_ids, self.config.window)
+                new += cut
                 stats.drafted += len(scores)
             # The LLM writes as many positions in a row as the ceilings let it (>= 1).
             window = self.config.window

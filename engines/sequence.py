@@ -39,6 +39,9 @@ class Sequence:
     # engines.grammar.SeqGrammar when the request has a grammar: it has consumed exactly
     # the committed completion tokens (every engine step leaves it so)
     grammar: Any = None
+    # adaptive run-ahead (SchedulerConfig.adaptive_window): the most drafts next step;
+    # None = the scheduler's window
+    draft_cap: int | None = None
 
     @classmethod
     def start(
@@ -68,6 +71,11 @@ class Sequence:
         """Tokens the SLM may draft this step: window, max_tokens and context allowing."""
         left = self.req.sampling.max_tokens - self.n_completion
         return max(1, min(window, left, self.max_context - len(self.tokens)))
+
+    def adapt_window(self, cut: bool, window: int) -> None:
+        """Slow start: after a cut draft 1 (LLM positions come in clusters), after a step
+        whose drafts were all kept draft twice as many, at most ``window``."""
+        self.draft_cap = 1 if cut else min(window, 2 * (self.draft_cap or window))
 
     def llm_allowed(self, slm_ahead: int = 0, llm_ahead: int = 0) -> bool:
         """May the LLM write the position that follows the committed tokens plus

@@ -24,9 +24,10 @@ from engines.types import Engine, SeqWork, StepOutput, TokenEvent
 
 
 def plan(seqs: list[Sequence], window: int) -> list[SeqWork]:
+    """One SeqWork per sequence: up to ``window`` drafts, or its adaptive cap."""
     return [
         SeqWork(s.seq_id, s.slm_seen, s.tokens[s.slm_seen :], s.req.sampling, s.seed,
-                s.draft_len(window), grammar=s.grammar)
+                s.draft_len(min(window, s.draft_cap or window)), grammar=s.grammar)
         for s in seqs
     ]  # fmt: skip
 

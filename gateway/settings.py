@@ -75,6 +75,8 @@ class GatewaySettings(BaseSettings):
     # defer_fill of the running sequences are parked or it has waited defer_steps steps.
     defer_steps: int = Field(SCHED.defer_steps, ge=0, le=64)  # 0: off (the LLM runs at once)
     defer_fill: float = Field(SCHED.defer_fill, gt=0, le=1)
+    # Adaptive run-ahead per sequence: 1 draft after an LLM cut, doubling to `window`.
+    adaptive_window: bool = SCHED.adaptive_window
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"

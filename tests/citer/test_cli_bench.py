@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from citer.bench_cmd import parse_routed
+from citer.bench_cmd import parse_routed, parse_windows
 
 ROOT = Path(__file__).resolve().parents[2]
 CITER = Path(sys.executable).with_name("citer")
@@ -27,6 +27,13 @@ def test_parse_routed() -> None:
     ]
 
 
+def test_parse_windows() -> None:
+    assert parse_windows("1,4,4a,") == [(1, False), (4, False), (4, True)]
+    for bad in ("0", "a", "4b", "-1a"):
+        with pytest.raises(ValueError, match="expected an integer >= 1, optionally"):
+            parse_windows(bad)
+
+
 @pytest.mark.parametrize("spec", ["citer", "citer@", "citer:high", "@0.2", "confidence=0.4"])
 def test_parse_routed_rejects(spec: str) -> None:
     with pytest.raises(ValueError, match="expected policy:threshold or policy@share"):
@@ -38,18 +45,24 @@ def test_citer_card_at_a_target_share(tmp_path: Path) -> None:
     from router_models.share import threshold_for_share
 
     out = tmp_path / "core.json"
-    p = bench("--items", "2", "--concurrency", "2", "--window", "4", "--max-tokens", "24",
+    p = bench("--items", "2", "--concurrency", "2", "--window", "4,4a", "--max-tokens", "24",
               "--routed", "citer@0.2,confidence:0.4", "--defer", "0,2",
               "--out", str(out))  # fmt: skip
     assert p.returncode == 0, p.stderr
     data = json.loads(out.read_text())
-    deferred = {r["policy"]: r for r in data if r["defer_steps"] == 2}
-    rows = {r["policy"]: r for r in data if r["defer_steps"] == 0}
+    fixed = [r for r in data if not r["adaptive"]]
+    deferred = {r["policy"]: r for r in fixed if r["defer_steps"] == 2}
+    rows = {r["policy"]: r for r in fixed if r["defer_steps"] == 0}
+    adaptive = {r["policy"]: r for r in data if r["adaptive"] and r["defer_steps"] == 0}
     assert set(rows) == {"slm", "llm", "citer@0.2", "confidence"}
     assert set(deferred) == {"citer@0.2", "confidence"}  # deferral is for routed runs only
     for name in ("citer@0.2", "confidence"):  # deferral changes timing, never tokens
         assert deferred[name]["tokens"] == rows[name]["tokens"]
         assert deferred[name]["accuracy"] == rows[name]["accuracy"]
+        # adaptive run-ahead: the same tokens (its draft rows: tests/engines)
+        assert adaptive[name]["tokens"] == rows[name]["tokens"]
+        assert adaptive[name]["accuracy"] == rows[name]["accuracy"]
+        assert adaptive[name]["slm_rows_per_token"] >= 1.0
     # the cost model's inputs, per run: LLM passes per token, their batch, SLM rows per token
     assert rows["llm"]["llm_passes_per_token"] > 0 and rows["llm"]["slm_rows_per_token"] == 0
     assert rows["slm"]["llm_passes_per_token"] == 0 and rows["slm"]["slm_rows_per_token"] >= 1
@@ -60,7 +73,8 @@ def test_citer_card_at_a_target_share(tmp_path: Path) -> None:
     for name in ("citer@0.2", "confidence"):  # the cost-model bound beside the measured speed-up
         assert rows[name]["bound"] >= 1.0 and rows[name]["speedup"] > 0
     assert 0.0 < rows["citer@0.2"]["llm_share"] < 1.0
-    assert "| hf | citer@0.2 |" in out.with_suffix(".md").read_text()
+    md = out.with_suffix(".md").read_text()
+    assert "| hf | citer@0.2 |" in md and "| 2 | 4a | 0 |" in md
 
 
 @pytest.mark.parametrize(
