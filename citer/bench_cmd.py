@@ -54,7 +54,7 @@ class Row:
     llm_passes_per_token: float = 0.0  # batched LLM engine calls / generated tokens
     llm_batch: float = 0.0  # mean sequences per LLM pass
     slm_rows_per_token: float = 0.0  # SLM draft rows (forwards per sequence) / generated tokens
-    adaptive: bool = False  # adaptive run-ahead per sequence (window is its cap)
+    adaptive: bool = False  # adaptive run-ahead per sequence at every batch size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,8 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", default="models/demo/llm")
     p.add_argument("--items", type=int, default=32, help="test items per configuration")
     p.add_argument("--concurrency", default="1,4,16,64")
-    p.add_argument("--window", default="1,4",
-                   help="run-ahead windows; '4a' = adaptive per sequence, at most 4")  # fmt: skip
+    p.add_argument(
+        "--window", default="1,4", help="run-ahead windows; '4a' = adaptive per sequence, <= 4"
+    )
     p.add_argument("--defer", default="0,4", help="defer_steps values for routed runs")
     p.add_argument("--defer-fill", type=float, default=0.5)
     p.add_argument(
@@ -126,7 +127,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, m
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
                                       defer_steps=defer[0], defer_fill=defer[1],
-                                      adaptive_window=window[1]))  # fmt: skip
+                                      adaptive_max_batch=conc if window[1] else 0))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     t0 = time.perf_counter()
     for i, it in enumerate(items):

@@ -9,8 +9,9 @@ Data flow::
       route   router.score(RouterFeatures) -> one score per drafted row (one call)
       commit  keep each sequence's drafts before its first row with score > threshold
               whose position the LLM may write (Sequence.llm_allowed); crop the SLM
-              cache to the committed length; with adaptive_window, a sequence cut
-              short drafts 1 next step, one kept whole twice as many (<= window)
+              cache to the committed length; while <= adaptive_max_batch sequences
+              run, a sequence cut short drafts 1 next step, one kept whole twice as
+              many (<= window)
       park    each sequence cut short parks (it drafts no more) until the LLM pass is
               due (``engines.deferral``; with defer_steps 0, in the same step)
       LLM     llm.step(SeqWork per parked sequence: catch-up on its committed
@@ -91,9 +92,11 @@ class SchedulerConfig:
     # sequence has waited defer_steps steps, or nothing is left to draft.
     defer_steps: int = 0  # 0: the LLM runs in the step that routed the position
     defer_fill: float = 0.5
-    # Adaptive run-ahead per sequence (Sequence.adapt_window): 1 draft after a cut,
-    # doubling after each uncut step up to `window`. Off: always `window`.
-    adaptive_window: bool = False
+    # Adaptive run-ahead per sequence (Sequence.adapt_window) while at most this many
+    # sequences run: 1 draft after a cut, doubling after each uncut step up to `window`.
+    # Larger batches draft `window` each: a step's SLM pass runs as many forwards as its
+    # longest draft, and uneven windows split the LLM passes (BENCHMARKS.md). 0: off.
+    adaptive_max_batch: int = 1
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -102,6 +105,8 @@ class SchedulerConfig:
             raise ValueError(f"defer_steps={self.defer_steps}: must be >= 0")
         if not 0.0 < self.defer_fill <= 1.0:
             raise ValueError(f"defer_fill={self.defer_fill}: must lie in (0, 1]")
+        if self.adaptive_max_batch < 0:
+            raise ValueError(f"adaptive_max_batch={self.adaptive_max_batch}: must be >= 0")
         if self.max_batch < 1:
             raise ValueError(f"max_batch={self.max_batch}: must be >= 1")
         if self.max_tokens_cap < 1:
@@ -184,14 +189,11 @@ class Scheduler:
                 if s.request_id not in self.parked:
                     (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
             new: list[LLMJob] = []
-            drafted, failed = isolate(duo, lambda g: self._draft(g, stats), self._undo_slm)
+            adapt = len(seqs) <= self.config.adaptive_max_batch
+            drafted, failed = isolate(duo, lambda g: self._draft(g, stats, adapt), self._undo_slm)
             for group, (work, out, scores) in drafted:
-                cut = commit(self.slm, group, work, out, scores, events, self._llm_score)
-                if self.config.adaptive_window:
-                    cut_ids = {job.seq.seq_id for job in cut}
-                    for s in group:
-                        s.adapt_window(s.seq_id in cut_ids, self.config.window)
-                new += cut
+                new += commit(self.slm, group, work, out, scores, events, self._llm_score,
+                              self.config.window if adapt else 0)  # fmt: skip
                 stats.drafted += len(scores)
             # The LLM writes as many positions in a row as the ceilings let it (>= 1).
             window = self.config.window
@@ -221,10 +223,10 @@ class Scheduler:
         return events
 
     def _draft(
-        self, seqs: list[Sequence], stats: StepStats
+        self, seqs: list[Sequence], stats: StepStats, adapt: bool
     ) -> tuple[list[SeqWork], StepOutput, list[float]]:
         """One SLM pass (drafts) and one router call over ``seqs``."""
-        work = plan(seqs, self.config.window)
+        work = plan(seqs, self.config.window, adapt)
         with stats.timed("slm_s"):
             out = self.slm.step(work, tuple(self.router.features))
         with stats.timed("router_s"):

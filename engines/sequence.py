@@ -39,7 +39,7 @@ class Sequence:
     # engines.grammar.SeqGrammar when the request has a grammar: it has consumed exactly
     # the committed completion tokens (every engine step leaves it so)
     grammar: Any = None
-    # adaptive run-ahead (SchedulerConfig.adaptive_window): the most drafts next step;
+    # adaptive run-ahead (SchedulerConfig.adaptive_max_batch): the most drafts next step;
     # None = the scheduler's window
     draft_cap: int | None = None
 

@@ -23,11 +23,12 @@ from engines.sequence import Sequence
 from engines.types import Engine, SeqWork, StepOutput, TokenEvent
 
 
-def plan(seqs: list[Sequence], window: int) -> list[SeqWork]:
+def plan(seqs: list[Sequence], window: int, adapt: bool = False) -> list[SeqWork]:
     """One SeqWork per sequence: up to ``window`` drafts, or its adaptive cap."""
     return [
         SeqWork(s.seq_id, s.slm_seen, s.tokens[s.slm_seen :], s.req.sampling, s.seed,
-                s.draft_len(min(window, s.draft_cap or window)), grammar=s.grammar)
+                s.draft_len(min(window, (s.draft_cap if adapt else None) or window)),
+                grammar=s.grammar)
         for s in seqs
     ]  # fmt: skip
 
@@ -52,10 +53,12 @@ def commit(
     scores: list[float],
     events: list[TokenEvent],
     llm_score: Callable[[Sequence, float], float | None],
+    adapt: int = 0,
 ) -> list[LLMJob]:
     """Commit drafts up to each sequence's first LLM-routed row that the LLM may
     write; return the LLM jobs of the sequences whose next token the LLM writes.
-    ``llm_score(seq, score at the cut)``: the score the LLM's token will carry."""
+    ``llm_score(seq, score at the cut)``: the score the LLM's token will carry.
+    ``adapt`` > 0: each sequence's next draft cap adapts (Sequence.adapt_window)."""
     need: list[LLMJob] = []
     row = 0
     for k, (s, w, toks) in enumerate(zip(seqs, work, out.tokens, strict=True)):
@@ -70,6 +73,8 @@ def commit(
             continue
         if cut is not None:
             need.append(LLMJob(s, llm_score(s, sc[cut]), 1, toks[cut], lps[cut] if lps else None))
+        if adapt:
+            s.adapt_window(cut is not None, adapt)
     return need
 
 

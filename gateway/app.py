@@ -107,7 +107,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         max_tokens_cap=cfg.max_tokens_cap,
         defer_steps=cfg.defer_steps,
         defer_fill=cfg.defer_fill,
-        adaptive_window=cfg.adaptive_window,
+        adaptive_max_batch=cfg.adaptive_max_batch,
     )
     scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
     engine = AsyncEngine(scheduler)

@@ -75,8 +75,9 @@ class GatewaySettings(BaseSettings):
     # defer_fill of the running sequences are parked or it has waited defer_steps steps.
     defer_steps: int = Field(SCHED.defer_steps, ge=0, le=64)  # 0: off (the LLM runs at once)
     defer_fill: float = Field(SCHED.defer_fill, gt=0, le=1)
-    # Adaptive run-ahead per sequence: 1 draft after an LLM cut, doubling to `window`.
-    adaptive_window: bool = SCHED.adaptive_window
+    # Adaptive run-ahead per sequence while at most this many sequences decode: 1 draft
+    # after an LLM cut, doubling to `window`; 0: off.
+    adaptive_max_batch: int = Field(SCHED.adaptive_max_batch, ge=0, le=4096)
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"

@@ -62,3 +62,17 @@ def test_apgr_and_cpt_follow_the_piecewise_linear_curve() -> None:
     assert cpt([(0.1, 0.9)], 0.95) == pytest.approx(0.1 + 0.9 * 0.5)
     assert cpt([(0.1, 1.2)], 1.0) == pytest.approx(0.1 / 1.2)  # routing beats the LLM
     assert cpt([], 0.8) == pytest.approx(0.8)
+
+
+def test_real_serving_table_compares_with_both_llm_only_servers() -> None:
+    from benchmarks.real_serving import table
+    from benchmarks.serving_report import Point
+
+    def point(engine: str, target: str, tok_s: float, share: float | None) -> Point:
+        return Point(engine, target, 16, 32, 4096, 1.0, tok_s, 900.0, 990.0, 40.0, 60.0,
+                     share, None, None, None, None, 1.0, 1.0)  # fmt: skip
+
+    rows = table([point("gateway", "citer", 30.0, 0.1), point("gateway", "llm", 20.0, 1.0),
+                  point("vllm", "llm", 25.0, None)]).splitlines()  # fmt: skip
+    assert rows[2] == "| gateway | citer | 16 | 30.0 | 900 | 40 | 0.100 | 1.50x | 1.20x |"
+    assert rows[4] == "| vllm | llm | 16 | 25.0 | 900 | 40 |  | 1.25x | 1.00x |"

@@ -1,6 +1,7 @@
-"""Adaptive run-ahead per sequence (SchedulerConfig.adaptive_window): after a cut a
-sequence drafts 1 token, after an uncut step twice as many, at most the window. It
-changes how many drafts are thrown away, never which token a position gets."""
+"""Adaptive run-ahead per sequence (SchedulerConfig.adaptive_max_batch): while at most
+that many sequences run, a sequence drafts 1 token after a cut and twice as many after
+an uncut step, at most the window. It changes how many drafts are thrown away, never
+which token a position gets."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from tests.engines.test_scheduler import SAMPLED, assert_freed, prompts, req, sc
 @pytest.mark.parametrize("defer_steps", [0, 3])
 def test_adaptive_window_never_changes_tokens(engines, sampling: dict, defer_steps: int) -> None:
     reqs = [req(f"r{i}", p, 24, seed=100 + i, **sampling) for i, p in enumerate(prompts(12))]
-    fixed = generate_batch(sched(engines, window=4), reqs)
-    alone = [
-        generate_batch(sched(engines, window=4, adaptive_window=True), [r])[0] for r in reqs[:4]
-    ]
-    s = sched(engines, window=4, adaptive_window=True, defer_steps=defer_steps, max_batch=12)
+    fixed = generate_batch(sched(engines, window=4, adaptive_max_batch=0), reqs)
+    alone = [generate_batch(sched(engines, window=4), [r])[0] for r in reqs[:4]]  # default: 1
+    s = sched(engines, window=4, adaptive_max_batch=12, defer_steps=defer_steps, max_batch=12)
     now = generate_batch(s, reqs)
     assert [trace(o) for o in now] == [trace(o) for o in fixed]
     assert [trace(o) for o in alone] == [trace(o) for o in fixed[:4]]  # c=1 vs c=12
@@ -33,7 +32,7 @@ def test_adaptive_window_drafts_less_after_cuts(engines) -> None:
     reqs = [req(f"r{i}", p, 30, seed=i) for i, p in enumerate(prompts(12))]
     drafted = {}
     for adaptive in (False, True):
-        s = sched(engines, window=4, adaptive_window=adaptive, max_batch=12)
+        s = sched(engines, window=4, adaptive_max_batch=12 if adaptive else 0, max_batch=12)
         for r in reqs:
             s.add_request(r)
         caps: list[int | None] = []
@@ -52,10 +51,32 @@ def test_adaptive_window_drafts_less_after_cuts(engines) -> None:
     assert_freed(engines)
 
 
-def test_adaptive_window_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adaptive_window_only_while_the_batch_is_small(engines) -> None:
+    """Above adaptive_max_batch running sequences every sequence drafts the window."""
+    reqs = [req(f"r{i}", p, 8 + 4 * i, seed=i) for i, p in enumerate(prompts(12))]
+    drafted = {}
+    for gate in (0, 4):
+        s = sched(engines, window=4, adaptive_max_batch=gate, max_batch=12)
+        for r in reqs:
+            s.add_request(r)
+        rows = []
+        while s.has_work():
+            n = len(s.running) + len(s.waiting) + len(s._inbox)  # the step admits all it can
+            s.step()
+            rows.append((min(n, 12), s.last.drafted))
+        drafted[gate] = rows
+    # identical steps while more than 4 run (same tokens, same windows), fewer rows after
+    big = [r for r in drafted[0] if r[0] > 4]
+    assert drafted[4][: len(big)] == big
+    assert sum(r for _, r in drafted[4]) < sum(r for _, r in drafted[0])
+
+
+def test_adaptive_window_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.settings import GatewaySettings
 
-    assert SchedulerConfig().adaptive_window is False  # off unless asked (see BENCHMARKS.md)
-    assert GatewaySettings().adaptive_window is False
-    monkeypatch.setenv("CITER_ADAPTIVE_WINDOW", "true")
-    assert GatewaySettings().adaptive_window is True
+    assert SchedulerConfig().adaptive_max_batch == 1  # measured: pays at c = 1 only
+    assert GatewaySettings().adaptive_max_batch == 1
+    monkeypatch.setenv("CITER_ADAPTIVE_MAX_BATCH", "0")
+    assert GatewaySettings().adaptive_max_batch == 0
+    with pytest.raises(ValueError, match="adaptive_max_batch=-1: must be >= 0"):
+        SchedulerConfig(adaptive_max_batch=-1)
