@@ -10,7 +10,7 @@
 
 Cache lines are keyed by the pair's GGUF digests, the config, the answer length and
 the item id, so results of another pair or setting are never mixed in; ``citer:<thr>``
-(card ``--card``) and ``citer-s:<thr>`` (``--card-s``) are keyed by the card's weights
+and the other ``--cards`` configs (``citer-s``: CITER-S) are keyed by the card's weights
 digest too. Thresholds per target share come from ``benchmarks.real_thresholds`` (train
 items). Run: ``make bench-real-accuracy`` (hours on 2 cores: the 1.5B decodes ~19 tok/s
 at 16).
@@ -40,9 +40,14 @@ def card_digest(card: Path) -> str:
     return hashlib.sha256((card / "router.safetensors").read_bytes()).hexdigest()[:8]
 
 
+CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-s,"
+         "citer-h=build/real-router/card-hidden")  # fmt: skip
+
+
 def card_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """Config prefix -> router card: ``citer:<thr>`` and ``citer-s:<thr>`` (CITER-S)."""
-    return {"citer": Path(args.card), "citer-s": Path(args.card_s)}
+    """Config prefix -> router card, from ``--cards name=path,...``."""
+    pairs = [spec.partition("=") for spec in filter(None, args.cards.split(","))]
+    return {name: Path(path) for name, _, path in pairs}
 
 
 def keyed(config: str, cards: dict[str, Path]) -> str:
@@ -114,9 +119,9 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64, help="items per cache write (resume unit)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
-    ap.add_argument("--card", default="models/qwen2.5-coder/router", help="for citer:<thr>")
-    ap.add_argument("--card-s", default="models/qwen2.5-coder/router-s",
-                    help="the CITER-S card (shortcut round only), for citer-s:<thr>")  # fmt: skip
+    ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
+                    "with that card (citer-s: CITER-S, the shortcut round alone; citer-h: the "
+                    "hidden-state card, not shipped: 13 MB)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()

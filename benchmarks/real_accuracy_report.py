@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 BOOT = 2000  # paired bootstrap resamples
-ORDER = ("slm", "llm", "random", "confidence", "entropy", "citer-s", "citer")
+ORDER = ("slm", "llm", "random", "confidence", "entropy", "citer-s", "citer", "citer-h")
 
 
 def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> tuple[float, float]:
