@@ -8,7 +8,8 @@
         line to the LLM alone, so a router measured only at low shares is credited the
         chord), CPT(x) = the first LLM share at which the curve reaches PGR x
 
-APGR and CPT follow RouteLLM's definitions (Ong et al. 2024), with the cost axis the
+Only configs decoded on at least as many items as the LLM alone make the curves (older,
+smaller runs stay in the table). APGR and CPT follow RouteLLM's definitions (Ong et al. 2024), with the cost axis the
 LLM token share instead of the share of calls.
 """
 
@@ -118,7 +119,7 @@ def tables(by: dict[str, dict[str, dict[str, dict]]]) -> tuple[str, dict]:
             pgr = "-" if s["pgr"] is None else f"{s['pgr']:.2f}"
             lines.append(f"| {name} | {shown} | {s['n']} | {s['acc']:.1f}% | "
                          f"{100 * s['share']:.1f}% | {pgr} | {s['cut']} | {ci} |")  # fmt: skip
-            if shown not in ("slm", "llm") and s["pgr"] is not None:
+            if shown not in ("slm", "llm") and s["pgr"] is not None and s["n"] >= len(llm):
                 curves[name][family(shown)].append((s["share"], s["pgr"], s["acc"]))
     lines += ["", "| dataset | router | points | APGR | CPT(50%) | CPT(80%) |",
               "|---|---|---|---|---|---|"]  # fmt: skip
