@@ -9,8 +9,8 @@
         chord), CPT(x) = the first LLM share at which the curve reaches PGR x
 
 Only configs decoded on at least as many items as the LLM alone make the curves (older,
-smaller runs stay in the table). APGR and CPT follow RouteLLM's definitions (Ong et al. 2024), with the cost axis the
-LLM token share instead of the share of calls.
+smaller runs stay in the table). APGR and CPT follow RouteLLM's definitions (Ong et al.
+2024), with the cost axis the LLM token share instead of the share of calls.
 """
 
 from __future__ import annotations

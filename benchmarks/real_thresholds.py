@@ -18,31 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+
+from router_models.recorder import ScoreRecorder
 
 TRAIN = {
     "gsm8k": ("../shared/data/gsm8k/train.jsonl", 320),
     "commonsenseqa": ("../shared/data/commonsenseqa/train.jsonl", 160),
 }
-
-
-class ScoreRecorder:
-    """A router that keeps every position on the SLM and records other routers' scores."""
-
-    name = "score-recorder"
-    constant_score: float | None = None
-    card = None
-    default_threshold = 2.0  # above every score: nothing routes
-
-    def __init__(self, routers: dict[str, Any]) -> None:
-        self.routers = routers
-        self.features = tuple(sorted({f for r in routers.values() for f in r.features}))
-        self.scores: dict[str, list[float]] = {k: [] for k in routers}
-
-    def score(self, feats: Any) -> list[float]:
-        for k, r in self.routers.items():
-            self.scores[k].extend(r.score(feats))
-        return [0.0] * len(feats)
 
 
 def quantile_threshold(scores: list[float], share: float) -> float:

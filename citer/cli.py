@@ -8,6 +8,7 @@ import json
 import sys
 
 from citer import bench_cmd, serve_cmd
+from citer.calibrate_cmd import add_calibrate
 from citer.sweep_cmd import add_sweep_args, cmd_sweep
 from citer.train_cmd import add_train_router
 from engines.modelcheck import ModelFolderError
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
     add_train_router(sub)
+    add_calibrate(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

@@ -189,6 +189,50 @@ def test_train_router_writes_a_calibrated_card(trained: Path, pair) -> None:
         assert (trained / "work" / "cards" / name / "router.json").is_file()
 
 
+def test_calibrate_rescales_a_card_on_the_slms_own_decodes(trained: Path, pair, tmp_path) -> None:
+    from citer.routed import ScheduledDecoder
+    from engines.pair import PairConfig, build_pair
+    from router_models.registry import make_router
+    from router_models.share import threshold_for_share
+
+    data = tmp_path / "items.jsonl"
+    write_jsonl(load_split("train", 4), data)
+    out = tmp_path / "calibrated"
+    args = ["calibrate", "--slm", str(pair[0]), "--llm", str(pair[1]), "--card",
+            str(trained / "card"), "--data", str(data), "--items", "4", "--max-tokens", "8",
+            "--default-share", "0.3", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    old, new = trained / "card", out
+    assert (new / "router.safetensors").read_bytes() == (old / "router.safetensors").read_bytes()
+    card = load_card(new, hidden_size=16, tokenizer_hash=tokenizer_hash(pair[0]),
+                     available_features=("hidden:final", "logprobs:top8")).card  # fmt: skip
+    shares = [c.llm_share for c in card.calibration]
+    assert shares == sorted(shares, reverse=True) and shares[0] == 1.0 and shares[-1] == 0.0
+    assert card.default_threshold == threshold_for_share(card, 0.3)
+    note = card.training["calibrations"][-1]
+    assert (note["data"], note["items"], note["default_share"]) == ("items.jsonl", 4, 0.3)
+    # every position of the SLM's own greedy decodes was scored once
+    p = build_pair(PairConfig(str(pair[0]), str(pair[1])))
+    slm_only = ScheduledDecoder(p, *make_router(p, "slm"), 1, 16, 8)
+    slm_only(load_split("train", 4))
+    assert note["positions"] == sum(len(o.token_ids) for o in slm_only.outputs)
+    assert card.training["cost_lambda"] == 0.2  # the rest of the card is kept
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--default-share", "1.5"], "--default-share 1.5: must lie in [0, 1]"),
+     (["--items", "0"], "--items must be >= 1, got 0"),
+     (["--out", "{card}"], "is --card: write the calibrated card elsewhere")],
+)  # fmt: skip
+def test_calibrate_bad_input(extra: list[str], needle: str, trained: Path, capsys) -> None:
+    card = str(trained / "card")
+    args = ["calibrate", "--slm", "nope", "--llm", "nope", "--card", card, "--data", "x.jsonl",
+            "--out", "elsewhere", *[a.format(card=card) for a in extra]]  # fmt: skip
+    assert main(args) == 2
+    assert needle in capsys.readouterr().err
+
+
 def test_sweep_report_has_every_policy(trained: Path, pair, tmp_path: Path) -> None:
     from citer.sweep_cmd import ALL
 
