@@ -93,7 +93,7 @@ bench-real: $(STAMP)
 # router runs at the thresholds that give it ~3%, ~7% and ~15% LLM tokens on the SLM's
 # own decodes of 32 TRAIN items (python -m benchmarks.real_thresholds --dataset ...);
 # citer = models/qwen2.5-coder/router, citer-s = its shortcut round alone (router-s).
-REAL_CSQA_CONFIGS ?= slm,llm,citer:0.78,confidence:0.73,entropy:0.246,citer-s:0.941,random:0.93,citer:0.795,confidence:0.786,entropy:0.299,citer-s:0.953,random:0.97,citer:0.752,confidence:0.663,entropy:0.193,citer-s:0.914,random:0.85
+REAL_CSQA_CONFIGS ?= slm,llm,confidence:0.73,entropy:0.246,citer:0.78,confidence:0.786,citer-s:0.941,random:0.93,citer:0.752,confidence:0.663,citer-s:0.914,entropy:0.193,random:0.85,citer:0.795,entropy:0.299,citer-s:0.953,random:0.97
 REAL_GSM8K_CONFIGS ?= slm,llm,confidence:0.3,citer:0.675
 bench-real-accuracy: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
