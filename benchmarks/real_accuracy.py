@@ -23,6 +23,8 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks.real_accuracy_report import card_digest, load_cache, write_report
+
 DATA = {
     "gsm8k": ("../shared/data/gsm8k/test.jsonl", 320),  # (file, max tokens per answer)
     "commonsenseqa": ("../shared/data/commonsenseqa/test.jsonl", 160),
@@ -32,12 +34,6 @@ DATA = {
 def pair_digest(pair_dir: Path) -> str:
     meta = json.loads((pair_dir / "pair.json").read_text())
     return f"{meta['slm']['gguf_sha256'][:12]}-{meta['llm']['gguf_sha256'][:12]}"
-
-
-def card_digest(card: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256((card / "router.safetensors").read_bytes()).hexdigest()[:8]
 
 
 CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-s,"
@@ -54,15 +50,6 @@ def keyed(config: str, cards: dict[str, Path]) -> str:
     """The cache's name of a config: a card config carries its card's weights digest."""
     policy, _, thr = config.partition(":")
     return f"citer@{card_digest(cards[policy])}:{thr}" if policy in cards else config
-
-
-def load_cache(path: Path) -> dict[tuple, dict]:
-    done: dict[tuple, dict] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["pair"], r["dataset"], r["config"], r["max_tokens"], r["id"])] = r
-    return done
 
 
 def run(args: argparse.Namespace) -> None:
@@ -130,8 +117,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not args.report_only:
         run(args)
-    from benchmarks.real_accuracy_report import write_report
-
     print(write_report(args, pair_digest(Path(args.pair)), card_paths(args)))
 
 

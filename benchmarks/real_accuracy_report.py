@@ -16,6 +16,7 @@ smaller runs stay in the table). APGR and CPT follow RouteLLM's definitions (Ong
 from __future__ import annotations
 
 import argparse
+import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +24,21 @@ from typing import Any
 
 BOOT = 2000  # paired bootstrap resamples
 ORDER = ("slm", "llm", "random", "confidence", "entropy", "citer-s", "citer", "citer-h")
+
+
+def card_digest(card: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((card / "router.safetensors").read_bytes()).hexdigest()[:8]
+
+
+def load_cache(path: Path) -> dict[tuple, dict]:
+    done: dict[tuple, dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["pair"], r["dataset"], r["config"], r["max_tokens"], r["id"])] = r
+    return done
 
 
 def paired_interval(a: list[bool], b: list[bool], seed: int = 0) -> tuple[float, float]:
@@ -159,8 +175,6 @@ def plot(by: dict, curves: dict, out: Path) -> None:
 
 def write_report(args: argparse.Namespace, pair: str, cards: dict[str, Path]) -> str:
     """Tables for every config cached for ``pair``; writes the .md beside the cache + plot."""
-    from benchmarks.real_accuracy import card_digest, load_cache
-
     names = {card_digest(p): n for n, p in cards.items() if (p / "router.safetensors").is_file()}
     rows = [r for r in load_cache(Path(args.cache)).values() if r["pair"] == pair]
     by = collect(rows, names)

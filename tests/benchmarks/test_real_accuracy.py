@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.real_accuracy import card_digest
-from benchmarks.real_accuracy_report import apgr, cpt, paired_interval, write_report
+from benchmarks.real_accuracy_report import apgr, card_digest, cpt, paired_interval, write_report
 
 
 def test_report_reads_only_this_pairs_rows_and_pairs_items(tmp_path: Path) -> None:
