@@ -63,7 +63,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from citer.routed import ScheduledDecoder
     from engines.pair import PairConfig, build_pair
-    from router_models.card import CARD_JSON, read_card
+    from router_models.card import CARD_JSON
     from router_models.recorder import ScoreRecorder
     from router_models.registry import make_router
     from router_models.share import threshold_for_share
@@ -75,7 +75,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     rec = ScoreRecorder({"card": router})
     ScheduledDecoder(pair, rec, rec.default_threshold, 1, args.concurrency, args.max_tokens)(items)
     scores = torch.tensor(rec.scores["card"], dtype=torch.float64)
-    card = read_card(args.card)
+    card = router.card  # the card make_router loaded and checked; the router is done
     card.calibration = calibration_table(scores)
     card.default_threshold = threshold_for_share(card, args.default_share)
     note = {"data": Path(args.data).name, "items": len(items), "positions": len(scores),

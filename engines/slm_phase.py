@@ -27,7 +27,7 @@ def plan(seqs: list[Sequence], window: int, adapt: bool = False) -> list[SeqWork
     """One SeqWork per sequence: up to ``window`` drafts, or its adaptive cap."""
     return [
         SeqWork(s.seq_id, s.slm_seen, s.tokens[s.slm_seen :], s.req.sampling, s.seed,
-                s.draft_len(min(window, (s.draft_cap if adapt else None) or window)),
+                s.draft_len(s.draft_cap if adapt and s.draft_cap else window),
                 grammar=s.grammar)
         for s in seqs
     ]  # fmt: skip
