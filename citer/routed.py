@@ -17,12 +17,12 @@ from typing import Any
 from engines.async_engine import generate_batch
 from engines.pair import Pair
 from engines.scheduler import Scheduler, SchedulerConfig
+from engines.stats import StepStats
 from engines.types import (
     Request,
     RequestOutput,
     RoutingParams,
     SamplingParams,
-    StepStats,
 )
 from tasks.chat import chat_ids
 from tasks.evaluate import MAX_NEW_TOKENS, Generation

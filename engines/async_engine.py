@@ -17,7 +17,8 @@ import threading
 from collections.abc import AsyncIterator, Iterable
 
 from engines.scheduler import Scheduler
-from engines.types import Request, RequestOutput, RequestStats, TokenEvent
+from engines.stats import RequestStats
+from engines.types import Request, RequestOutput, TokenEvent
 
 
 class RequestHandle:

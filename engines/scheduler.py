@@ -54,7 +54,6 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engines.deferral import Parking
@@ -62,55 +61,25 @@ from engines.isolation import isolate, rewind
 from engines.limits import PairLimits
 from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.prompt_scores import prompt_phase
+from engines.scheduler_config import SchedulerConfig
 from engines.sequence import Sequence
 from engines.slm_phase import checked, commit, plan
+from engines.stats import RequestStats, StepStats
 from engines.types import (
     FINISH_ABORT,
     FINISH_ERROR,
     FINISH_TIMEOUT,
     Engine,
     Request,
-    RequestStats,
     SeqWork,
-    StepStats,
     TokenEvent,
 )
+
+__all__ = ["Scheduler", "SchedulerConfig"]
 
 if TYPE_CHECKING:
     from engines.types import StepOutput
     from router_models.base import Router
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    window: int = 4  # k: SLM run-ahead drafts per step (1 = no run-ahead)
-    max_batch: int = 16  # sequences decoded together; the rest wait in FIFO order
-    max_tokens_cap: int = 1024  # the largest max_tokens a request may ask for
-    seed: int | None = None  # draws the seeds of requests that give none (None: OS entropy)
-    # Deferred LLM batching: a sequence routed to the LLM parks (it stops drafting) and
-    # the LLM pass runs once parked >= defer_fill x running, or the oldest parked
-    # sequence has waited defer_steps steps, or nothing is left to draft.
-    defer_steps: int = 0  # 0: the LLM runs in the step that routed the position
-    defer_fill: float = 0.5
-    # Adaptive run-ahead per sequence (Sequence.adapt_window) while at most this many
-    # sequences run: 1 draft after a cut, doubling after each uncut step up to `window`.
-    # Larger batches draft `window` each: a step's SLM pass runs as many forwards as its
-    # longest draft, and uneven windows split the LLM passes (BENCHMARKS.md). 0: off.
-    adaptive_max_batch: int = 1
-
-    def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"window={self.window}: must be >= 1")
-        if self.defer_steps < 0:
-            raise ValueError(f"defer_steps={self.defer_steps}: must be >= 0")
-        if not 0.0 < self.defer_fill <= 1.0:
-            raise ValueError(f"defer_fill={self.defer_fill}: must lie in (0, 1]")
-        if self.adaptive_max_batch < 0:
-            raise ValueError(f"adaptive_max_batch={self.adaptive_max_batch}: must be >= 0")
-        if self.max_batch < 1:
-            raise ValueError(f"max_batch={self.max_batch}: must be >= 1")
-        if self.max_tokens_cap < 1:
-            raise ValueError(f"max_tokens_cap={self.max_tokens_cap}: must be >= 1")
 
 
 class Scheduler:

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.detok import Detokenizer
+from engines.stats import RequestStats
 from engines.types import (
     FINISH_ERROR,
     FINISH_LENGTH,
     FINISH_STOP,
     Request,
-    RequestStats,
     TokenEvent,
     TokenLogprob,
 )

@@ -13,7 +13,8 @@ import logging
 import math
 from typing import Any
 
-from engines.types import FINISH_ABORT, RequestStats, TokenEvent
+from engines.stats import RequestStats
+from engines.types import FINISH_ABORT, TokenEvent
 from gateway.errors import APIError
 from gateway.state import GatewayState
 from gateway.tenancy import (

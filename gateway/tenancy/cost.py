@@ -41,7 +41,7 @@ def worst_case_cost(
 ) -> float:
     """Most a request can cost (cost units) with ``prompt_tokens`` and ``max_tokens``.
 
-    This bounds what the scheduler reports (``engines.types.RequestStats``):
+    This bounds what the scheduler reports (``engines.stats.RequestStats``):
     both models prefill the prompt, and every answer token is written by one
     model and may then be read by *both*: the SLM reads back each step's last
     committed token (its own last draft or the LLM's token) and the LLM's

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from engines.async_engine import OutputBuilder
 from engines.scheduler import Scheduler, SchedulerConfig
-from engines.types import Request, RequestOutput, RoutingParams, SamplingParams, StepStats
+from engines.stats import StepStats
+from engines.types import Request, RequestOutput, RoutingParams, SamplingParams
 from router_models.policies import AlwaysLLM, AlwaysSLM
 from router_models.train.collect import Collection, encode
 from tasks.evaluate import MAX_NEW_TOKENS
