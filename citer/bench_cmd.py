@@ -54,7 +54,10 @@ class Row:
     llm_passes_per_token: float = 0.0  # batched LLM engine calls / generated tokens
     llm_batch: float = 0.0  # mean sequences per LLM pass
     slm_rows_per_token: float = 0.0  # SLM draft rows (forwards per sequence) / generated tokens
-    adaptive: bool = False  # adaptive run-ahead per sequence at every batch size
+    adaptive: bool = False  # adaptive run-ahead per sequence ran (k > 1, batch small enough)
+    # Where a generated token's time goes (ms per token, summed over steps): SLM passes,
+    # router calls, LLM passes, and the scheduler's own bookkeeping (plan, commit, detok)
+    ms_tok: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--items", type=int, default=32, help="test items per configuration")
     p.add_argument("--concurrency", default="1,4,16,64")
     p.add_argument(
-        "--window", default="1,4", help="run-ahead windows; '4a' = adaptive per sequence, <= 4"
+        "--window",
+        default="1,4",
+        help="run-ahead windows: 4 = the shipped rule (adaptive while one sequence decodes), "
+        "4a = adaptive per sequence at every batch size, 4f = fixed at every batch size",
     )
     p.add_argument("--defer", default="0,4", help="defer_steps values for routed runs")
     p.add_argument("--defer-fill", type=float, default=0.5)
@@ -103,15 +109,26 @@ def _label(policy: str, share: float | None) -> str:
     return f"{policy}@{share:g}" if share is not None else policy
 
 
-def parse_windows(spec: str) -> list[tuple[int, bool]]:
-    """``1,4,4a`` -> [(1, False), (4, False), (4, True)] (``a``: adaptive per sequence)."""
+def parse_windows(spec: str) -> list[tuple[int, str]]:
+    """``1,4,4a,4f`` -> [(1, ""), (4, ""), (4, "a"), (4, "f")]: k alone runs the shipped
+    rule (adaptive run-ahead while <= SchedulerConfig.adaptive_max_batch sequences
+    decode), ``a`` adaptive at every batch size, ``f`` a fixed window at every one."""
     out = []
     for part in filter(None, spec.split(",")):
-        k = part.removesuffix("a")
-        if not k.isdigit() or int(k) < 1:
-            raise ValueError(f"--window {part!r}: expected an integer >= 1, optionally + 'a'")
-        out.append((int(k), part.endswith("a")))
+        k = part.rstrip("af")
+        if not k.isdigit() or int(k) < 1 or len(part) - len(k) > 1:
+            raise ValueError(
+                f"--window {part!r}: expected an integer >= 1, optionally + 'a' or 'f'"
+            )
+        out.append((int(k), part[len(k) :]))
     return out
+
+
+def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
+    """The scheduler's adaptive_max_batch for a ``--window`` entry at concurrency conc."""
+    from engines.scheduler_config import SchedulerConfig
+
+    return {"a": conc, "f": 0}.get(window[1], SchedulerConfig().adaptive_max_batch)
 
 
 def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, max_tokens,
@@ -124,10 +141,11 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, m
 
     policy, thr, share = routed
     router, thr = make_router(pair, policy, thr, target_share=share)
+    adapt = adaptive_max_batch(window, conc)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
                                       defer_steps=defer[0], defer_fill=defer[1],
-                                      adaptive_max_batch=conc if window[1] else 0))  # fmt: skip
+                                      adaptive_max_batch=adapt))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     t0 = time.perf_counter()
     for i, it in enumerate(items):
@@ -169,7 +187,9 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, m
         llm_passes_per_token=round(tot.llm_passes / max(1, tot.committed), 4),
         llm_batch=round(tot.llm_calls / max(1, tot.llm_passes), 2),
         slm_rows_per_token=round(tot.drafted / max(1, tot.committed), 3),
-        adaptive=window[1],
+        adaptive=window[0] > 1 and conc <= adapt,
+        ms_tok=tuple(round(1e3 * x / max(1, tot.committed), 3)
+                     for x in (tot.slm_s, tot.router_s, tot.llm_s, tot.sched_s)),
     )  # fmt: skip
 
 
@@ -232,8 +252,8 @@ def run(args: argparse.Namespace) -> int:
 def table(rows: list[Row]) -> str:
     head = ("| engine | policy | thr | conc | k | defer | tok/s | ITL ms | TTFT ms | LLM share "
             "| LLM passes/tok | LLM batch | SLM rows/tok | router % | acc | speed-up | bound "
-            "| of bound |")  # fmt: skip
-    lines = [head, "|" + "---|" * 18]
+            "| of bound | ms/tok: SLM / router / LLM / sched |")  # fmt: skip
+    lines = [head, "|" + "---|" * 19]
     for r in rows:
         of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
         lines.append(
@@ -242,6 +262,6 @@ def table(rows: list[Row]) -> str:
             f"{r.defer_steps} | {r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | "
             f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
             f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "
-            f"{r.speedup or ''} | {r.bound or ''} | {of} |"
+            f"{r.speedup or ''} | {r.bound or ''} | {of} | {' / '.join(map(str, r.ms_tok))} |"
         )
     return "\n".join(lines)

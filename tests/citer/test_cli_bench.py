@@ -28,8 +28,8 @@ def test_parse_routed() -> None:
 
 
 def test_parse_windows() -> None:
-    assert parse_windows("1,4,4a,") == [(1, False), (4, False), (4, True)]
-    for bad in ("0", "a", "4b", "-1a"):
+    assert parse_windows("1,4,4a,4f,") == [(1, ""), (4, ""), (4, "a"), (4, "f")]
+    for bad in ("0", "a", "4b", "-1a", "4af", "4fa"):
         with pytest.raises(ValueError, match="expected an integer >= 1, optionally"):
             parse_windows(bad)
 
@@ -73,6 +73,10 @@ def test_citer_card_at_a_target_share(tmp_path: Path) -> None:
     for name in ("citer@0.2", "confidence"):  # the cost-model bound beside the measured speed-up
         assert rows[name]["bound"] >= 1.0 and rows[name]["speedup"] > 0
     assert 0.0 < rows["citer@0.2"]["llm_share"] < 1.0
+    # where the time goes, ms per token: SLM / router / LLM / scheduler bookkeeping
+    slm_ms, router_ms, llm_ms, sched_ms = rows["citer@0.2"]["ms_tok"]
+    assert slm_ms > 0 and router_ms > 0 and llm_ms > 0 and sched_ms > 0
+    assert rows["llm"]["ms_tok"][0] == 0 and rows["slm"]["ms_tok"][2] == 0
     md = out.with_suffix(".md").read_text()
     assert "| hf | citer@0.2 |" in md and "| 2 | 4a | 0 |" in md
 
