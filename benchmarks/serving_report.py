@@ -43,6 +43,9 @@ class Point:
     rss_mb: float
     pss_mb: float  # PSS: pages the processes share are split between them
     retries: int = 0  # requests retried after a connection error before any response
+    # The point's routing trace (gateway /metrics deltas; None for vLLM), per token:
+    llm_calls_per_token: float | None = None  # per-sequence LLM calls
+    slm_forwards_per_token: float | None = None  # SLM-drafted positions
 
 
 @dataclass
@@ -101,11 +104,18 @@ def summarize(
         None if overhead is None else round(overhead, 3),
         None if host is None else round(host, 3),
         round(mem_mb[0], 1), round(mem_mb[1], 1), sum(s.retries for s in samples),
+        round(d["llm_calls"] / tokens, 4) if "llm_calls" in d and tokens else None,
+        round(d["drafts"] / tokens, 4) if "drafts" in d and tokens else None,
     )  # fmt: skip
 
 
 def trace(acc: Accuracy, c1: Point | None) -> Trace:
-    """The routing trace of one target (its accuracy pass) for the cost model."""
+    """The routing trace of one target for the batch-1 cost model: its c=1 point's
+    (one sequence decoding: the batch the projection is for; the scheduler's window
+    rule there differs from c=16's), else its accuracy pass's (c=16)."""
+    if c1 is not None and c1.llm_calls_per_token is not None and c1.slm_forwards_per_token:
+        return Trace(acc.target, c1.llm_share or 0.0, c1.llm_calls_per_token,
+                     c1.slm_forwards_per_token, c1.host_ms_per_token)  # fmt: skip
     if acc.llm_calls_per_token is None or acc.slm_forwards_per_token is None:
         raise ValueError(f"{acc.target}: no scheduler counters (not a citer gateway)")
     host = c1.host_ms_per_token if c1 is not None else None

@@ -94,8 +94,10 @@ def _projection(
     return [
         "### GPU projection (a cost model, NOT a measurement)",
         "Projected ms per generated token at batch 1 = d x t_slm + c x t_llm, with the "
-        "routing trace measured above on the demo pair (accuracy pass: c = LLM calls per "
-        "generated token, d = SLM forward passes (drafted positions) per generated token) "
+        "routing trace measured above on the demo pair at c=1, the batch projected (c = "
+        "LLM calls per generated token, d = SLM forward passes (drafted positions) per "
+        "generated token, the LLM share: the c=1 point's /metrics deltas; accuracy: the "
+        "accuracy pass) "
         "and published per-token decode times of a real pair. Assumed: a memory-bound GPU "
         "pays one decode step for an LLM call that catches up on a few tokens and for the "
         "SLM's extend-and-draft pass; the router costs nothing; a real pair routes like "

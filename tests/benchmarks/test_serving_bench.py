@@ -18,6 +18,7 @@ from benchmarks.serving_report import (
     replace_section,
     summarize,
     summary_table,
+    trace,
 )
 from benchmarks.serving_section import TITLE, section
 
@@ -71,9 +72,26 @@ def test_summarize_point_statistics() -> None:
     assert p.step_busy_pct == pytest.approx(50.0)  # 0.2 s of steps in 0.4 s
     assert p.overhead_ms_per_token == pytest.approx(1.0)  # 11 us/token and 1 ms/token
     assert p.host_ms_per_token == pytest.approx(1.0 + 1e3 * 0.04 / 32, abs=1e-3)
+    assert p.llm_calls_per_token is p.slm_forwards_per_token is None  # no counters in d
     # A server without scheduler counters or per-source usage (vLLM): those stay empty.
     v = summarize("vllm", "llm", 4, [_sample(0.01, 0.11, 11, None, None)], 0.2, {}, (1.0, 1.0))
     assert v.llm_share is v.router_pct is v.overhead_ms_per_token is v.host_ms_per_token is None
+
+
+def test_projection_trace_is_the_batch_1_points() -> None:
+    """The projection is for batch 1: the c=1 point's counters win over the c=16
+    accuracy pass's (the scheduler drafts differently while one sequence decodes)."""
+    d = {"slm_s": 0.1, "router_s": 0.02, "llm_s": 0.06, "scheduler_s": 0.02,
+         "llm_calls": 6.0, "drafts": 38.4}  # fmt: skip
+    samples = [_sample(0.01, 0.11, 11, 2, 0.011), _sample(0.03, 0.23, 21, 4, 0.021)]
+    c1 = summarize("gateway", "citer:0.2", 1, samples, 0.4, d, (400.0, 380.0))
+    assert (c1.llm_calls_per_token, c1.slm_forwards_per_token) == (0.1875, 1.2)
+    acc = Accuracy("gateway", "citer:0.2", 10, 7, 320, 1.0, 0.2, 0.21, 1.37)
+    t = trace(acc, c1)
+    assert (t.llm_share, t.llm_calls_per_token, t.slm_forwards_per_token) == (0.1875, 0.1875, 1.2)
+    assert t.host_ms_per_token == c1.host_ms_per_token
+    t16 = trace(acc, None)  # no c=1 point: the accuracy pass's trace
+    assert (t16.llm_calls_per_token, t16.slm_forwards_per_token) == (0.21, 1.37)
 
 
 def test_replace_section_keeps_the_rest_of_the_document() -> None:
