@@ -34,6 +34,14 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         "validation split",
     )
     p.add_argument(
+        "--references",
+        choices=("data", "llm"),
+        default="data",
+        help="what the router is teacher-forced along: the items' worked solutions (data) "
+        "or the LLM's own greedy answers to the train items it solves (llm: R2R-style "
+        "labels; the items it gets wrong are dropped)",
+    )
+    p.add_argument(
         "--default-share",
         type=float,
         default=0.2,
@@ -152,12 +160,13 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
             max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency
         ),
         default_share=args.default_share,
+        references=args.references,
     )
 
 
 def load_items(args: argparse.Namespace) -> tuple[list, list]:
     """(train items, validation items); refuses items the verifier cannot check."""
-    from router_models.train.pipeline import check_verifiable
+    from router_models.train.references import check_verifiable
     from tasks.public import read_items
     from tasks.splits import load_split
 

@@ -20,22 +20,26 @@ from typing import Any
 from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK
 from router_models.card import save_card
 from router_models.citer import CiterMLP, CiterRouter
-from router_models.policies import AlwaysLLM
 from router_models.train import baselines
 from router_models.train.ablation import feature_ablation
 from router_models.train.calibrate import calibration_table, thresholds_for_shares
 from router_models.train.collect import Collection, collect_cached
 from router_models.train.labels import label_stats, shortcut_labels
 from router_models.train.loop import LoopConfig, Round, row_solves, run_rounds
+from router_models.train.references import (
+    REFERENCES,
+    check_verifiable,
+    llm_answers_cached,
+    llm_references,
+    verdicts,
+)
 from router_models.train.rollout import (
     RolloutConfig,
     decode_accuracy,
-    decode_correct,
     reference_accuracy,
 )
 from router_models.train.train import FitConfig, scores
 from tasks.types import Item
-from tasks.verify import extract_answer, is_correct
 
 CARD_NAMES = ("citer_s", "citer_round1", "query")  # baseline cards under work_dir/cards
 
@@ -54,6 +58,9 @@ class TrainConfig:
     # Decode the train items LLM-only first; shortcut rule 2 then labels LLM only on
     # items the LLM answers right (labels.py). False: rule 2 everywhere (the paper's).
     llm_check: bool = True
+    # Train references: "data" (the items' worked solutions) or "llm" (the LLM's own
+    # greedy answers to the items it solves, the rest dropped: references.py)
+    references: str = "data"
     # Router inputs of the CITER cards; the query-level baseline always reads the hidden state.
     features: tuple[str, ...] = (FEATURE_HIDDEN, FEATURE_TOPK)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -64,26 +71,14 @@ class TrainConfig:
     default_share: float | None = 0.2
 
     def __post_init__(self) -> None:
+        if self.references not in REFERENCES:
+            raise ValueError(f"references={self.references!r}: one of {list(REFERENCES)}")
         if self.default_share is not None and not 0.0 <= self.default_share <= 1.0:
             raise ValueError(f"default_share={self.default_share}: must lie in [0, 1]")
         if self.val_decode_items < 0 or self.query_items < 0:
             raise ValueError("val_decode_items and query_items must be >= 0")
         if any(not 0.0 <= q <= 1.0 for q in self.val_shares):
             raise ValueError(f"val_shares={self.val_shares}: each must lie in [0, 1]")
-
-
-def check_verifiable(items: Sequence[Item], split: str) -> None:
-    """Every item's own reference must pass the verifier, or rollouts cannot be judged."""
-    if not items:
-        raise ValueError(f"empty collection: the {split} items are empty")
-    for it in items:
-        if not is_correct(it.reference, it.answer, it.verifier):
-            got = extract_answer(it.reference)
-            raise ValueError(
-                f"{split} item {it.id or '?'} ({it.family}) has no verifier for its answer: "
-                f"the reference must end in 'The answer is {it.answer}.' (found {got!r}); "
-                "routers are trained only on tasks with a checkable final answer"
-            )
 
 
 def train_router(
@@ -104,6 +99,19 @@ def train_router(
     slm, llm, tok = engines
     work = Path(cfg.work_dir)
     timing: dict[str, float] = {}
+    solves: list[bool] | None = None
+    answers: list[str] | None = None
+    if cfg.llm_check or cfg.references == "llm":
+        t = time.perf_counter()
+        answers = llm_answers_cached(engines, train_items, cfg.rollout, work / "collect")
+        solves = verdicts(train_items, answers)
+        timing["llm_check_s"] = round(time.perf_counter() - t, 1)
+        log(f"LLM alone solves {sum(solves)} of {len(solves)} train items")
+    if cfg.references == "llm":
+        assert answers is not None
+        train_items = llm_references(train_items, answers)
+        solves = [True] * len(train_items)  # rule 2 holds on every kept item
+        log(f"references: the LLM's own answers to those {len(train_items)} items")
     t = time.perf_counter()
     train, hit_t = collect_cached(slm, llm, tok, train_items, work / "collect", "train")
     val, hit_v = collect_cached(slm, llm, tok, val_items, work / "collect", "validation")
@@ -112,13 +120,6 @@ def train_router(
         f"collect: train {len(train)} rows / {train.n_items} items, validation {len(val)} rows "
         f"({'cached' if hit_t and hit_v else 'collected'}) in {timing['collect_s']} s"
     )
-
-    solves: list[bool] | None = None
-    if cfg.llm_check:
-        t = time.perf_counter()
-        solves = llm_solves_cached(engines, train_items, cfg.rollout, work / "collect", train)
-        timing["llm_check_s"] = round(time.perf_counter() - t, 1)
-        log(f"LLM alone solves {sum(solves)} of {len(solves)} train items")
 
     dec_items = list(val_items[: cfg.val_decode_items])
     t = time.perf_counter()
@@ -175,6 +176,7 @@ def train_router(
         "converged": bool(final.log.get("converged")),
         "objective": "cost-aware weighted BCE (router_models/train/train.py)",
         "labels": stats,
+        "references": cfg.references,
         # Per-round convergence evidence; timings stay out so the card is reproducible.
         "round_log": [{k: v for k, v in r.log.items() if not k.endswith("_s")} for r in rounds],
     }
@@ -202,25 +204,6 @@ def train_router(
     work.mkdir(parents=True, exist_ok=True)
     (work / "train_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
-
-
-def llm_solves_cached(
-    engines: tuple[Any, Any, Any],
-    items: Sequence[Item],
-    rc: RolloutConfig,
-    cache_dir: Path,
-    train: Collection,
-) -> list[bool]:
-    """LLM-only greedy verdict per train item, cached beside the collection it belongs to."""
-    path = cache_dir / f"llm-solves-{train.meta.get('cache_key', 'nokey')}.json"
-    if path.is_file():
-        got = json.loads(path.read_text(encoding="utf-8"))
-        if len(got) == len(items):
-            return [bool(v) for v in got]
-    ok, _ = decode_correct(engines, items, AlwaysLLM(), 0.5, rc, desc="LLM-only check")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(ok), encoding="utf-8")
-    return ok
 
 
 def _save(

@@ -13,6 +13,7 @@ from router_models.card import load_card
 from router_models.train.collect import collect, collect_cached
 from router_models.train.labels import ROLLOUT
 from router_models.train.loop import LoopConfig, run_rounds
+from router_models.train.references import verdicts
 from router_models.train.rollout import RolloutConfig
 from router_models.train.train import FitConfig
 from router_models.vocab import tokenizer_hash
@@ -183,7 +184,8 @@ def test_train_router_writes_a_calibrated_card(trained: Path, pair) -> None:
     assert set(report["timing"]) >= {"collect_s", "llm_check_s", "rounds_s", "total_s"}
     labels = report["labels"]  # rule 2 only on items the LLM alone answers right
     assert 0 <= labels["llm_solves_items"] <= 12 and labels["rule2_demoted"] >= 0
-    solves = json.loads(next((trained / "work" / "collect").glob("llm-solves-*.json")).read_text())
+    answers = json.loads(next((trained / "work" / "collect").glob("llm-answers-*")).read_text())
+    solves = verdicts(load_split("train", 12), answers)  # the LLM's own answers, cached
     assert len(solves) == 12 and sum(solves) == labels["llm_solves_items"]
     for name in ("citer_s", "citer_round1", "query"):
         assert (trained / "work" / "cards" / name / "router.json").is_file()
