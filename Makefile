@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured
+.PHONY: fuzz serve serve-real real-pair real-router bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,11 +90,12 @@ bench-real: $(STAMP)
 
 # Accuracy vs LLM share of the real pair on GSM8K / CommonsenseQA test items, resumable
 # (results cached per item in benchmarks/real/accuracy.jsonl); hours on 2 cores. Each
-# router runs at the thresholds that give it ~3%, ~7% and ~15% LLM tokens on the SLM's
-# own decodes of 32 TRAIN items (python -m benchmarks.real_thresholds --dataset ...);
+# router runs at the thresholds that give it a target share of LLM tokens on the SLM's
+# own decodes of 32 TRAIN items (python -m benchmarks.real_thresholds --dataset ...;
+# CommonsenseQA ~3/7/15%, GSM8K 25/20/10%: benchmarks/real/thresholds-gsm8k.json);
 # citer = models/qwen2.5-coder/router, citer-s = its shortcut round alone (router-s).
 REAL_CSQA_CONFIGS ?= slm,llm,confidence:0.73,entropy:0.246,citer:0.78,confidence:0.786,citer-s:0.941,random:0.93,citer:0.752,confidence:0.663,citer-s:0.914,entropy:0.193,random:0.85,citer:0.795,entropy:0.299,citer-s:0.953,random:0.97
-REAL_GSM8K_CONFIGS ?= slm,llm,confidence:0.3,citer:0.675
+REAL_GSM8K_CONFIGS ?= llm,citer:0.4226,slm,confidence:0.0923,citer:0.5367,confidence:0.1607,entropy:0.032,citer-s:0.5457,random:0.75,citer:0.6837,confidence:0.37,entropy:0.0798,citer-s:0.7812,random:0.9
 bench-real-accuracy: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --datasets commonsenseqa --items 300 \
@@ -148,6 +149,13 @@ bench: $(STAMP) $(VSTAMP)
 # Core decoding benchmark: policies x concurrency x window, one run.
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
+
+# Engine pass cost by batch x new tokens per sequence (benchmarks/pass_cost.py: why routing
+# saves passes, not rows), demo pair; ~2 min. REAL_PASS=1 adds the real pair (bf16, ~5 min).
+bench-pass-cost: $(STAMP)
+	$(PY) -m benchmarks.pass_cost --out benchmarks/pass_cost.json
+	if [ -n "$(REAL_PASS)" ]; then $(PY) -m benchmarks.pass_cost --slm $(REAL)/slm --llm $(REAL)/llm \
+		--dtype bfloat16 --threads 2 --batches 1,4,16 --new 1,5 --reps 5 --out benchmarks/real/pass_cost.json; fi
 
 # Edge benchmark: the SLM here, the demo LLM in a second `citer serve` (then in vLLM's
 # own OpenAI server, prefix caching on) behind a delaying proxy (RTT 0/20/100 ms): LLM
