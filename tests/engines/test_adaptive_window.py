@@ -15,13 +15,13 @@ from tests.engines.test_scheduler import SAMPLED, assert_freed, prompts, req, sc
 @pytest.mark.parametrize("sampling", [{}, SAMPLED], ids=["greedy", "seeded"])
 @pytest.mark.parametrize("defer_steps", [0, 3])
 def test_adaptive_window_never_changes_tokens(engines, sampling: dict, defer_steps: int) -> None:
-    reqs = [req(f"r{i}", p, 24, seed=100 + i, **sampling) for i, p in enumerate(prompts(12))]
+    reqs = [req(f"r{i}", p, 24, seed=100 + i, **sampling) for i, p in enumerate(prompts(16))]
     fixed = generate_batch(sched(engines, window=4, adaptive_max_batch=0), reqs)
     alone = [generate_batch(sched(engines, window=4), [r])[0] for r in reqs[:4]]  # default: 1
-    s = sched(engines, window=4, adaptive_max_batch=12, defer_steps=defer_steps, max_batch=12)
+    s = sched(engines, window=4, adaptive_max_batch=16, defer_steps=defer_steps, max_batch=16)
     now = generate_batch(s, reqs)
     assert [trace(o) for o in now] == [trace(o) for o in fixed]
-    assert [trace(o) for o in alone] == [trace(o) for o in fixed[:4]]  # c=1 vs c=12
+    assert [trace(o) for o in alone] == [trace(o) for o in fixed[:4]]  # c=1 vs c=16
     assert {src for o in now for src in o.sources} == {"slm", "llm"}
     assert_freed(engines)
 

@@ -15,13 +15,13 @@ DEFERRED = [(0, 0.5), (2, 0.5), (3, 1.0), (8, 0.9)]  # (defer_steps, defer_fill)
 @pytest.mark.parametrize("sampling", [{}, SAMPLED], ids=["greedy", "seeded"])
 @pytest.mark.parametrize("window", [1, 3])
 def test_deferral_never_changes_tokens(engines, sampling: dict, window: int) -> None:
-    reqs = [req(f"r{i}", p, 24, seed=100 + i, **sampling) for i, p in enumerate(prompts(12))]
+    reqs = [req(f"r{i}", p, 24, seed=100 + i, **sampling) for i, p in enumerate(prompts(16))]
     alone = [generate_batch(sched(engines, window=window), [r])[0] for r in reqs[:4]]
     now = generate_batch(sched(engines, window=window), reqs)
-    assert [trace(o) for o in now[:4]] == [trace(o) for o in alone]  # c=1 vs c=12
+    assert [trace(o) for o in now[:4]] == [trace(o) for o in alone]  # c=1 vs c=16
     for steps, fill in DEFERRED[1:]:
         later = generate_batch(
-            sched(engines, window=window, defer_steps=steps, defer_fill=fill, max_batch=12), reqs
+            sched(engines, window=window, defer_steps=steps, defer_fill=fill, max_batch=16), reqs
         )
         assert [trace(o) for o in later] == [trace(o) for o in now]
     assert {src for o in now for src in o.sources} == {"slm", "llm"}
