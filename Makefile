@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,18 @@ real-router: $(STAMP)
 		--features logprobs:top8 --val-decode-items 0 --rounds 1 --max-rollouts 240 \
 		--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-llm-check \
 		--no-baselines --work-dir build/real-router --out models/qwen2.5-coder/router
+
+# The same pair and items with R2R-style references: teacher-forced along the 1.5B's own
+# greedy answers (the items it gets wrong dropped), CITER-S (shortcut round only: no
+# rollout rows are left); compare with models/qwen2.5-coder/router-s (worked solutions).
+# ~50 min of LLM-only decoding on 2 cores first (cached in build/real-router-r2r).
+real-router-r2r: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
+		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
+		--features logprobs:top8 --val-decode-items 0 --rounds 0 --references llm \
+		--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-baselines \
+		--work-dir build/real-router-r2r --out build/real-router-r2r/card
 
 # Serve the real pair (bf16) with its shipped CITER router card (models/qwen2.5-coder/
 # router, pinned to the pair: a rebuilt pair with other weights refuses it).
