@@ -58,6 +58,7 @@ class Row:
     # Where a generated token's time goes (ms per token, summed over steps): SLM passes,
     # router calls, LLM passes, and the scheduler's own bookkeeping (plan, commit, detok)
     ms_tok: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    llm_agreed: float = 0.0  # of the LLM's tokens, those equal to the SLM's draft there
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -156,7 +157,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, m
     last: dict[str, float] = {}
     count: dict[str, int] = {}
     text: dict[str, list[str]] = {}
-    slm_tok = llm_tok = 0
+    slm_tok = llm_tok = agreed = 0
     while sched.has_work():
         events = sched.step()
         now = time.perf_counter()
@@ -170,6 +171,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, m
             if ev.finish_reason and ev.stats:
                 slm_tok += ev.stats.slm_tokens
                 llm_tok += ev.stats.llm_tokens
+                agreed += ev.stats.llm_agreed_tokens
     wall = time.perf_counter() - t0
     tot = sched.totals
     step_s = tot.slm_s + tot.router_s + tot.llm_s + tot.sched_s
@@ -188,6 +190,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, m
         llm_batch=round(tot.llm_calls / max(1, tot.llm_passes), 2),
         slm_rows_per_token=round(tot.drafted / max(1, tot.committed), 3),
         adaptive=window[0] > 1 and conc <= adapt,
+        llm_agreed=round(agreed / llm_tok, 3) if llm_tok else 0.0,
         ms_tok=tuple(round(1e3 * x / max(1, tot.committed), 3)
                      for x in (tot.slm_s, tot.router_s, tot.llm_s, tot.sched_s)),
     )  # fmt: skip
@@ -252,8 +255,8 @@ def run(args: argparse.Namespace) -> int:
 def table(rows: list[Row]) -> str:
     head = ("| engine | policy | thr | conc | k | defer | tok/s | ITL ms | TTFT ms | LLM share "
             "| LLM passes/tok | LLM batch | SLM rows/tok | router % | acc | speed-up | bound "
-            "| of bound | ms/tok: SLM / router / LLM / sched |")  # fmt: skip
-    lines = [head, "|" + "---|" * 19]
+            "| of bound | ms/tok: SLM / router / LLM / sched | LLM agreed |")  # fmt: skip
+    lines = [head, "|" + "---|" * 20]
     for r in rows:
         of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
         lines.append(
@@ -262,6 +265,7 @@ def table(rows: list[Row]) -> str:
             f"{r.defer_steps} | {r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | "
             f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
             f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "
-            f"{r.speedup or ''} | {r.bound or ''} | {of} | {' / '.join(map(str, r.ms_tok))} |"
+            f"{r.speedup or ''} | {r.bound or ''} | {of} | {' / '.join(map(str, r.ms_tok))} | "
+            f"{r.llm_agreed:.2f} |"
         )
     return "\n".join(lines)

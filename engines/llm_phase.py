@@ -94,6 +94,7 @@ def _commit_llm(
     events: list[TokenEvent],
 ) -> None:
     s.stats.llm_input_tokens += len(w.new_tokens)
+    s.stats.llm_agreed_tokens += bool(toks) and toks[0] == job.draft
     cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
     for j, tok in enumerate(toks):
         events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None, False, forced[j]))

@@ -20,6 +20,9 @@ class RequestStats:
     # was too slow (fail open); counted in slm_tokens too.
     llm_fallback_tokens: int = 0
     forced_tokens: int = 0  # completion tokens the grammar allowed alone (in slm/llm_tokens)
+    # LLM tokens at routed positions equal to the SLM's draft there: the LLM agreed, so
+    # the drafts after that position, thrown away at the cut, would have stood
+    llm_agreed_tokens: int = 0
     queue_s: float = field(default=0.0, compare=False)  # add_request -> batch slot (s)
 
     @property

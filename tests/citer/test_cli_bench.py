@@ -77,6 +77,8 @@ def test_citer_card_at_a_target_share(tmp_path: Path) -> None:
     slm_ms, router_ms, llm_ms, sched_ms = rows["citer@0.2"]["ms_tok"]
     assert slm_ms > 0 and router_ms > 0 and llm_ms > 0 and sched_ms > 0
     assert rows["llm"]["ms_tok"][0] == 0 and rows["slm"]["ms_tok"][2] == 0
+    # of the LLM's tokens at routed positions, the share equal to the SLM's draft there
+    assert 0.0 <= rows["citer@0.2"]["llm_agreed"] <= 1.0 and rows["llm"]["llm_agreed"] == 0.0
     md = out.with_suffix(".md").read_text()
     assert "| hf | citer@0.2 |" in md and "| 2 | 4a | 0 |" in md
 

@@ -80,3 +80,25 @@ def test_adaptive_window_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert GatewaySettings().adaptive_max_batch == 0
     with pytest.raises(ValueError, match="adaptive_max_batch=-1: must be >= 0"):
         SchedulerConfig(adaptive_max_batch=-1)
+
+
+def test_llm_agreement_with_the_drafts_is_counted(engines, model_dirs) -> None:
+    """RequestStats.llm_agreed_tokens: LLM tokens at routed positions equal to the SLM's
+    draft there (the drafts after such a cut would have stood). A twin of the LLM as the
+    SLM agrees everywhere; two different models do not."""
+    from engines.hf import HFEngine, HFEngineConfig
+    from engines.scheduler import Scheduler
+    from tests.engines.test_scheduler import ModRouter
+
+    slm, llm, tok = engines
+    twin = HFEngine(HFEngineConfig(str(model_dirs[1])))
+    reqs = [req(f"r{i}", p, 24) for i, p in enumerate(prompts(6))]
+    same = generate_batch(Scheduler(twin, llm, ModRouter(), tok, SchedulerConfig()), reqs)
+    assert sum(o.stats.llm_tokens for o in same) > 0
+    assert all(o.stats.llm_agreed_tokens == o.stats.llm_tokens for o in same)
+    other = generate_batch(sched(engines), reqs)
+    agreed, written = (sum(getattr(o.stats, f) for o in other)
+                       for f in ("llm_agreed_tokens", "llm_tokens"))  # fmt: skip
+    assert 0 <= agreed < written
+    assert twin.num_caches() == 0
+    assert_freed(engines)
