@@ -24,7 +24,7 @@ so an LLM that always fails turns any policy into exactly always-SLM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engines.sequence import Sequence
 from engines.types import Engine, SeqWork, TokenEvent, TokenLogprob
@@ -39,6 +39,10 @@ class LLMJob:
     n_out: int  # positions the LLM writes in a row: 1 at a cut, up to window when solo
     draft: int | None = None  # the SLM's draft at the cut: the fail-open token
     draft_lp: TokenLogprob | None = None  # its log-probs, if the request asked
+    # The drafts after the cut, (token, router score, log-probs, forced) each: where the
+    # LLM writes the SLM's own draft at the cut, the prefix is unchanged, so they stand
+    # as drafted (same seeds, same scores) up to the next position the LLM must write.
+    rest: list[tuple[int, float, TokenLogprob | None, bool]] = field(default_factory=list)
 
 
 def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[LLMJob]:
@@ -100,9 +104,24 @@ def _commit_llm(
         events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None, False, forced[j]))
         if s.finish_reason:
             break
+    if toks and toks[0] == job.draft and s.finish_reason is None:
+        _keep_rest(s, job, events)
     s.llm_seen = min(cached, len(s.tokens))
     if s.llm_seen < cached:
         llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
+
+
+def _keep_rest(s: Sequence, job: LLMJob, events: list[TokenEvent]) -> None:
+    """The LLM agreed with the draft at the cut: commit the drafts after it as the SLM's,
+    up to the next one the router sends to the LLM (checked against the ceilings as they
+    stand now), which the next step drafts and routes again. Neither cache has seen
+    them (the SLM's was cropped at the cut): each catches up on its next pass."""
+    for tok, score, lp, forced in job.rest:
+        if score > s.threshold and not forced and s.llm_allowed():
+            return
+        events.append(s.commit(tok, "slm", score, lp, False, forced))
+        if s.finish_reason:
+            return
 
 
 def fall_back(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None:

@@ -72,7 +72,10 @@ def commit(
             events.append(s.fail(e))
             continue
         if cut is not None:
-            need.append(LLMJob(s, llm_score(s, sc[cut]), 1, toks[cut], lps[cut] if lps else None))
+            rest = [(toks[j], sc[j], lps[j] if lps else None, forced[j])
+                    for j in range(cut + 1, len(toks))]  # fmt: skip
+            need.append(LLMJob(s, llm_score(s, sc[cut]), 1, toks[cut], lps[cut] if lps else None,
+                               rest))  # fmt: skip
         if adapt:
             s.adapt_window(cut is not None, adapt)
     return need

@@ -102,3 +102,42 @@ def test_llm_agreement_with_the_drafts_is_counted(engines, model_dirs) -> None:
     assert 0 <= agreed < written
     assert twin.num_caches() == 0
     assert_freed(engines)
+
+
+@pytest.mark.parametrize("sampling", [{}, SAMPLED], ids=["greedy", "seeded"])
+@pytest.mark.parametrize("twin", [True, False], ids=["twin-slm", "own-slm"])
+def test_drafts_after_an_agreeing_cut_stand(engines, model_dirs, monkeypatch, sampling,
+                                            twin: bool) -> None:  # fmt: skip
+    """Where the LLM writes the SLM's own draft at a cut, the drafts after it are kept
+    (up to the next routed position) instead of drafted again: the same tokens, fewer
+    SLM rows and steps. Off = the cut throws them away (``_keep_rest`` a no-op)."""
+    from engines import llm_phase
+    from engines.hf import HFEngine, HFEngineConfig
+    from engines.scheduler import Scheduler
+    from tests.engines.test_scheduler import ModRouter
+
+    slm, llm, tok = engines
+    draft = HFEngine(HFEngineConfig(str(model_dirs[1]))) if twin else slm
+    reqs = [req(f"r{i}", p, 24, seed=100 + i, **sampling) for i, p in enumerate(prompts(8))]
+
+    def run():
+        s = Scheduler(
+            draft,
+            llm,
+            ModRouter(),
+            tok,
+            SchedulerConfig(window=4, max_batch=8, adaptive_max_batch=0),
+        )
+        return generate_batch(s, reqs), s.totals
+
+    kept, on = run()
+    monkeypatch.setattr(llm_phase, "_keep_rest", lambda *a: None)
+    thrown, off = run()
+    assert [trace(o) for o in kept] == [trace(o) for o in thrown]
+    assert on.drafted <= off.drafted and on.steps <= off.steps
+    if twin:  # the LLM agrees at every cut: drafts after the cut are kept, not redrafted
+        assert sum(o.stats.llm_agreed_tokens for o in kept) == sum(
+            o.stats.llm_tokens for o in kept) > 0  # fmt: skip
+        assert on.drafted < off.drafted
+    assert draft.num_caches() == 0
+    assert_freed(engines)
