@@ -15,7 +15,9 @@ Data flow::
       park    each sequence cut short parks (it drafts no more) until the LLM pass is
               due (``engines.deferral``; with defer_steps 0, in the same step)
       LLM     llm.step(SeqWork per parked sequence: catch-up on its committed
-              tokens the LLM has not seen, n_out = 1) -> the token at the cut;
+              tokens the LLM has not seen, n_out = 1) -> the token at the cut; where
+              it equals the SLM's draft there, the drafts after it are committed up
+              to the next routed one (the prefix is unchanged, so they stand);
               work a fallible (remote) LLM failed gets the SLM's draft there, or one
               SLM token when there is no draft (all-LLM runs): fail open
       emit    TokenEvent per committed token (id, text delta, source, score, and
