@@ -132,7 +132,7 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
     return {"a": conc, "f": 0}.get(window[1], SchedulerConfig().adaptive_max_batch)
 
 
-def _run_one(pair, routed: Routed, conc: int, window: tuple[int, bool], items, max_tokens,
+def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, max_tokens,
              defer=(0, 0.5)):  # fmt: skip
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams

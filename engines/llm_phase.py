@@ -98,13 +98,14 @@ def _commit_llm(
     events: list[TokenEvent],
 ) -> None:
     s.stats.llm_input_tokens += len(w.new_tokens)
-    s.stats.llm_agreed_tokens += bool(toks) and toks[0] == job.draft
+    agreed = bool(toks) and toks[0] == job.draft
+    s.stats.llm_agreed_tokens += agreed
     cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
     for j, tok in enumerate(toks):
         events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None, False, forced[j]))
         if s.finish_reason:
             break
-    if toks and toks[0] == job.draft and s.finish_reason is None:
+    if agreed and s.finish_reason is None:
         _keep_rest(s, job, events)
     s.llm_seen = min(cached, len(s.tokens))
     if s.llm_seen < cached:

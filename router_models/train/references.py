@@ -18,14 +18,13 @@ Routing"), which generates its routing labels from the large model's responses.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from router_models.policies import AlwaysLLM
-from router_models.train.collect import encode
+from router_models.train.collect import cache_key, encode
 from router_models.train.rollout import (
     ANSWER_MAX_TOKENS,
     RolloutConfig,
@@ -55,16 +54,15 @@ def check_verifiable(items: Sequence[Item], split: str) -> None:
 def llm_answers_cached(
     engines: tuple[Any, Any, Any], items: Sequence[Item], rc: RolloutConfig, cache_dir: Path
 ) -> list[str]:
-    """The LLM-only greedy answer text per item, cached by the items' ids and prompts."""
-    key = hashlib.sha256(
-        json.dumps([[it.id, it.messages] for it in items], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    """The LLM-only greedy answer text per item, cached by the pair's weights and the
+    items (``collect.cache_key``, as the collections are)."""
+    slm, llm, tok = engines
+    key = cache_key(slm.info.name, llm.info.name, items, 0)
     path = cache_dir / f"llm-answers-{key}-{ANSWER_MAX_TOKENS}.json"
     if path.is_file():
         got = json.loads(path.read_text(encoding="utf-8"))
         if len(got) == len(items):
             return [str(t) for t in got]
-    slm, llm, tok = engines
     outs, _ = routed_generate(
         slm, llm, tok, AlwaysLLM(), 0.5, [encode(tok, it)[0] for it in items],
         [ANSWER_MAX_TOKENS] * len(items), window=rc.window, concurrency=rc.concurrency,
