@@ -2,7 +2,7 @@
 
 One run, one pair of engines, every configuration side by side: policies {slm-only,
 llm-only, routed at several thresholds} x concurrency {1, 4, 16, 64} x run-ahead
-window {1, 4} x deferred LLM batching {off, 4 steps} (routed runs only: it changes
+window {1, 4, 8} x deferred LLM batching {off, 4 steps} (routed runs only: it changes
 nothing for one model alone). A concurrency c runs max(items, c) test items, all
 submitted at once, c decoding together. The scheduler is driven step by step here so
 each request's first-token time and inter-token latency are taken from the moment
@@ -59,6 +59,7 @@ class Row:
     # router calls, LLM passes, and the scheduler's own bookkeeping (plan, commit, detok)
     ms_tok: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     llm_agreed: float = 0.0  # of the LLM's tokens, those equal to the SLM's draft there
+    verify: bool = True  # one LLM pass verified every routed position of a window
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -69,12 +70,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", default="1,4,16,64")
     p.add_argument(
         "--window",
-        default="1,4",
-        help="run-ahead windows: 4 = the shipped rule (adaptive while one sequence decodes), "
-        "4a = adaptive per sequence at every batch size, 4f = fixed at every batch size",
+        default="1,4,8",
+        help="run-ahead windows: 8 = the shipped rule (adaptive while <= "
+        "SchedulerConfig.adaptive_max_batch sequences decode, default 0: fixed), "
+        "8a = adaptive per sequence at every batch size, 8f = fixed at every batch size",
     )
     p.add_argument("--defer", default="0,4", help="defer_steps values for routed runs")
     p.add_argument("--defer-fill", type=float, default=0.5)
+    p.add_argument("--verify", default="1", help="routed runs with verify on (1) / off (0)")
     p.add_argument(
         "--routed",
         default=",".join(ROUTED),
@@ -133,7 +136,7 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
 
 
 def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, max_tokens,
-             defer=(0, 0.5)):  # fmt: skip
+             defer=(0, 0.5), verify: bool = True):  # fmt: skip
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from router_models.registry import make_router
@@ -146,7 +149,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
                                       defer_steps=defer[0], defer_fill=defer[1],
-                                      adaptive_max_batch=adapt))  # fmt: skip
+                                      adaptive_max_batch=adapt, verify=verify))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     t0 = time.perf_counter()
     for i, it in enumerate(items):
@@ -191,6 +194,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
         slm_rows_per_token=round(tot.drafted / max(1, tot.committed), 3),
         adaptive=window[0] > 1 and conc <= adapt,
         llm_agreed=round(agreed / llm_tok, 3) if llm_tok else 0.0,
+        verify=verify,
         ms_tok=tuple(round(1e3 * x / max(1, tot.committed), 3)
                      for x in (tot.slm_s, tot.router_s, tot.llm_s, tot.sched_s)),
     )  # fmt: skip
@@ -204,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     concs = [int(x) for x in args.concurrency.split(",")]
     windows = parse_windows(args.window)
     defers = [int(x) for x in args.defer.split(",")]
+    verifies = [x.strip() == "1" for x in args.verify.split(",")]
     routed = parse_routed(args.routed)
     engines = args.engine.split(",")
     if min(concs) < 1 or not windows or args.items < 1:
@@ -221,8 +226,8 @@ def run(args: argparse.Namespace) -> int:
     for pair in pairs.values():  # every policy must run on every engine, before any run
         for policy, thr, share in routed:
             make_router(pair, policy, thr, target_share=share)
-    configs = [(("slm", None, None), 0), (("llm", None, None), 0)]
-    configs += [(r, d) for r in routed for d in defers]
+    configs = [(("slm", None, None), 0, True), (("llm", None, None), 0, True)]
+    configs += [(r, d, v) for r in routed for d in defers for v in verifies]
     rows: list[Row] = []
     bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
     for engine, pair in pairs.items():
@@ -230,9 +235,9 @@ def run(args: argparse.Namespace) -> int:
             items = load_split("test", max(args.items, conc))
             for window in windows:
                 base: dict[str, Row] = {}
-                for cfg, defer in configs:
+                for cfg, defer, verify in configs:
                     row = _run_one(pair, cfg, conc, window, items, args.max_tokens,
-                                   (defer, args.defer_fill))  # fmt: skip
+                                   (defer, args.defer_fill), verify)  # fmt: skip
                     row.engine = engine
                     if cfg[0] in ("slm", "llm"):
                         base[cfg[0]] = row
@@ -253,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(rows: list[Row]) -> str:
+    # k: window, "a" adaptive run-ahead ran, "nv" one routed position per LLM pass
     head = ("| engine | policy | thr | conc | k | defer | tok/s | ITL ms | TTFT ms | LLM share "
             "| LLM passes/tok | LLM batch | SLM rows/tok | router % | acc | speed-up | bound "
             "| of bound | ms/tok: SLM / router / LLM / sched | LLM agreed |")  # fmt: skip
@@ -261,7 +267,7 @@ def table(rows: list[Row]) -> str:
         of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
         lines.append(
             f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | "
-            f"{r.window}{'a' if r.adaptive else ''} | "
+            f"{r.window}{'a' if r.adaptive else ''}{'' if r.verify else ' nv'} | "
             f"{r.defer_steps} | {r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | "
             f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
             f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "

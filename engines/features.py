@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from engines.sampling import token_logprobs
+from engines.sampling import sample, token_logprobs
 from engines.types import SeqWork, TokenLogprob
 from router_models.base import RouterFeatures, topk_logprobs
 
@@ -70,3 +70,21 @@ def probe_logprobs(work: list[SeqWork], logits: torch.Tensor) -> list[list[Token
     ids = torch.tensor(targets, dtype=torch.long, device=logits.device)  # [sum(probes)]
     rows = iter(token_logprobs(logits, ids, ks))
     return [[r for _ in w.probe_offsets if (r := next(rows)) is not None] for w in work]
+
+
+def sampled_rows(
+    work: list[SeqWork], logits: torch.Tensor
+) -> tuple[list[list[int]], list[list[TokenLogprob]] | None]:
+    """Per work item, the token sampled after each ``sample_offsets`` input (position
+    start + o + 1, stream (seed, that position), exactly as a token sampled at the end)
+    and, for the items whose sampling asks, its log-probs. logits [sum(offsets), vocab]."""
+    where = [(i, o) for i, w in enumerate(work) for o in w.sample_offsets]
+    ids = sample(logits, [work[i].sampling for i, _ in where], [work[i].seed for i, _ in where],
+                 [work[i].start + o + 1 for i, o in where])  # fmt: skip  # [m]
+    it = iter(ids.tolist())
+    tokens = [[next(it) for _ in w.sample_offsets] for w in work]
+    if all(w.sampling.logprobs is None for w in work):
+        return tokens, None
+    rows = iter(token_logprobs(logits, ids, [work[i].sampling.logprobs for i, _ in where]))
+    lps = [[r for _ in w.sample_offsets if (r := next(rows)) is not None] for w in work]
+    return tokens, lps

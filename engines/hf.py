@@ -110,6 +110,7 @@ class HFEngine:
             features=(FEATURE_TOKEN, FEATURE_LOGITS, FEATURE_HIDDEN, FEATURE_TOPK),
             masks=True,
             probes=True,
+            verifies=True,
         )
         self.kv = kvcache.KVPool(self.kv_shape, self.dtype, cfg.device)
         self._probe()
@@ -157,7 +158,14 @@ class HFEngine:
         probes = probe_lps = None
         active = list(range(len(work)))
         feed = [w.new_tokens for w in work]
-        probe_at = [list(w.probe_offsets) for w in work]
+        sampled = sampled_lps = None
+        probe_at = [[*w.probe_offsets, *w.sample_offsets] for w in work]  # first pass only
+        is_probe = torch.tensor(  # over the rows of probe_at: probe (True) or sample row
+            [k < len(w.probe_offsets) for w in work
+             for k in range(len(w.probe_offsets) + len(w.sample_offsets))],
+            dtype=torch.bool, device=self.cfg.device,
+        )  # fmt: skip
+        n_probe = sum(len(w.probe_offsets) for w in work)
         grammars = [w.grammar for w in work]
         forced: list[list[bool]] | None = None
         if any(g is not None for g in grammars):
@@ -179,10 +187,15 @@ class HFEngine:
                     logits, [work[i].sampling for i in active], [work[i].seed for i in active],
                     pos,
                 )  # fmt: skip  # [B]
-                if probe_h is not None:
-                    probe_logits = self.head(probe_h).float()  # [sum(probes), vocab]
-                    probes = features_mod.probe_rows(work, probe_logits, probe_h.float())
-                    probe_lps = features_mod.probe_logprobs(work, probe_logits)
+                if probe_h is not None:  # per work: its probe rows, then its sample rows
+                    at_logits = self.head(probe_h).float()  # [sum(probe_at), vocab]
+                    if n_probe:
+                        probe_logits = at_logits[is_probe]  # [sum(probes), vocab]
+                        probe_h = probe_h[is_probe].float()  # [sum(probes), hidden]
+                        probes = features_mod.probe_rows(work, probe_logits, probe_h)
+                        probe_lps = features_mod.probe_logprobs(work, probe_logits)
+                    if n_probe < len(is_probe):
+                        sampled, sampled_lps = features_mod.sampled_rows(work, at_logits[~is_probe])
                 if ask_lp:
                     ks = [work[i].sampling.logprobs for i in active]
                     for i, lp in zip(active, token_logprobs(logits, ids, ks), strict=True):
@@ -212,7 +225,8 @@ class HFEngine:
                 if n:
                     g.rollback(n)
         out = StepOutput(tokens, probes=probes, logprobs=lps if ask_lp else None, forced=forced,
-                         probe_logprobs=probe_lps)  # fmt: skip
+                         probe_logprobs=probe_lps, sampled=sampled,
+                         sampled_logprobs=sampled_lps)  # fmt: skip
         if features is not None:
             out.features = features_mod.draft_rows(work, rows, ids_f, logits_f, hidden_f, topk_f)
         return out
@@ -267,6 +281,10 @@ class HFEngine:
             raise ValueError(f"seq {w.seq_id}: probe_offsets must lie in [0, {len(w.new_tokens)})")
         if w.probe_logprobs is not None and len(w.probe_targets) != len(w.probe_offsets):
             raise ValueError(f"seq {w.seq_id}: one probe_target per probe offset is needed")
+        if any(not 0 <= o < len(w.new_tokens) for o in w.sample_offsets):
+            raise ValueError(f"seq {w.seq_id}: sample_offsets must lie in [0, {len(w.new_tokens)})")
+        if w.sample_offsets and w.grammar is not None:
+            raise ValueError(f"seq {w.seq_id}: sample_offsets cannot take a grammar")
 
     @torch.inference_mode()
     def _probe(self) -> None:

@@ -3,6 +3,9 @@
     jobs (LLMJob: a cut of a routed sequence, or an all-LLM run of up to `window`)
       run_llm   llm.step(SeqWork per job: catch-up on the committed tokens the LLM has
                 not seen + n_out tokens) -> commit them as "llm"
+                an LLM that verifies (EngineInfo.verifies) is also fed the drafts
+                after the cut up to the last routed one and samples at each routed
+                position; they count while every earlier LLM token equals its draft
                 an LLM that cannot mask (remote) has its tokens checked against the
                 sequence's grammar; the first refused one ends its tokens there, and
                 a refused first token counts as a failure:
@@ -43,18 +46,22 @@ class LLMJob:
     # LLM writes the SLM's own draft at the cut, the prefix is unchanged, so they stand
     # as drafted (same seeds, same scores) up to the next position the LLM must write.
     rest: list[tuple[int, float, TokenLogprob | None, bool]] = field(default_factory=list)
+    # Per rest entry, the score the LLM's token there carries (as ``score`` at the cut).
+    rest_llm_scores: list[float | None] = field(default_factory=list)
+    # The SLM's cache still holds the draft at the cut and the rest but the last, past
+    # slm_seen (the cut), until ``slm_phase.settle`` keeps what the LLM's pass committed.
+    slm_cached: bool = False
 
 
-def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[LLMJob]:
-    """One batched LLM step over ``jobs``; returns the failed jobs that have no draft."""
+def run_llm(
+    llm: Engine, jobs: list[LLMJob], events: list[TokenEvent], verify: bool = True
+) -> list[LLMJob]:
+    """One batched LLM step over ``jobs``; returns the failed jobs that have no draft.
+    ``verify``: settle every routed draft of a job in this pass where the LLM can."""
     if not jobs:
         return []
     masks = llm.info.masks
-    work = [
-        SeqWork(j.seq.seq_id, j.seq.llm_seen, j.seq.tokens[j.seq.llm_seen :],
-                j.seq.req.sampling, j.seq.seed, j.n_out, grammar=j.seq.grammar if masks else None)
-        for j in jobs
-    ]  # fmt: skip
+    work = [_work(j, masks, verify and llm.info.verifies) for j in jobs]
     out = llm.step(work)
     failed = out.failed or [None] * len(jobs)
     orphans: list[LLMJob] = []
@@ -75,10 +82,38 @@ def run_llm(llm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> list[L
                 continue
             lps = out.logprobs[k] if out.logprobs else []
             forced = out.forced[k] if out.forced else [False] * len(toks)
+            if w.sample_offsets:  # the cut and the routed drafts but the last, then the last
+                assert out.sampled is not None
+                toks = out.sampled[k] + toks
+                lps = (out.sampled_logprobs[k] if out.sampled_logprobs else []) + lps
+                forced = [False] * len(toks)
             _commit_llm(llm, s, job, w, toks, lps, forced, events)
         except Exception as e:  # this sequence only: the others' tokens are committed
             events.append(s.fail(e))
     return orphans
+
+
+def _work(job: LLMJob, masks: bool, verifies: bool) -> SeqWork:
+    """The LLM's work for a job: catch-up on the committed tokens it has not seen, then
+    the token at the cut. With an engine that verifies, the drafts after the cut up to
+    the last one the router also sends to the LLM are fed too and the LLM samples at
+    each such position (``SeqWork.sample_offsets``), so one pass settles them all;
+    ``_keep_rest`` takes those tokens only while every earlier one agreed."""
+    s = job.seq
+    new = s.tokens[s.llm_seen :]
+    routed = _routed(job) if verifies and s.grammar is None and job.draft is not None else []
+    offsets: tuple[int, ...] = ()
+    if routed:
+        offsets = (len(new) - 1, *(len(new) + m for m in routed[:-1]))
+        new = [*new, job.draft, *(t for t, *_ in job.rest[: routed[-1]])]
+    return SeqWork(s.seq_id, s.llm_seen, new, s.req.sampling, s.seed, job.n_out,
+                   grammar=s.grammar if masks else None, sample_offsets=offsets)  # fmt: skip
+
+
+def _routed(job: LLMJob) -> list[int]:
+    """Indexes into job.rest of the drafts the router sends to the LLM too."""
+    return [m for m, (_, score, _, forced) in enumerate(job.rest)
+            if score > job.seq.threshold and not forced]  # fmt: skip
 
 
 def _crop(llm: Engine, s: Sequence, seen: int) -> None:
@@ -97,29 +132,58 @@ def _commit_llm(
     forced: list[bool],
     events: list[TokenEvent],
 ) -> None:
+    """Commit the LLM's tokens: an all-LLM run's n_out, or the token at the cut (then,
+    where it agreed, the drafts after it and the verified routed positions)."""
     s.stats.llm_input_tokens += len(w.new_tokens)
+    # What the LLM's cache holds from w.start: the last token it produced was not fed.
+    fed = [*w.new_tokens, *toks[len(w.sample_offsets) : -1]]
+    if w.sample_offsets:
+        got = zip(toks[1:], lps[1:] or [None] * (len(toks) - 1), strict=True)
+        verified = dict(zip(_routed(job), got, strict=True))
+        toks, lps, forced = toks[:1], lps[:1], forced[:1]
+    else:
+        verified = {}
     agreed = bool(toks) and toks[0] == job.draft
     s.stats.llm_agreed_tokens += agreed
-    cached = w.start + len(w.new_tokens) + len(toks) - 1  # the last token was not fed
     for j, tok in enumerate(toks):
         events.append(s.commit(tok, "llm", job.score, lps[j] if lps else None, False, forced[j]))
         if s.finish_reason:
             break
     if agreed and s.finish_reason is None:
-        _keep_rest(s, job, events)
-    s.llm_seen = min(cached, len(s.tokens))
-    if s.llm_seen < cached:
-        llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish
+        _keep_rest(s, job, events, verified)
+    # The cache keeps the longest prefix of what it was fed that was committed, short of
+    # the last committed token (the next pass needs >= 1 new token to sample after).
+    done = s.tokens[w.start :]
+    n = min(len(fed), len(done))
+    same = next((i for i in range(n) if fed[i] != done[i]), n)
+    s.llm_seen = w.start + min(same, len(done) - 1)
+    s.stats.llm_discarded_tokens += w.start + len(fed) - s.llm_seen
+    if llm.cache_len(s.seq_id) > s.llm_seen:
+        llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish or a refusal
 
 
-def _keep_rest(s: Sequence, job: LLMJob, events: list[TokenEvent]) -> None:
+def _keep_rest(
+    s: Sequence,
+    job: LLMJob,
+    events: list[TokenEvent],
+    verified: dict[int, tuple[int, TokenLogprob | None]],
+) -> None:
     """The LLM agreed with the draft at the cut: commit the drafts after it as the SLM's,
     up to the next one the router sends to the LLM (checked against the ceilings as they
-    stand now), which the next step drafts and routes again. Neither cache has seen
-    them (the SLM's was cropped at the cut): each catches up on its next pass."""
-    for tok, score, lp, forced in job.rest:
+    stand now). ``verified`` has the LLM's token there when the same pass sampled it (the
+    prefix it saw is the committed one): it is committed, and if it agreed too, on to the
+    next. Otherwise the next step drafts and routes that position again. The SLM has
+    not seen these drafts (its cache was cropped at the cut): it catches up next pass."""
+    for m, (tok, score, lp, forced) in enumerate(job.rest):
         if score > s.threshold and not forced and s.llm_allowed():
-            return
+            if m not in verified:
+                return
+            got, got_lp = verified[m]
+            s.stats.llm_agreed_tokens += got == tok
+            events.append(s.commit(got, "llm", job.rest_llm_scores[m], got_lp, False, False))
+            if got != tok or s.finish_reason:
+                return
+            continue
         events.append(s.commit(tok, "slm", score, lp, False, forced))
         if s.finish_reason:
             return

@@ -9,7 +9,8 @@ Data flow::
       route   router.score(RouterFeatures) -> one score per drafted row (one call)
       commit  keep each sequence's drafts before its first row with score > threshold
               whose position the LLM may write (Sequence.llm_allowed); crop the SLM
-              cache to the committed length; while <= adaptive_max_batch sequences
+              cache to the committed length (a sequence cut short keeps its drafts
+              there until its LLM pass settles them); while <= adaptive_max_batch sequences
               run, a sequence cut short drafts 1 next step, one kept whole twice as
               many (<= window)
       park    each sequence cut short parks (it drafts no more) until the LLM pass is
@@ -17,7 +18,9 @@ Data flow::
       LLM     llm.step(SeqWork per parked sequence: catch-up on its committed
               tokens the LLM has not seen, n_out = 1) -> the token at the cut; where
               it equals the SLM's draft there, the drafts after it are committed up
-              to the next routed one (the prefix is unchanged, so they stand);
+              to the next routed one (the prefix is unchanged, so they stand); an
+              LLM that verifies is fed those drafts too and samples at every routed
+              one, which stands while the LLM agreed at each one before it;
               work a fallible (remote) LLM failed gets the SLM's draft there, or one
               SLM token when there is no draft (all-LLM runs): fail open
       emit    TokenEvent per committed token (id, text delta, source, score, and
@@ -26,7 +29,8 @@ Data flow::
     step() -> list[TokenEvent]
 
 Invariant (lazy commit): after a step each cache holds a prefix of the committed
-tokens. Draft j of a sequence sits at absolute position len(tokens) + j and is
+tokens (but a parked sequence's SLM cache, which also holds its drafts past the cut
+until its LLM pass). Draft j of a sequence sits at absolute position len(tokens) + j and is
 sampled from the stream (seed, position), as is the LLM's token there, so the
 run-ahead window, the batch and deferral never change which token a position gets.
 
@@ -65,7 +69,7 @@ from engines.llm_phase import LLMJob, fall_back, run_llm
 from engines.prompt_scores import prompt_phase
 from engines.scheduler_config import SchedulerConfig
 from engines.sequence import Sequence
-from engines.slm_phase import checked, commit, plan
+from engines.slm_phase import checked, commit, plan, settle
 from engines.stats import RequestStats, StepStats
 from engines.types import (
     FINISH_ABORT,
@@ -183,6 +187,7 @@ class Scheduler:
             for item, error in [*failed, *lost]:
                 s = item if isinstance(item, Sequence) else item.seq
                 events.append(s.fail(error))
+            settle(self.slm, jobs)  # the SLM caches keep the drafts the LLM pass let stand
             self._emit(seqs)
             stats.steps, stats.active, stats.parked = 1, len(seqs), len(self.parked)
             stats.llm_calls = len(jobs)
@@ -206,7 +211,7 @@ class Scheduler:
 
     def _llm(self, jobs: list[LLMJob], events: list[TokenEvent], stats: StepStats) -> list[LLMJob]:
         stats.llm_passes += 1
-        return run_llm(self.llm, jobs, events)
+        return run_llm(self.llm, jobs, events, self.config.verify)
 
     def _undo_slm(self, items: list[Any]) -> None:
         """After a failed SLM call: each cache back to the tokens the SLM had seen."""

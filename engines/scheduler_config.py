@@ -1,4 +1,4 @@
-"""The scheduler's settings: batch, run-ahead window, deferral and adaptive run-ahead
+"""The scheduler's settings: batch, run-ahead window, deferral, adaptive run-ahead, verify
 (``engines.scheduler``; the gateway reads them from ``CITER_*`` settings)."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    window: int = 4  # k: SLM run-ahead drafts per step (1 = no run-ahead)
+    # k: SLM run-ahead drafts per step (1 = no run-ahead). With verify one LLM pass
+    # settles the whole window, so longer windows pay (8 beat 4 at c = 1..64, BENCHMARKS.md).
+    window: int = 8
     max_batch: int = 16  # sequences decoded together; the rest wait in FIFO order
     max_tokens_cap: int = 1024  # the largest max_tokens a request may ask for
     seed: int | None = None  # draws the seeds of requests that give none (None: OS entropy)
@@ -19,9 +21,13 @@ class SchedulerConfig:
     defer_fill: float = 0.5
     # Adaptive run-ahead per sequence (Sequence.adapt_window) while at most this many
     # sequences run: 1 draft after a cut, doubling after each uncut step up to `window`.
-    # Larger batches draft `window` each: a step's SLM pass runs as many forwards as its
-    # longest draft, and uneven windows split the LLM passes (BENCHMARKS.md). 0: off.
-    adaptive_max_batch: int = 1
+    # 0 (off): since one LLM pass verifies a whole window, short windows after a cut
+    # only cost passes (c=1: 1.26x adaptive vs 1.42x fixed, BENCHMARKS.md).
+    adaptive_max_batch: int = 0
+    # One LLM pass verifies every routed position of a drafted window (an engine with
+    # EngineInfo.verifies: fed the drafts after the cut, it samples at each routed one;
+    # each counts while the ones before it agreed). Off: one routed position per pass.
+    verify: bool = True
 
     def __post_init__(self) -> None:
         if self.window < 1:

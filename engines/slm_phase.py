@@ -75,10 +75,29 @@ def commit(
             rest = [(toks[j], sc[j], lps[j] if lps else None, forced[j])
                     for j in range(cut + 1, len(toks))]  # fmt: skip
             need.append(LLMJob(s, llm_score(s, sc[cut]), 1, toks[cut], lps[cut] if lps else None,
-                               rest))  # fmt: skip
+                               rest, [llm_score(s, x) for _, x, _, _ in rest],
+                               slm_cached=True))  # fmt: skip
         if adapt:
             s.adapt_window(cut is not None, adapt)
     return need
+
+
+def settle(slm: Engine, jobs: list[LLMJob]) -> None:
+    """After the LLM pass over ``jobs``: each SLM cache, which kept its drafts past the
+    cut (the draft there and the rest but the last, never fed), keeps what the LLM's
+    tokens left committed, short of the last committed token; it catches up on the rest."""
+    for job in jobs:
+        s = job.seq
+        if not job.slm_cached or s.finish_reason is not None:
+            continue  # nothing held back, or finished: both caches are freed this step
+        job.slm_cached = False
+        fed = [job.draft, *(t for t, *_ in job.rest)][: len(job.rest)]
+        done = s.tokens[s.slm_seen :]  # slm_seen stayed at the cut
+        n = min(len(fed), len(done))
+        same = next((i for i in range(n) if fed[i] != done[i]), n)
+        s.slm_seen += max(0, min(same, len(done) - 1))
+        if slm.cache_len(s.seq_id) > s.slm_seen:
+            slm.crop(s.seq_id, s.slm_seen)
 
 
 def _commit_one(
@@ -102,6 +121,7 @@ def _commit_one(
         if s.finish_reason:
             break
     s.slm_seen = min(cached, len(s.tokens))
-    if s.slm_seen < cached:
+    job = s.finish_reason is None and cut < len(toks)
+    if s.slm_seen < cached and not job:
         slm.crop(s.seq_id, s.slm_seen)  # lazy commit: uncommitted drafts leave
-    return cut if s.finish_reason is None and cut < len(toks) else None
+    return cut if job else None

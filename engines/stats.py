@@ -23,6 +23,9 @@ class RequestStats:
     # LLM tokens at routed positions equal to the SLM's draft there: the LLM agreed, so
     # the drafts after that position, thrown away at the cut, would have stood
     llm_agreed_tokens: int = 0
+    # LLM input tokens cropped from its cache again: drafts fed to verify routed positions
+    # past a disagreement (llm_input_tokens - this = the committed tokens it has seen)
+    llm_discarded_tokens: int = 0
     queue_s: float = field(default=0.0, compare=False)  # add_request -> batch slot (s)
 
     @property

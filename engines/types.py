@@ -52,6 +52,8 @@ class EngineInfo:
     fallible: bool = False
     # Returns teacher-forced probe rows (SeqWork.probe_offsets): prompt log-probs need it.
     probes: bool = False
+    # Samples at SeqWork.sample_offsets: one pass settles several routed positions.
+    verifies: bool = False
     # Applies SeqWork.grammar masks before sampling. An LLM that cannot (a remote server)
     # has each token checked against the grammar instead; a refused one fails open.
     masks: bool = False
@@ -178,6 +180,10 @@ class SeqWork:
     # then returns StepOutput.probe_logprobs: each target's log-prob and k alternatives.
     probe_targets: tuple[int, ...] = ()
     probe_logprobs: int | None = None
+    # Offsets into new_tokens after which a token is also sampled, as at the end: offset o
+    # samples position start + o + 1 from stream (seed, that position); never with a
+    # grammar (its state follows committed tokens only). Returned in StepOutput.sampled.
+    sample_offsets: tuple[int, ...] = ()
     # The sequence's grammar state after the committed tokens (engines.grammar.SeqGrammar):
     # a masking engine samples every token under it and leaves it as it found it.
     grammar: Any = None
@@ -208,6 +214,10 @@ class StepOutput:
     forced: list[list[bool]] | None = None
     # None when no SeqWork asked probe_logprobs; else per SeqWork one entry per probe.
     probe_logprobs: list[list[TokenLogprob]] | None = None
+    # None when no SeqWork had sample_offsets; else per SeqWork one token per offset, and
+    # (sampled_logprobs) their log-probs for the work whose sampling asked, [] for others.
+    sampled: list[list[int]] | None = None
+    sampled_logprobs: list[list[TokenLogprob]] | None = None
 
 
 class Engine(Protocol):

@@ -78,6 +78,8 @@ class GatewaySettings(BaseSettings):
     # Adaptive run-ahead per sequence while at most this many sequences decode: 1 draft
     # after an LLM cut, doubling to `window`; 0: off.
     adaptive_max_batch: int = Field(SCHED.adaptive_max_batch, ge=0, le=4096)
+    # One LLM pass verifies every routed position of the drafted window (hf engine).
+    verify: bool = SCHED.verify
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"

@@ -220,4 +220,4 @@ def test_config_change_rolls_the_pods(render) -> None:
             "checksum/config"
         ]
 
-    assert checksum({}) != checksum({"settings": {"window": 8}})
+    assert checksum({}) != checksum({"settings": {"window": 12}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class ModRouter:
     """Deterministic mixed policy: LLM iff the drafted token id % 3 == 0."""
@@ -48,3 +50,22 @@ class ConfidenceRouter:
         assert feats.hidden is not None and feats.hidden.shape[0] == len(feats)
         self.calls.append(len(feats))
         return (1.0 - feats.logits.softmax(-1).amax(-1)).tolist()
+
+
+class Score(float):
+    """A router score that equals another within float32 noise (1e-5): one position's
+    score can come from a run-ahead draft row or from a row drafted again in a later
+    step, two forwards whose sums round differently. NaN (no router) equals NaN."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, float):
+            return NotImplemented
+        if math.isnan(self) or math.isnan(other):
+            return math.isnan(self) and math.isnan(other)
+        return abs(float(self) - float(other)) <= 1e-5
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = float.__hash__

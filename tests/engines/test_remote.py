@@ -19,7 +19,7 @@ from engines.hf import HFEngine, HFEngineConfig, load_tokenizer
 from engines.remote import RemoteConfig, RemoteEngine
 from engines.scheduler import Scheduler, SchedulerConfig
 from engines.types import Request, RoutingParams, SamplingParams, SeqWork
-from tests.engines.helpers import ConstRouter, ModRouter
+from tests.engines.helpers import ConstRouter, ModRouter, Score
 from tests.engines.test_scheduler import SAMPLED
 from tests.gateway.live_gateway import GatewayProcess, demo_pair, free_port
 
@@ -76,7 +76,7 @@ def requests(local, policy: str, n: int = 5, max_tokens: int = 24, **sampling) -
 
 def trace(out) -> tuple[list[int], list[str], list[float | None]]:
     """Tokens, sources and scores (NaN, a run without router scores, as None)."""
-    return out.token_ids, out.sources, [None if x != x else x for x in out.scores]
+    return out.token_ids, out.sources, [None if x != x else Score(x) for x in out.scores]
 
 
 def decode(local, llm, policy: str, reqs: list[Request], window: int = 4):

@@ -7,13 +7,13 @@ import pytest
 from engines.async_engine import generate_batch
 from engines.types import RequestOutput, RoutingParams
 from router_models.policies import AlwaysLLM
-from tests.engines.helpers import ConstRouter, ModRouter
+from tests.engines.helpers import ConstRouter, ModRouter, Score
 from tests.engines.test_scheduler import SAMPLED, assert_freed, prompts, req, sched
 
 
 def trace(out: RequestOutput) -> list[tuple[int, str, float | None]]:
     """(token, source, score) per token; no score (NaN) as None, so traces compare."""
-    scores = [None if x != x else x for x in out.scores]
+    scores = [None if x != x else Score(x) for x in out.scores]
     return list(zip(out.token_ids, out.sources, scores, strict=True))
 
 
