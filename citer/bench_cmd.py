@@ -42,8 +42,8 @@ class Row:
     tokens: int
     wall_s: float
     tokens_per_s: float
-    itl_ms: float  # median over requests of (t_last - t_first) / (tokens - 1)
-    ttft_ms: float  # median time to first committed token
+    itl_ms: float | None  # median over requests of (t_last - t_first) / (tokens - 1)
+    ttft_ms: float | None  # median time to first committed token (None: no request had)
     llm_share: float
     router_share: float  # router time / step time
     accuracy: float
@@ -66,7 +66,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="core decoding benchmark: policies x concurrency x window")
     p.add_argument("--slm", default="models/demo/slm")
     p.add_argument("--llm", default="models/demo/llm")
+    p.add_argument("--router-card", default=None, help="the citer policy's card (default: demo)")
     p.add_argument("--items", type=int, default=32, help="test items per configuration")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="a task JSONL (GSM8K, CommonsenseQA or citer items: tasks.public) to take the "
+        "first items from, instead of the demo pair's test split",
+    )
     p.add_argument("--concurrency", default="1,4,16,64")
     p.add_argument(
         "--window",
@@ -136,7 +143,7 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
 
 
 def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, max_tokens,
-             defer=(0, 0.5), verify: bool = True):  # fmt: skip
+             defer=(0, 0.5), verify: bool = True, card: str | None = None):  # fmt: skip
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from router_models.registry import make_router
@@ -144,7 +151,8 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     from tasks.verify import is_correct
 
     policy, thr, share = routed
-    router, thr = make_router(pair, policy, thr, target_share=share)
+    router, thr = make_router(pair, policy, thr, target_share=share,
+                              card=card if policy == "citer" else None)  # fmt: skip
     adapt = adaptive_max_batch(window, conc)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
@@ -183,8 +191,8 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     tokens = sum(count.values())
     return Row(
         _label(policy, share), thr, conc, window[0], len(items), tokens, round(wall, 3),
-        round(tokens / wall, 1), round(1000 * statistics.median(itl), 2),
-        round(1000 * (statistics.median(first.values()) - t0), 1),
+        round(tokens / wall, 1), round(1000 * statistics.median(itl), 2) if itl else None,
+        round(1000 * (statistics.median(first.values()) - t0), 1) if first else None,
         round(llm_tok / max(1, slm_tok + llm_tok), 4),
         round(tot.router_s / step_s, 4) if step_s else 0.0,
         round(sum(ok) / len(ok), 4),
@@ -203,6 +211,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
 def run(args: argparse.Namespace) -> int:
     from engines.pair import PairConfig, build_pair
     from router_models.registry import make_router
+    from tasks.public import read_items
     from tasks.splits import load_split
 
     concs = [int(x) for x in args.concurrency.split(",")]
@@ -215,6 +224,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--concurrency, --window and --items must all be >= 1")
     if not engines or any(e not in ENGINES for e in engines):
         raise ValueError(f"--engine {args.engine}: a comma list of {', '.join(ENGINES)}")
+    data = read_items(args.data) if args.data else None
+    need = max(args.items, *concs)
+    if data is not None and len(data) < need:
+        raise ValueError(f"--data {args.data}: {len(data)} items; --items and --concurrency "
+                         f"need {need}")  # fmt: skip
     import torch
 
     # One thread: on a 2-core box with anything else running, 2 OpenMP threads
@@ -225,19 +239,21 @@ def run(args: argparse.Namespace) -> int:
     }
     for pair in pairs.values():  # every policy must run on every engine, before any run
         for policy, thr, share in routed:
-            make_router(pair, policy, thr, target_share=share)
+            make_router(pair, policy, thr, target_share=share,
+                        card=args.router_card if policy == "citer" else None)  # fmt: skip
     configs = [(("slm", None, None), 0, True), (("llm", None, None), 0, True)]
     configs += [(r, d, v) for r in routed for d in defers for v in verifies]
     rows: list[Row] = []
     bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
     for engine, pair in pairs.items():
         for conc in concs:
-            items = load_split("test", max(args.items, conc))
+            n = max(args.items, conc)
+            items = data[:n] if data is not None else load_split("test", n)
             for window in windows:
                 base: dict[str, Row] = {}
                 for cfg, defer, verify in configs:
                     row = _run_one(pair, cfg, conc, window, items, args.max_tokens,
-                                   (defer, args.defer_fill), verify)  # fmt: skip
+                                   (defer, args.defer_fill), verify, args.router_card)  # fmt: skip
                     row.engine = engine
                     if cfg[0] in ("slm", "llm"):
                         base[cfg[0]] = row
@@ -268,10 +284,15 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | "
             f"{r.window}{'a' if r.adaptive else ''}{'' if r.verify else ' nv'} | "
-            f"{r.defer_steps} | {r.tokens_per_s:.0f} | {r.itl_ms:.1f} | {r.ttft_ms:.0f} | "
+            f"{r.defer_steps} | {r.tokens_per_s:.0f} | {_num(r.itl_ms, '.1f')} | "
+            f"{_num(r.ttft_ms, '.0f')} | "
             f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
             f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "
             f"{r.speedup or ''} | {r.bound or ''} | {of} | {' / '.join(map(str, r.ms_tok))} | "
             f"{r.llm_agreed:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "" if x is None else format(x, fmt)

@@ -134,7 +134,6 @@ def _commit_llm(
 ) -> None:
     """Commit the LLM's tokens: an all-LLM run's n_out, or the token at the cut (then,
     where it agreed, the drafts after it and the verified routed positions)."""
-    s.stats.llm_input_tokens += len(w.new_tokens)
     # What the LLM's cache holds from w.start: the last token it produced was not fed.
     fed = [*w.new_tokens, *toks[len(w.sample_offsets) : -1]]
     if w.sample_offsets:
@@ -157,7 +156,9 @@ def _commit_llm(
     n = min(len(fed), len(done))
     same = next((i for i in range(n) if fed[i] != done[i]), n)
     s.llm_seen = w.start + min(same, len(done) - 1)
-    s.stats.llm_discarded_tokens += w.start + len(fed) - s.llm_seen
+    kept = min(s.llm_seen, w.start + len(w.new_tokens)) - w.start  # of the new tokens
+    s.stats.llm_input_tokens += kept
+    s.stats.llm_discarded_tokens += len(w.new_tokens) - kept
     if llm.cache_len(s.seq_id) > s.llm_seen:
         llm.crop(s.seq_id, s.llm_seen)  # lazy commit: tokens after a finish or a refusal
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 class RequestStats:
     slm_tokens: int = 0  # completion tokens kept from the SLM
     llm_tokens: int = 0  # completion tokens written by the LLM
-    llm_input_tokens: int = 0  # tokens the LLM prefilled to catch up (prompt included)
+    # tokens the LLM prefilled to catch up and kept (prompt included; billed)
+    llm_input_tokens: int = 0
     slm_input_tokens: int = 0  # tokens the SLM prefilled (prompt, LLM tokens, last draft)
     drafted_tokens: int = 0  # SLM drafts scored by the router (committed or not)
     # Positions routed to the LLM that the SLM wrote because the (remote) LLM failed or
@@ -23,8 +24,8 @@ class RequestStats:
     # LLM tokens at routed positions equal to the SLM's draft there: the LLM agreed, so
     # the drafts after that position, thrown away at the cut, would have stood
     llm_agreed_tokens: int = 0
-    # LLM input tokens cropped from its cache again: drafts fed to verify routed positions
-    # past a disagreement (llm_input_tokens - this = the committed tokens it has seen)
+    # Tokens the LLM was fed and cropped again: drafts fed to verify routed positions past
+    # a disagreement (not billed, as the SLM's cropped drafts are not)
     llm_discarded_tokens: int = 0
     queue_s: float = field(default=0.0, compare=False)  # add_request -> batch slot (s)
 

@@ -9,7 +9,8 @@ Token accounting (what the engine reports when a request ends):
   had to read back; the worst case below covers both conventions);
 - ``slm_completion`` / ``llm_completion``: committed answer tokens by author;
 - ``llm_prompt``: prompt tokens the LLM prefilled plus catch-up tokens (SLM
-  tokens committed since the LLM's last call). Cropped drafts are not billed.
+  tokens committed since the LLM's last call). Cropped drafts (the SLM's, and
+  those the LLM was fed to verify and dropped) are not billed.
 """
 
 from __future__ import annotations

@@ -93,3 +93,28 @@ def test_bad_routed_is_a_one_line_error(routed: str, message: str, tmp_path: Pat
     assert p.returncode == 2
     assert message in p.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_users_task_file_and_verify_on_and_off(tmp_path: Path) -> None:
+    """--data takes the items from a task file (GSM8K lines here); --verify 1,0 runs each
+    routed config with one LLM pass settling a whole window and with one routed position
+    per pass: the same tokens, no more LLM passes with it on."""
+    data = tmp_path / "gsm8k.jsonl"
+    lines = [{"id": f"q{i}", "question": f"Tom has {i} apples and buys 3. How many now?",
+              "answer": str(i + 3)} for i in range(3)]  # fmt: skip
+    data.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "core.json"
+    p = bench("--data", str(data), "--items", "3", "--concurrency", "3", "--window", "8",
+              "--max-tokens", "24", "--routed", "citer@0.3", "--defer", "0", "--verify", "1,0",
+              "--out", str(out))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = {(r["policy"], r["verify"]): r for r in json.loads(out.read_text())}
+    on, off = rows[("citer@0.3", True)], rows[("citer@0.3", False)]
+    assert on["n"] == off["n"] == 3 and on["tokens"] == off["tokens"] > 0
+    assert on["llm_share"] == off["llm_share"] > 0
+    assert on["llm_passes_per_token"] <= off["llm_passes_per_token"]
+    assert "| 3 | 8 nv | 0 |" in out.with_suffix(".md").read_text()
+    short = bench("--data", str(data), "--items", "4", "--concurrency", "1", "--routed",
+                  "citer@0.3", "--out", str(tmp_path / "x.json"))  # fmt: skip
+    assert short.returncode == 2
+    assert "3 items; --items and --concurrency need 4" in short.stderr.strip().splitlines()[-1]

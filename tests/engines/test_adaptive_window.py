@@ -74,10 +74,12 @@ def test_adaptive_window_only_while_the_batch_is_small(engines) -> None:
 def test_adaptive_window_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.settings import GatewaySettings
 
-    assert SchedulerConfig().adaptive_max_batch == 1  # measured: pays at c = 1 only
-    assert GatewaySettings().adaptive_max_batch == 1
-    monkeypatch.setenv("CITER_ADAPTIVE_MAX_BATCH", "0")
-    assert GatewaySettings().adaptive_max_batch == 0
+    # off: with one LLM pass verifying a window, a fixed window of 8 measured faster
+    assert SchedulerConfig().adaptive_max_batch == 0 and SchedulerConfig().window == 8
+    assert GatewaySettings().adaptive_max_batch == 0 and GatewaySettings().verify
+    monkeypatch.setenv("CITER_ADAPTIVE_MAX_BATCH", "1")
+    monkeypatch.setenv("CITER_VERIFY", "false")
+    assert GatewaySettings().adaptive_max_batch == 1 and not GatewaySettings().verify
     with pytest.raises(ValueError, match="adaptive_max_batch=-1: must be >= 0"):
         SchedulerConfig(adaptive_max_batch=-1)
 

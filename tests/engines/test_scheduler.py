@@ -90,9 +90,10 @@ def test_degenerate_policies_equal_hf_generate(engines, model_dirs, which: int, 
     for r, o in zip(reqs, outs, strict=True):
         assert o.token_ids == hf_greedy(model_dirs[which], r.prompt_ids, 20)
         assert set(o.sources) == {"slm" if which == 0 else "llm"}
-        if which == 1:  # the LLM sees each token once, but for verified drafts it threw away
-            seen = o.stats.llm_input_tokens - o.stats.llm_discarded_tokens
-            assert seen == len(r.prompt_ids) + len(o.token_ids) - 1
+        if which == 1:  # the LLM keeps each token it reads once (verified drafts it
+            # threw away are counted apart): the prompt, then every token but the last
+            assert o.stats.llm_input_tokens == len(r.prompt_ids) + len(o.token_ids) - 1
+            assert o.stats.llm_discarded_tokens > 0  # the demo SLM disagrees at some cut
     assert_freed(engines)
 
 
