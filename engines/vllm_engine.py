@@ -234,7 +234,7 @@ def _position_logprobs(
 
 def _load(cfg: VLLMEngineConfig) -> Any:
     """A ``vllm.LLM`` for ``cfg``: token ids only, prefix caching on, engine core in-process."""
-    from engines.hf import ModelLoadError
+    from engines.hf_load import ModelLoadError
 
     p = Path(cfg.path)
     if not (p / "config.json").is_file():
