@@ -187,7 +187,7 @@ class Scheduler:
             for item, error in [*failed, *lost]:
                 s = item if isinstance(item, Sequence) else item.seq
                 events.append(s.fail(error))
-            settle(self.slm, jobs)  # the SLM caches keep the drafts the LLM pass let stand
+            settle(self.slm, jobs, events)  # the SLM caches keep the drafts that stood
             self._emit(seqs)
             stats.steps, stats.active, stats.parked = 1, len(seqs), len(self.parked)
             stats.llm_calls = len(jobs)

@@ -82,10 +82,11 @@ def commit(
     return need
 
 
-def settle(slm: Engine, jobs: list[LLMJob]) -> None:
+def settle(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None:
     """After the LLM pass over ``jobs``: each SLM cache, which kept its drafts past the
     cut (the draft there and the rest but the last, never fed), keeps what the LLM's
-    tokens left committed, short of the last committed token; it catches up on the rest."""
+    tokens left committed, short of the last committed token; it catches up on the rest.
+    An exception fails that sequence alone."""
     for job in jobs:
         s = job.seq
         if not job.slm_cached or s.finish_reason is not None:
@@ -96,8 +97,11 @@ def settle(slm: Engine, jobs: list[LLMJob]) -> None:
         n = min(len(fed), len(done))
         same = next((i for i in range(n) if fed[i] != done[i]), n)
         s.slm_seen += max(0, min(same, len(done) - 1))
-        if slm.cache_len(s.seq_id) > s.slm_seen:
-            slm.crop(s.seq_id, s.slm_seen)
+        try:
+            if slm.cache_len(s.seq_id) > s.slm_seen:
+                slm.crop(s.seq_id, s.slm_seen)
+        except Exception as e:  # this sequence only
+            events.append(s.fail(e))
 
 
 def _commit_one(

@@ -141,3 +141,35 @@ def test_extreme_sampling_values_sample_without_error(engines, params) -> None:
 def test_sampling_params_are_strictly_typed(field) -> None:
     with pytest.raises(ValueError, match=next(iter(field))):
         SamplingParams(**field)
+
+
+class BadCrop(Poisoned):
+    """An SLM whose crop raises for the POISON request's cache (seen in its step work):
+    a crop runs at a commit and, for a sequence cut short, after its LLM pass."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.bad: set[int] = set()
+
+    def step(self, work, features=None):
+        self.bad |= {w.seq_id for w in work if w.seed == POISON}
+        return self.inner.step(work, features)
+
+    def crop(self, seq_id: int, length: int) -> None:
+        if seq_id in self.bad:
+            raise RuntimeError("injected: crop failed")
+        self.inner.crop(seq_id, length)
+
+
+def test_a_crop_that_raises_fails_only_its_sequence(engines) -> None:
+    slm, llm, tok = engines
+    ps = prompts(6)
+    reqs = [req(f"r{i}", p, max_tokens=16, seed=i) for i, p in enumerate(ps)]
+    want = {o.request_id: trace(o) for o in generate_batch(sched(engines, ModRouter()), reqs)}
+    bad_slm = BadCrop(slm)
+    s = sched((bad_slm, llm, tok), ModRouter())
+    bad = req("bad", ps[2], max_tokens=16, seed=POISON)
+    outs = {o.request_id: o for o in generate_batch(s, [*reqs[:3], bad, *reqs[3:]])}
+    assert outs["bad"].finish_reason == FINISH_ERROR
+    assert {rid: trace(outs[rid]) for rid in want} == want
+    assert_freed(engines)
