@@ -12,6 +12,7 @@ from citer.calibrate_cmd import add_calibrate
 from citer.sweep_cmd import add_sweep_args, cmd_sweep
 from citer.train_cmd import add_train_router
 from engines.modelcheck import ModelFolderError
+from engines.scheduler_config import SchedulerConfig
 
 # Router names of router_models.registry (kept here so `citer --help` imports no torch).
 from router_models.registry import router_names
@@ -30,7 +31,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, help="LLM iff score > threshold")
     p.add_argument("--target-share", type=float, help="LLM token share via the card's calibration")
     p.add_argument("--router", "--router-card", dest="router_card", help="CITER router card")
-    p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step (k)")
+    p.add_argument("--window", type=int, default=SchedulerConfig().window,
+                   help="SLM run-ahead drafts per step (k; the gateway's default)")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=16, help="sequences decoded together")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(

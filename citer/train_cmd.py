@@ -14,6 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
+from engines.scheduler_config import SchedulerConfig
+
 
 def add_train_router(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-router", help="train the CITER router card for an SLM/LLM pair")
@@ -82,7 +84,8 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         "reference -> LLM) then applies even on items the LLM itself gets wrong",
     )
     p.add_argument("--rollout-max-tokens", type=int, default=320)
-    p.add_argument("--window", type=int, default=4, help="SLM run-ahead drafts per step")
+    p.add_argument("--window", type=int, default=SchedulerConfig().window,
+                   help="SLM run-ahead drafts per step (the gateway's default)")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=32, help="sequences decoded together")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument(
