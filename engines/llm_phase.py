@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engines.sequence import Sequence
+from engines.sequence import Sequence, kept_prefix
 from engines.types import Engine, SeqWork, TokenEvent, TokenLogprob
 
 
@@ -150,12 +150,7 @@ def _commit_llm(
             break
     if agreed and s.finish_reason is None:
         _keep_rest(s, job, events, verified)
-    # The cache keeps the longest prefix of what it was fed that was committed, short of
-    # the last committed token (the next pass needs >= 1 new token to sample after).
-    done = s.tokens[w.start :]
-    n = min(len(fed), len(done))
-    same = next((i for i in range(n) if fed[i] != done[i]), n)
-    s.llm_seen = w.start + min(same, len(done) - 1)
+    s.llm_seen = w.start + kept_prefix(fed, s.tokens[w.start :])
     kept = min(s.llm_seen, w.start + len(w.new_tokens)) - w.start  # of the new tokens
     s.stats.llm_input_tokens += kept
     s.stats.llm_discarded_tokens += len(w.new_tokens) - kept

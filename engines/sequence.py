@@ -22,6 +22,15 @@ from engines.types import (
 )
 
 
+def kept_prefix(fed: list[int], committed: list[int]) -> int:
+    """How many of the tokens a cache was ``fed`` (from some position on) it keeps: the
+    longest prefix equal to the ``committed`` tokens from that position, short of the
+    last committed one (the next pass needs >= 1 new token to sample after)."""
+    n = min(len(fed), len(committed))
+    same = next((i for i in range(n) if fed[i] != committed[i]), n)
+    return max(0, min(same, len(committed) - 1))
+
+
 @dataclass
 class Sequence:
     seq_id: int  # engine cache key

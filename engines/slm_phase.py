@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engines.llm_phase import LLMJob
-from engines.sequence import Sequence
+from engines.sequence import Sequence, kept_prefix
 from engines.types import Engine, SeqWork, StepOutput, TokenEvent
 
 
@@ -93,10 +93,7 @@ def settle(slm: Engine, jobs: list[LLMJob], events: list[TokenEvent]) -> None:
             continue  # nothing held back, or finished: both caches are freed this step
         job.slm_cached = False
         fed = [job.draft, *(t for t, *_ in job.rest)][: len(job.rest)]
-        done = s.tokens[s.slm_seen :]  # slm_seen stayed at the cut
-        n = min(len(fed), len(done))
-        same = next((i for i in range(n) if fed[i] != done[i]), n)
-        s.slm_seen += max(0, min(same, len(done) - 1))
+        s.slm_seen += kept_prefix(fed, s.tokens[s.slm_seen :])  # slm_seen stayed at the cut
         try:
             if slm.cache_len(s.seq_id) > s.slm_seen:
                 slm.crop(s.seq_id, s.slm_seen)
