@@ -12,7 +12,8 @@ runs the cost-model bound on the speed-up over LLM-only, ``1 / (r + (1 - r) * t_
 / t_llm)``, where t_slm and t_llm are the per-token times of the SLM-only and
 LLM-only runs at the same concurrency and window in this same run. ``--engine
 hf,vllm`` runs every configuration on each engine in turn (the vLLM one needs
-.venv-vllm), each with its own baselines.
+.venv-vllm), each with its own baselines; ``hf-padded`` is the hf engine with ragged
+forwards off, for an A/B in one run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tqdm import tqdm
 # policy:threshold, or policy@share for a calibrated router card (the CITER card) run at the
 # threshold whose validation LLM share is closest to that share
 ROUTED = ("citer@0.1", "citer@0.2", "citer@0.3", "confidence:0.4", "entropy:0.3")
-ENGINES = ("hf", "vllm")
+ENGINES = ("hf", "hf-padded", "vllm")  # hf-padded: uneven batches padded (ragged off)
 
 
 @dataclass
@@ -93,7 +94,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--engine", default="hf", help="hf, vllm or hf,vllm (side by side)")
+    p.add_argument(
+        "--engine", default="hf", help="comma list of hf, hf-padded, vllm (side by side)"
+    )
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     p.set_defaults(func=run)
 
@@ -235,7 +238,16 @@ def run(args: argparse.Namespace) -> int:
     # spin against each other and small-matrix decode gets ~50x slower.
     torch.set_num_threads(args.threads)
     pairs = {
-        e: build_pair(PairConfig(args.slm, args.llm, dtype=args.dtype, engine=e)) for e in engines
+        e: build_pair(
+            PairConfig(
+                args.slm,
+                args.llm,
+                dtype=args.dtype,
+                engine=e.split("-")[0],
+                ragged=e != "hf-padded",
+            )
+        )  # fmt: skip
+        for e in engines
     }
     for pair in pairs.values():  # every policy must run on every engine, before any run
         for policy, thr, share in routed:

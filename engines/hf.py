@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from engines import features as features_mod
-from engines import kvcache
+from engines import kvcache, ragged
 from engines.bookkeeping import check_work
 from engines.hf_load import DTYPES, HFEngineConfig, ModelLoadError, load_model, load_tokenizer
 from engines.masking import mask_logits
@@ -60,6 +60,7 @@ class HFEngine:
             verifies=True,
         )
         self.kv = kvcache.KVPool(self.kv_shape, self.dtype, cfg.device)
+        self.ragged = cfg.ragged and ragged.enable(self.model)  # the probe may turn it off
         self._probe()
 
     # -- cache bookkeeping ---------------------------------------------------
@@ -186,9 +187,9 @@ class HFEngine:
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
         sizes = [len(x) for x in new]
-        for chunk in kvcache.plan_chunks(
-            sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens
-        ):
+        # ragged forwards compute no padding: split only for the attention's memory
+        pad_free = self.cfg.max_batch_tokens if self.ragged else self.cfg.pad_free_tokens
+        for chunk in kvcache.plan_chunks(sizes, self.cfg.max_batch_tokens, pad_free):
             # by slot, new sequences last: they take the next slots, so the chunk stays a run
             chunk = [chunk[i] for i in self.kv.order([seq_ids[c] for c in chunk])]
             h = self._forward_chunk([seq_ids[c] for c in chunk], [new[c] for c in chunk])
@@ -201,9 +202,39 @@ class HFEngine:
         return h_last, torch.cat(probe)  # type: ignore[arg-type]
 
     def _forward_chunk(self, seq_ids: list[int], new: list[list[int]]) -> torch.Tensor:
-        """One padded forward; returns the final-norm hidden states [B, T, hidden]."""
+        """One forward; returns the final-norm hidden states [B, T, hidden] (padded)."""
+        sizes = [len(x) for x in new]
+        flat = self.ragged and sum(sizes) < len(sizes) * max(sizes)
+        batch = self.kv.batch(seq_ids, sizes, ragged=flat)
+        h = self._run_ragged(new, batch) if flat else self._run_padded(new, batch)
+        self.kv.commit(seq_ids, new, batch)
+        if h.shape[0] == len(seq_ids) and batch.index == list(range(h.shape[0])):
+            return h
+        return h[torch.tensor(batch.index, device=self.cfg.device)]  # [B, T, hidden]
+
+    def _run_ragged(self, new: list[list[int]], batch: kvcache.Batch) -> torch.Tensor:
+        """The N real tokens as one row; hidden scattered back to [R, T, hidden]."""
+        assert batch.flat is not None
         dev = self.cfg.device
-        batch = self.kv.batch(seq_ids, [len(x) for x in new])
+        rows, t = batch.write_at.shape
+        ids = torch.tensor([x for seq in new for x in seq], device=dev)[None]  # [1, N]
+        pos = batch.write_at[batch.flat].clamp(max=self.info.max_context - 1)[None]  # [1, N]
+        out = self.body(
+            input_ids=ids,
+            attention_mask=batch.mask,
+            position_ids=pos,
+            past_key_values=batch.cache,
+            use_cache=True,
+            citer_rows=(*batch.flat, rows, t),
+        )
+        flat_h = out.last_hidden_state[0]  # [N, hidden]
+        h = flat_h.new_zeros(rows, t, flat_h.shape[-1])
+        h[batch.flat] = flat_h
+        return h
+
+    def _run_padded(self, new: list[list[int]], batch: kvcache.Batch) -> torch.Tensor:
+        """Every row padded to T (pad id 0, masked); hidden [R, T, hidden]."""
+        dev = self.cfg.device
         rows, t = batch.write_at.shape  # rows >= B: a span view runs idle rows too
         ids = torch.zeros(rows, t, dtype=torch.long, device=dev)  # [R, T]; pad id 0 is masked
         for r, x in zip(batch.index, new, strict=True):
@@ -216,11 +247,7 @@ class HFEngine:
             past_key_values=batch.cache,
             use_cache=True,
         )
-        self.kv.commit(seq_ids, new, batch)
-        h = out.last_hidden_state  # [R, T, hidden]
-        if rows == len(seq_ids) and batch.index == list(range(rows)):
-            return h
-        return h[torch.tensor(batch.index, device=dev)]  # [B, T, hidden]
+        return out.last_hidden_state  # [R, T, hidden]
 
     def _check(self, w: SeqWork) -> None:
         check_work(w, self.cache_len(w.seq_id), self.info)
@@ -233,13 +260,30 @@ class HFEngine:
         if w.sample_offsets and w.grammar is not None:
             raise ValueError(f"seq {w.seq_id}: sample_offsets cannot take a grammar")
 
-    @torch.inference_mode()
     def _probe(self) -> None:
-        """Check at load that cached, batched logits equal the model's own forward."""
+        """Check at load that cached, batched logits equal the model's own forward;
+        a model the ragged path gets wrong (or cannot run) falls back to padding."""
+        if self.ragged:
+            try:
+                if self._probe_matches():
+                    return
+            except Exception:  # noqa: BLE001 - any failure of the ragged path: pad instead
+                self.free(-1)
+                self.free(-2)
+            ragged.disable(self.model)
+            self.ragged = False
+        if not self._probe_matches():
+            raise ModelLoadError(
+                f"{self.cfg.path}: unsupported architecture {type(self.model).__name__} "
+                "(lm_head(final hidden) with a cache differs from its forward logits)"
+            )
+
+    @torch.inference_mode()
+    def _probe_matches(self) -> bool:
         ids = [t % self.info.vocab_size for t in (1, 5, 2, 7, 3)]
         sp = SamplingParams(max_tokens=1)
         self.step([SeqWork(-1, 0, ids[:3], sp, 0), SeqWork(-2, 0, ids[:1], sp, 0)])
-        h, _ = self._forward([-1, -2], [ids[3:], ids[1:2]], [[], []])  # padded past and new
+        h, _ = self._forward([-1, -2], [ids[3:], ids[1:2]], [[], []])  # uneven past and new
         self.free(-1)
         self.free(-2)
         dev = self.cfg.device
@@ -251,8 +295,4 @@ class HFEngine:
         ).float()  # [2, vocab]
         got = self.head(h).float()
         tol = 1e-3 if self.dtype == torch.float32 else 5e-2
-        if not torch.allclose(got, ref, atol=tol * float(ref.abs().max()) + tol, rtol=0):
-            raise ModelLoadError(
-                f"{self.cfg.path}: unsupported architecture {type(self.model).__name__} "
-                "(lm_head(final hidden) with a cache differs from its forward logits)"
-            )
+        return torch.allclose(got, ref, atol=tol * float(ref.abs().max()) + tol, rtol=0)

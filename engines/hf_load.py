@@ -22,6 +22,7 @@ class HFEngineConfig:
     dtype: str = "float32"  # one of DTYPES; float32 is the exact reference
     max_batch_tokens: int = 8192  # padded positions (B x T) per forward; more work is split
     pad_free_tokens: int = 256  # batches this small are never split to save padding
+    ragged: bool = True  # uneven batches feed only their real tokens (engines.ragged)
 
     def __post_init__(self) -> None:
         if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):

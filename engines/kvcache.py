@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from engines.ragged import flat_index
+
 MIN_CAPACITY = 64  # positions per slot when the pool is first made
 SPAN_RATIO = 2.0  # a spread batch runs as a view over its slot range up to this wide
 
@@ -44,8 +46,8 @@ class SlotLayer(DynamicLayer):
         super().__init__()
         self.keys, self.values = keys, values  # [R, kv_heads, K, head_dim]
         self.dtype, self.device = keys.dtype, keys.device
-        self.rows = rows  # [R, 1] row indices, shared by every layer of the forward
-        self.write_at = write_at  # [R, T] position of each new token in its row
+        self.rows = rows  # [R, 1] row indices (ragged: [1, N]), shared by every layer
+        self.write_at = write_at  # [R, T] position of each new token in its row (ragged: [1, N])
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):  # type: ignore[override]
@@ -69,6 +71,7 @@ class Batch:
         kv: torch.Tensor,
         index: list[int],
         copied: torch.Tensor | None,
+        flat: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.cache = cache
         self.mask = mask  # [R, 1, T, K] additive attention mask
@@ -76,6 +79,7 @@ class Batch:
         self.kv = kv  # [layers, 2, R, kv_heads, K, dim]: a pool view, or a copy
         self.index = index  # forward row of each sequence, in the order they were given
         self.copied = copied  # [R] slots when ``kv`` is a copy; None when it is a view
+        self.flat = flat  # ragged: ([N] row, [N] offset) of each real new token; else None
 
 
 class KVPool:
@@ -172,8 +176,9 @@ class KVPool:
         return grown
 
     # -- one forward ---------------------------------------------------------
-    def batch(self, seq_ids: list[int], n_new: list[int]) -> Batch:
-        """The K/V for one forward over ``seq_ids`` (a view where it can be)."""
+    def batch(self, seq_ids: list[int], n_new: list[int], ragged: bool = False) -> Batch:
+        """The K/V for one forward over ``seq_ids`` (a view where it can be). Ragged:
+        the forward feeds only the real new tokens, as one row (``engines.ragged``)."""
         for sid in seq_ids:
             self.add(sid)
         slots = [self.slot[s] for s in seq_ids]
@@ -201,9 +206,11 @@ class KVPool:
         lengths = torch.tensor(lens, device=dev)  # [R]
         write_at = lengths[:, None] + torch.arange(t, device=dev)[None, :]  # [R, T]
         idx = torch.arange(len(rows), device=dev)[:, None]  # [R, 1]
-        cache = Cache(
-            layers=[SlotLayer(kv[i, 0], kv[i, 1], idx, write_at) for i in range(kv.shape[0])]
-        )
+        at, flat = write_at, None
+        if ragged:  # the model's K/V come as [1, kv_heads, N, dim]: one index per token
+            flat = flat_index(index, n_new, dev)
+            idx, at = flat[0][None], write_at[flat][None]  # [1, N], [1, N]
+        cache = Cache(layers=[SlotLayer(kv[i, 0], kv[i, 1], idx, at) for i in range(kv.shape[0])])
         key = torch.arange(k, device=dev)  # [K]
         ends = lengths + torch.tensor(new, device=dev)  # [R] valid length after the forward
         allowed = (key[None, None, :] < ends[:, None, None]) & (
@@ -211,7 +218,7 @@ class KVPool:
         )  # [R, T, K]: causal within the row, never a padding key
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=dev)
         mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)  # additive: sdpa and eager
-        return Batch(cache, mask[:, None], write_at, kv, index, copied)
+        return Batch(cache, mask[:, None], write_at, kv, index, copied, flat)
 
     def commit(self, seq_ids: list[int], new: list[list[int]], b: Batch) -> None:
         """After the forward: keep each sequence's new tokens (and, for a copied batch,

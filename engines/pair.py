@@ -29,6 +29,7 @@ class PairConfig:
     engine: str = "hf"  # backend of both models: "hf" or "vllm" (needs .venv-vllm)
     vllm_gpu_memory: tuple[float, float] = (0.2, 0.6)  # vllm on cuda: device share SLM, LLM
     vllm_kv_cache_gib: float = 0.5  # vllm on cpu: KV-cache space of each engine (GiB)
+    ragged: bool = True  # hf: uneven batches feed only their real tokens (engines.ragged)
 
     def __post_init__(self) -> None:
         if self.engine not in ("hf", "vllm"):
@@ -56,7 +57,7 @@ def build_pair(cfg: PairConfig) -> Pair:
     check_model_folder(cfg.slm)
     slm_weights = weights_fingerprint(cfg.slm)
     if cfg.remote is not None:  # the SLM here; the LLM shares its tokenizer by contract
-        slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype))
+        slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype, ragged=cfg.ragged))
         i = slm.info
         llm = RemoteEngine(cfg.remote, i.vocab_size, i.eos_token_ids, i.max_context)
         return Pair(slm, llm, load_tokenizer(cfg.slm), tokenizer_hash(cfg.slm), slm_weights)
@@ -76,6 +77,6 @@ def build_pair(cfg: PairConfig) -> Pair:
             for path, share in zip((cfg.slm, cfg.llm), cfg.vllm_gpu_memory, strict=True)
         ))  # fmt: skip
         return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
-    slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype))
-    llm = HFEngine(HFEngineConfig(cfg.llm, cfg.device, cfg.dtype))
+    slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype, ragged=cfg.ragged))
+    llm = HFEngine(HFEngineConfig(cfg.llm, cfg.device, cfg.dtype, ragged=cfg.ragged))
     return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)

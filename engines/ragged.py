@@ -1,0 +1,77 @@
+"""Ragged forwards: only a batch's real new tokens go through the model's layers.
+
+A batched forward over sequences that each add a different number of tokens
+(an LLM pass that verifies drafted windows, a catch-up after a cut) used to be
+padded to ``[rows, T]``, T being the longest: every linear layer (nearly all of
+the FLOPs) computed the padding too. A ragged forward feeds the N real tokens as
+one row ``[1, N]`` with their own positions; only attention, whose cost is the
+cached keys, sees the padded shape: each layer scatters its N queries into
+``[rows, heads, T, dim]``, runs SDPA against the rows' caches with the batch's
+additive mask, and gathers the N outputs back.
+
+The model runs under the attention implementation ``RAGGED``: SDPA itself
+unless the forward passes ``citer_rows`` (row and offset of each token), so any
+other call of the model (a probe, feature extraction) is plain SDPA.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+RAGGED = "citer_ragged"
+
+Rows = tuple[torch.Tensor, torch.Tensor, int, int]  # ([N] row, [N] offset, rows, T)
+
+
+def attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs: object,
+) -> tuple[torch.Tensor, None]:
+    """query [1, heads, N, dim] (ragged) or [B, heads, T, dim]; key/value
+    [rows, kv_heads, K, dim]. Returns [1, N, heads, dim] or [B, T, heads, dim]."""
+    at = kwargs.pop("citer_rows", None)
+    if at is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    rows, offs, n_rows, t = at  # type: ignore[misc]
+    q = query.new_zeros(n_rows, query.shape[1], t, query.shape[3])  # [R, heads, T, dim]
+    q[rows, :, offs] = query[0].transpose(0, 1)  # [N, heads, dim] into their slots
+    out, _ = sdpa_attention_forward(module, q, key, value, attention_mask, **kwargs)
+    return out[rows, offs].unsqueeze(0), None  # out [R, T, heads, dim] -> [1, N, heads, dim]
+
+
+AttentionInterface.register(RAGGED, attention)
+AttentionMaskInterface.register(RAGGED, sdpa_mask)
+
+
+def enable(model: torch.nn.Module) -> bool:
+    """Switch a model that runs SDPA to ``RAGGED``; False (unchanged) otherwise."""
+    cfg = model.config
+    if getattr(cfg, "_attn_implementation", None) != "sdpa":
+        return False
+    if not model._can_set_attn_implementation():  # type: ignore[operator]
+        return False
+    model.set_attn_implementation(RAGGED)  # type: ignore[operator]
+    return cfg._attn_implementation == RAGGED
+
+
+def disable(model: torch.nn.Module) -> None:
+    """Back to plain SDPA (the load probe found the ragged path wrong for it)."""
+    model.set_attn_implementation("sdpa")  # type: ignore[operator]
+
+
+def flat_index(
+    index: list[int], sizes: list[int], device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and offset of each real token, sequences in the order given: ([N], [N])."""
+    n = torch.tensor(sizes, device=device)
+    rows = torch.repeat_interleave(torch.tensor(index, device=device), n)  # [N]
+    starts = torch.cumsum(n, 0) - n  # [B] first flat index of each sequence
+    offs = torch.arange(int(n.sum()), device=device) - torch.repeat_interleave(starts, n)
+    return rows, offs

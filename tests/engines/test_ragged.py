@@ -1,0 +1,87 @@
+"""Ragged forwards (engines/ragged.py): an uneven batch feeds only its real tokens and
+gives what the padded forward gives; a model the ragged path cannot serve pads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AttentionInterface, AutoModelForCausalLM
+
+from engines import ragged
+from engines.hf import HFEngine, HFEngineConfig
+from engines.types import SamplingParams, SeqWork
+
+SP = SamplingParams(max_tokens=64)
+SEEDED = SamplingParams(max_tokens=64, temperature=1.0, seed=3)
+FEATS = ("token", "logits", "hidden:final")
+
+
+def _run(eng: HFEngine) -> list:
+    """Prefill five prompts of uneven lengths, then one uneven step with probes,
+    sampled offsets, run-ahead drafts and features; returns everything it gave."""
+    prompts = {1: [5, 9, 3, 7], 2: [4], 3: [8, 6, 5, 3, 9, 11, 2], 4: [7, 7], 5: [3, 8, 1]}
+    first = eng.step([SeqWork(s, 0, p, SP, 0, 1) for s, p in prompts.items()], FEATS)
+    eng.free(4)  # seq 5 moves into seq 4's slot: the next batch is a copy, not a view
+    work = [
+        SeqWork(1, 4, [9, 9, 9], SP, 0, 3, probe_offsets=(0, 2)),
+        SeqWork(2, 1, [6], SEEDED, 7, 2),
+        SeqWork(3, 7, [4, 4, 4, 4, 4], SP, 0, 1, sample_offsets=(1, 3)),
+        SeqWork(6, 0, [2, 5], SP, 0, 2),  # a new sequence joins an uneven batch
+    ]
+    out = eng.step(work, FEATS)
+    for s in (1, 2, 3, 5, 6):
+        eng.free(s)
+    assert eng.num_caches() == 0
+    return [first, out]
+
+
+def _close(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return torch.allclose(a.float(), b.float(), atol=1e-5, rtol=0)
+
+
+def test_ragged_and_padded_forwards_give_the_same_tokens_and_features(model_dirs) -> None:
+    path = str(model_dirs[1])
+    rag, pad = HFEngine(HFEngineConfig(path)), HFEngine(HFEngineConfig(path, ragged=False))
+    assert rag.ragged and not pad.ragged
+    calls: list[int] = []
+    inner = rag._run_ragged
+    rag._run_ragged = lambda new, b: calls.append(len(new)) or inner(new, b)  # type: ignore[method-assign]
+    for a, b in zip(_run(rag), _run(pad), strict=True):
+        assert a.tokens == b.tokens
+        assert _close(a.features.logits, b.features.logits)
+        assert _close(a.features.hidden, b.features.hidden)
+        assert (a.probes is None) == (b.probes is None)
+        if a.probes is not None:
+            assert _close(a.probes.hidden, b.probes.hidden)
+        assert a.sampled == b.sampled
+    assert calls, "no forward took the ragged path"
+
+
+def test_a_model_without_sdpa_keeps_padding(model_dirs) -> None:
+    model = AutoModelForCausalLM.from_pretrained(model_dirs[1], attn_implementation="eager")
+    assert not ragged.enable(model)
+    assert model.config._attn_implementation == "eager"
+
+
+def test_a_ragged_path_that_disagrees_at_load_falls_back_to_padding(model_dirs) -> None:
+    def wrong(module, query, key, value, mask, **kw):  # a fault: ragged outputs are zero
+        out, w = ragged.attention(module, query, key, value, mask, **kw)
+        return (torch.zeros_like(out) if "citer_rows" in kw else out), w
+
+    AttentionInterface.register(ragged.RAGGED, wrong)
+    try:
+        eng = HFEngine(HFEngineConfig(str(model_dirs[1])))
+    finally:
+        AttentionInterface.register(ragged.RAGGED, ragged.attention)
+    assert not eng.ragged and eng.model.config._attn_implementation == "sdpa"
+    ref = HFEngine(HFEngineConfig(str(model_dirs[1]), ragged=False))
+    assert [o.tokens for o in _run(eng)] == [o.tokens for o in _run(ref)]
+
+
+@pytest.mark.parametrize("sizes", [[3, 1], [1, 4, 2], [2, 2, 5, 1]])
+def test_flat_index_lists_each_real_token_once(sizes) -> None:
+    rows, offs = ragged.flat_index(list(range(len(sizes)))[::-1], sizes, "cpu")
+    want = [(len(sizes) - 1 - i, t) for i, n in enumerate(sizes) for t in range(n)]
+    assert list(zip(rows.tolist(), offs.tolist(), strict=True)) == want
