@@ -187,9 +187,12 @@ class HFEngine:
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
         sizes = [len(x) for x in new]
-        # ragged forwards compute no padding: split only for the attention's memory
-        pad_free = self.cfg.max_batch_tokens if self.ragged else self.cfg.pad_free_tokens
-        for chunk in kvcache.plan_chunks(sizes, self.cfg.max_batch_tokens, pad_free):
+        # chunked as if padded even when ragged: attention still pads each chunk to its
+        # rows x T (one 64-sequence demo verify forward: 30k padded attention positions
+        # for 10k real rows, slower than the chunks' 15k); the layers then skip the padding
+        for chunk in kvcache.plan_chunks(
+            sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens
+        ):
             # by slot, new sequences last: they take the next slots, so the chunk stays a run
             chunk = [chunk[i] for i in self.kv.order([seq_ids[c] for c in chunk])]
             h = self._forward_chunk([seq_ids[c] for c in chunk], [new[c] for c in chunk])
@@ -206,48 +209,42 @@ class HFEngine:
         sizes = [len(x) for x in new]
         flat = self.ragged and sum(sizes) < len(sizes) * max(sizes)
         batch = self.kv.batch(seq_ids, sizes, ragged=flat)
-        h = self._run_ragged(new, batch) if flat else self._run_padded(new, batch)
+        h = self._run(new, batch)
         self.kv.commit(seq_ids, new, batch)
         if h.shape[0] == len(seq_ids) and batch.index == list(range(h.shape[0])):
             return h
         return h[torch.tensor(batch.index, device=self.cfg.device)]  # [B, T, hidden]
 
-    def _run_ragged(self, new: list[list[int]], batch: kvcache.Batch) -> torch.Tensor:
-        """The N real tokens as one row; hidden scattered back to [R, T, hidden]."""
-        assert batch.flat is not None
+    def _run(self, new: list[list[int]], batch: kvcache.Batch) -> torch.Tensor:
+        """The forward itself; final-norm hidden states [R, T, hidden]. Ragged: the N
+        real tokens as one row [1, N], hidden scattered back; else every row padded
+        to T (pad id 0, masked)."""
         dev = self.cfg.device
-        rows, t = batch.write_at.shape
-        ids = torch.tensor([x for seq in new for x in seq], device=dev)[None]  # [1, N]
-        pos = batch.write_at[batch.flat].clamp(max=self.info.max_context - 1)[None]  # [1, N]
+        rows, t = batch.write_at.shape  # rows >= B: a span view runs idle rows too
+        extra: dict[str, object] = {}
+        if batch.flat is not None:
+            ids = torch.tensor([x for seq in new for x in seq], device=dev)[None]  # [1, N]
+            pos = batch.write_at[batch.flat][None]  # [1, N]
+            extra["citer_rows"] = (*batch.flat, rows, t)
+        else:
+            ids = torch.zeros(rows, t, dtype=torch.long, device=dev)  # [R, T]
+            for r, x in zip(batch.index, new, strict=True):
+                ids[r, : len(x)] = torch.tensor(x, device=dev)
+            pos = batch.write_at  # [R, T]
         out = self.body(
             input_ids=ids,
             attention_mask=batch.mask,
-            position_ids=pos,
+            position_ids=pos.clamp(max=self.info.max_context - 1),  # pad rows only
             past_key_values=batch.cache,
             use_cache=True,
-            citer_rows=(*batch.flat, rows, t),
+            **extra,
         )
+        if batch.flat is None:
+            return out.last_hidden_state
         flat_h = out.last_hidden_state[0]  # [N, hidden]
         h = flat_h.new_zeros(rows, t, flat_h.shape[-1])
         h[batch.flat] = flat_h
         return h
-
-    def _run_padded(self, new: list[list[int]], batch: kvcache.Batch) -> torch.Tensor:
-        """Every row padded to T (pad id 0, masked); hidden [R, T, hidden]."""
-        dev = self.cfg.device
-        rows, t = batch.write_at.shape  # rows >= B: a span view runs idle rows too
-        ids = torch.zeros(rows, t, dtype=torch.long, device=dev)  # [R, T]; pad id 0 is masked
-        for r, x in zip(batch.index, new, strict=True):
-            ids[r, : len(x)] = torch.tensor(x, device=dev)
-        pos = batch.write_at.clamp(max=self.info.max_context - 1)  # [R, T]; pad rows only
-        out = self.body(
-            input_ids=ids,
-            attention_mask=batch.mask,
-            position_ids=pos,
-            past_key_values=batch.cache,
-            use_cache=True,
-        )
-        return out.last_hidden_state  # [R, T, hidden]
 
     def _check(self, w: SeqWork) -> None:
         check_work(w, self.cache_len(w.seq_id), self.info)

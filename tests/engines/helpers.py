@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 class ModRouter:
@@ -69,3 +70,22 @@ class Score(float):
         return eq if eq is NotImplemented else not eq
 
     __hash__ = float.__hash__
+
+
+def assert_offsets_sample_as_steps(llm, ids: list[int], offsets: tuple[int, ...], sp) -> Any:
+    """One step over ``ids`` sampling at ``offsets`` (seq 900, seed 7): each offset's token
+    (and log-probs, if asked) is the one a step of its own ending there samples. Returns
+    that step's output; seq 900 stays cached for the caller to check and free."""
+    from engines.types import SeqWork
+
+    out = llm.step([SeqWork(900, 0, ids, sp, seed=7, sample_offsets=offsets)])
+    assert out.sampled is not None and len(out.sampled[0]) == len(offsets)
+    for k, o in enumerate(offsets):  # the same position, reached by a step of its own
+        alone = llm.step([SeqWork(901, 0, ids[: o + 1], sp, seed=7)])
+        llm.free(901)
+        assert out.sampled[0][k] == alone.tokens[0][0]
+        if sp.logprobs is not None:
+            got, want = out.sampled_logprobs[0][k], alone.logprobs[0][0]
+            assert got.top[0][0] == want.top[0][0]
+            assert abs(got.logprob - want.logprob) <= 1e-4
+    return out

@@ -13,7 +13,7 @@ import pytest
 from engines.async_engine import generate_batch
 from engines.scheduler import Scheduler, SchedulerConfig
 from engines.types import SamplingParams, SeqWork
-from tests.engines.helpers import ModRouter
+from tests.engines.helpers import ModRouter, assert_offsets_sample_as_steps
 from tests.engines.test_scheduler import SAMPLED, assert_freed, prompts, req, trace
 
 
@@ -21,17 +21,8 @@ from tests.engines.test_scheduler import SAMPLED, assert_freed, prompts, req, tr
 def test_a_token_sampled_at_an_offset_is_the_token_a_step_there_samples(engines, sampling):
     _, llm, _ = engines
     sp = SamplingParams(max_tokens=4, **sampling)
-    ids, offsets = prompts(8)[5], (0, 3, 6)  # 8 tokens
-    out = llm.step([SeqWork(900, 0, ids, sp, seed=7, sample_offsets=offsets)])
-    assert out.sampled is not None and len(out.sampled[0]) == len(offsets)
-    for k, o in enumerate(offsets):  # the same position, reached by a step of its own
-        alone = llm.step([SeqWork(901, 0, ids[: o + 1], sp, seed=7)])
-        llm.free(901)
-        assert out.sampled[0][k] == alone.tokens[0][0]
-        if sampling:
-            got, want = out.sampled_logprobs[0][k], alone.logprobs[0][0]
-            assert got.top[0][0] == want.top[0][0]
-            assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
+    ids = prompts(8)[5]  # 8 tokens
+    assert_offsets_sample_as_steps(llm, ids, (0, 3, 6), sp)
     assert llm.cache_len(900) == len(ids)  # the sample rows add nothing to the cache
     llm.free(900)
     assert_freed(engines)

@@ -12,6 +12,7 @@ from engines.async_engine import generate_batch
 from engines.scheduler import Scheduler, SchedulerConfig
 from engines.types import Request, RoutingParams, SamplingParams, SeqWork
 from router_models.registry import build_router
+from tests.engines.helpers import assert_offsets_sample_as_steps
 from tests.vllm.test_vllm_equality import assert_freed, llm_share, trace
 
 SEEDED = {"temperature": 0.9, "top_p": 0.95}
@@ -22,17 +23,8 @@ def test_a_token_sampled_at_an_offset_is_the_token_a_step_there_samples(vllm, pr
     llm = vllm.llm
     assert llm.info.verifies == (llm.cfg.device == "cuda")  # advertised on cuda only
     sp = SamplingParams(max_tokens=4, **sampling)
-    ids, offsets = (prompts[0] * 3)[:40], (0, 17, 33, 39)  # across a 32-token block boundary
-    out = llm.step([SeqWork(900, 0, ids, sp, seed=7, sample_offsets=offsets)])
-    assert out.sampled is not None and len(out.sampled[0]) == len(offsets)
-    for k, o in enumerate(offsets):  # the same position, reached by a step of its own
-        alone = llm.step([SeqWork(901, 0, ids[: o + 1], sp, seed=7)])
-        llm.free(901)
-        assert out.sampled[0][k] == alone.tokens[0][0]
-        if sampling:
-            got, want = out.sampled_logprobs[0][k], alone.logprobs[0][0]
-            assert [t for t, _ in got.top] == [t for t, _ in want.top]
-            assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
+    ids = (prompts[0] * 3)[:40]
+    out = assert_offsets_sample_as_steps(llm, ids, (0, 17, 33, 39), sp)  # across a block edge
     assert out.sampled[0][-1] == out.tokens[0][0]  # the last offset is the step's own token
     assert llm.cache_len(900) == len(ids)  # the verify requests add nothing to the cache
     with pytest.raises(ValueError, match="sample_offsets"):
