@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                 engine=e.split("-")[0],
                 ragged=e != "hf-padded",
             )
-        )  # fmt: skip
+        )
         for e in engines
     }
     for pair in pairs.values():  # every policy must run on every engine, before any run

@@ -23,8 +23,6 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 RAGGED = "citer_ragged"
 
-Rows = tuple[torch.Tensor, torch.Tensor, int, int]  # ([N] row, [N] offset, rows, T)
-
 
 def attention(
     module: torch.nn.Module,
@@ -39,7 +37,7 @@ def attention(
     at = kwargs.pop("citer_rows", None)
     if at is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    rows, offs, n_rows, t = at  # type: ignore[misc]
+    rows, offs, n_rows, t = at  # type: ignore[misc]  # ([N] row, [N] offset, rows, T)
     q = query.new_zeros(n_rows, query.shape[1], t, query.shape[3])  # [R, heads, T, dim]
     q[rows, :, offs] = query[0].transpose(0, 1)  # [N, heads, dim] into their slots
     out, _ = sdpa_attention_forward(module, q, key, value, attention_mask, **kwargs)

@@ -72,7 +72,7 @@ def load(cfg: VLLMEngineConfig) -> Any:
         model=str(p),
         skip_tokenizer_init=True,  # token ids in and out; the scheduler detokenizes
         dtype=cfg.dtype,
-        enable_prefix_caching=True,  # the catch-up: see the module docstring
+        enable_prefix_caching=True,  # the catch-up: see engines.vllm_engine's docstring
         max_num_seqs=cfg.max_num_seqs,
         enforce_eager=cfg.enforce_eager,
         generation_config="vllm",  # no sampling defaults from the folder: we set them all
