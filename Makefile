@@ -161,6 +161,7 @@ bench: $(STAMP) $(VSTAMP)
 # Core decoding benchmark: policies x concurrency x window, one run.
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
+	$(PY) -m benchmarks.core_plot --after benchmarks/core.json --before benchmarks/core-before.json --out benchmarks/core.png
 
 # Engine pass cost by batch x new tokens per sequence (benchmarks/pass_cost.py: why routing
 # saves passes, not rows), demo pair; ~2 min. REAL_PASS=1 adds the real pair (bf16, ~5 min).
