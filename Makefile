@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-csqa bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,19 @@ real-router-r2r: $(STAMP)
 		--features logprobs:top8 --val-decode-items 0 --rounds 0 --references llm \
 		--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-baselines \
 		--work-dir build/real-router-r2r --out build/real-router-r2r/card
+
+# A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost
+# judged by the choice-letter verifier, default threshold at 7% LLM share): the in-domain
+# comparison for the GSM8K card's transfer; ~30 min on 2 cores (cached in
+# build/real-router-csqa), shipped as models/qwen2.5-coder/router-csqa.
+real-router-csqa: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
+		--threads 2 --data $(REAL_DATA)/commonsenseqa/train.jsonl --train-items 300 \
+		--val-items 100 --features logprobs:top8 --val-decode-items 0 --rounds 1 \
+		--max-rollouts 240 --rollout-max-tokens 160 --concurrency 16 --query-items 0 \
+		--no-llm-check --no-baselines --default-share 0.07 --work-dir build/real-router-csqa \
+		--out models/qwen2.5-coder/router-csqa
 
 # Serve the real pair (bf16) with its shipped CITER router card (models/qwen2.5-coder/
 # router, pinned to the pair: a rebuilt pair with other weights refuses it).

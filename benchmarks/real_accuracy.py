@@ -37,6 +37,7 @@ def pair_digest(pair_dir: Path) -> str:
 
 
 CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-s,"
+         "citer-csqa=models/qwen2.5-coder/router-csqa,"
          "citer-h=build/real-router/card-hidden")  # fmt: skip
 
 

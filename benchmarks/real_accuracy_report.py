@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 BOOT = 2000  # paired bootstrap resamples
-ORDER = ("slm", "llm", "random", "confidence", "entropy", "citer-s", "citer", "citer-h")
+ORDER = (
+    "slm",
+    "llm",
+    "random",
+    "confidence",
+    "entropy",
+    "citer-s",
+    "citer",
+    "citer-csqa",
+    "citer-h",
+)
 
 
 def card_digest(card: Path) -> str:
