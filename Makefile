@@ -82,7 +82,7 @@ real-router-r2r: $(STAMP)
 
 # A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost
 # judged by the choice-letter verifier, default threshold at 7% LLM share): the in-domain
-# comparison for the GSM8K card's transfer; ~30 min on 2 cores (cached in
+# comparison for the GSM8K card's transfer; ~25 min on 2 cores (cached in
 # build/real-router-csqa), shipped as models/qwen2.5-coder/router-csqa.
 real-router-csqa: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
@@ -174,7 +174,7 @@ bench: $(STAMP) $(VSTAMP)
 # Core decoding benchmark: policies x concurrency x window, one run.
 bench-core: $(STAMP)
 	$(VENV)/bin/citer bench --out benchmarks/core.json
-	$(PY) -m benchmarks.core_plot --after benchmarks/core.json --before benchmarks/core-before.json --out benchmarks/core.png
+	$(PY) -m benchmarks.core_plot --before benchmarks/core-before.json
 
 # Engine pass cost by batch x new tokens per sequence (benchmarks/pass_cost.py: why routing
 # saves passes, not rows), demo pair; ~2 min. REAL_PASS=1 adds the real pair (bf16, ~5 min).

@@ -39,7 +39,8 @@ def plot(runs: dict[str, list[Row]], policies: list[str], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    from benchmarks.serving_report import concurrency_axes
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     concs: set[int] = set()
@@ -68,13 +69,7 @@ def plot(runs: dict[str, list[Row]], policies: list[str], out: Path) -> Path:
     right.axhline(1.3, color="grey", lw=1, label="target 1.3x")
     right.axhline(1.0, color="black", lw=0.6)
     for ax, ylabel in ((left, "tokens/s"), (right, "tokens/s over LLM-only (same window)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(concs))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("concurrent sequences")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
+        concurrency_axes(ax, sorted(concs), ylabel)
         ax.legend(fontsize=7)
     left.set_title("Throughput, best window (citer bench, demo pair, 2-vCPU CPU)")
     right.set_title("Routed over LLM-only, in-process")

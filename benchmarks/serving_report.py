@@ -212,7 +212,7 @@ def plot(points: list[Point], out_dir: Path) -> list[Path]:
     for label, ps in series.items():
         ax.plot([p.concurrency for p in ps], [p.tokens_per_s for p in ps], "o-", label=label)
     concs = sorted({p.concurrency for p in points})
-    _axes(ax, concs, "completion tokens/s")
+    concurrency_axes(ax, concs, "completion tokens/s")
     ax.set_title("Throughput vs concurrency (2-vCPU CPU box, demo pair)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -226,8 +226,8 @@ def plot(points: list[Point], out_dir: Path) -> list[Path]:
         for ax, key in zip(axes, ("ttft", "itl"), strict=True):
             ax.plot(xs, [getattr(p, f"{key}_ms_p50") for p in ps], "o-", color=color, label=label)
             ax.plot(xs, [getattr(p, f"{key}_ms_p90") for p in ps], "--", color=color)
-    _axes(axes[0], concs, "TTFT ms (p50 solid, p90 dashed)", log_y=True)
-    _axes(axes[1], concs, "inter-token latency ms (p50 solid, p90 dashed)", log_y=True)
+    concurrency_axes(axes[0], concs, "TTFT ms (p50 solid, p90 dashed)", log_y=True)
+    concurrency_axes(axes[1], concs, "inter-token latency ms (p50 solid, p90 dashed)", log_y=True)
     axes[0].set_title("Time to first token")
     axes[1].set_title("Inter-token latency (per request: (e2e - TTFT) / (tokens - 1))")
     axes[0].legend(fontsize=7)
@@ -237,7 +237,8 @@ def plot(points: list[Point], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _axes(ax: Any, concs: list[int], ylabel: str, log_y: bool = False) -> None:
+def concurrency_axes(ax: Any, concs: list[int], ylabel: str, log_y: bool = False) -> None:
+    """A log2 concurrency x axis with plain tick labels, a y label and a grid."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     ax.set_xscale("log", base=2)
