@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-csqa bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,14 +84,24 @@ real-router-r2r: $(STAMP)
 # judged by the choice-letter verifier, default threshold at 7% LLM share): the in-domain
 # comparison for the GSM8K card's transfer; ~25 min on 2 cores (cached in
 # build/real-router-csqa), shipped as models/qwen2.5-coder/router-csqa.
+CSQA_TRAIN = $(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm \
+	--dtype bfloat16 --threads 2 --data $(REAL_DATA)/commonsenseqa/train.jsonl \
+	--train-items 300 --val-items 100 --val-decode-items 0 --rounds 1 --max-rollouts 240 \
+	--rollout-max-tokens 160 --concurrency 16 --query-items 0 --no-llm-check --no-baselines \
+	--default-share 0.07
 real-router-csqa: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
-	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
-		--threads 2 --data $(REAL_DATA)/commonsenseqa/train.jsonl --train-items 300 \
-		--val-items 100 --features logprobs:top8 --val-decode-items 0 --rounds 1 \
-		--max-rollouts 240 --rollout-max-tokens 160 --concurrency 16 --query-items 0 \
-		--no-llm-check --no-baselines --default-share 0.07 --work-dir build/real-router-csqa \
+	$(CSQA_TRAIN) --features logprobs:top8 --work-dir build/real-router-csqa \
 		--out models/qwen2.5-coder/router-csqa
+
+# The same CommonsenseQA recipe reading the SLM's final hidden state as well (the input
+# its feature ablation prefers there): a 13 MB card for the HF engine only, kept in
+# build/ (the accuracy sweep's citer-csqa-h configs); ~22 min on 2 cores, ~11 min with
+# the collection of real-router-csqa copied into build/real-router-csqa-hidden/collect.
+real-router-csqa-hidden: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(CSQA_TRAIN) --features hidden:final,logprobs:top8 --work-dir build/real-router-csqa-hidden \
+		--out build/real-router-csqa-hidden/card
 
 # Serve the real pair (bf16) with its shipped CITER router card (models/qwen2.5-coder/
 # router, pinned to the pair: a rebuilt pair with other weights refuses it).

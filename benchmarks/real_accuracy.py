@@ -38,7 +38,8 @@ def pair_digest(pair_dir: Path) -> str:
 
 CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-s,"
          "citer-csqa=models/qwen2.5-coder/router-csqa,"
-         "citer-h=build/real-router/card-hidden")  # fmt: skip
+         "citer-h=build/real-router/card-hidden,"
+         "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
 
 def card_paths(args: argparse.Namespace) -> dict[str, Path]:
@@ -108,8 +109,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
     ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
-                    "with that card (citer-s: CITER-S, the shortcut round alone; citer-h: the "
-                    "hidden-state card, not shipped: 13 MB)")  # fmt: skip
+                    "with that card (citer-s: CITER-S, the shortcut round alone; citer-h, "
+                    "citer-csqa-h: hidden-state cards, in build/, not shipped)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()

@@ -32,6 +32,7 @@ ORDER = (
     "citer-s",
     "citer",
     "citer-csqa",
+    "citer-csqa-h",
     "citer-h",
 )
 
