@@ -33,6 +33,11 @@ from tasks.types import Item
 
 FORMAT = 2  # bump when the saved layout changes: old caches are then ignored
 _SEQ_BASE = 1 << 40  # engine cache ids of collection sequences (never a scheduler's)
+# Answer rows per teacher-forced batch: each engine returns [rows, vocab] logits, so on a
+# 152k vocabulary 4096 rows are ~1.2 GB of bf16 per engine (32 answers of 320 tokens
+# were ~24 GB with the float32 features and ran a 24 GiB host out of memory).
+MAX_ROWS = 4096
+_FEATURE_ROWS = 1024  # rows per float32 log-softmax chunk (~0.6 GB on a 152k vocabulary)
 _TENSORS = ("item", "t", "ref", "slm", "llm", "hidden", "topk", "entropy")
 
 
@@ -109,6 +114,33 @@ def _probe(engine: Any, seqs: list[list[int]], n_prompt: list[int]) -> Any:
             engine.free(w.seq_id)
 
 
+def batches(lengths: Sequence[int], batch_size: int, max_rows: int) -> list[list[int]]:
+    """Item indices by ascending ``lengths`` (prompt + answer tokens, a bound on its answer
+    rows; similar lengths together: little padding), cut at ``batch_size`` items or
+    ``max_rows`` tokens (an item longer than that goes alone)."""
+    out: list[list[int]] = []
+    rows = 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if out and len(out[-1]) < batch_size and rows + lengths[i] <= max_rows:
+            out[-1].append(i)
+            rows += lengths[i]
+        else:
+            out.append([i])
+            rows = lengths[i]
+    return out
+
+
+def _features(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top-k log-probs [m, k], entropy / log(vocab) [m]) in float32, a chunk at a time."""
+    vocab = logits.shape[-1]
+    topk, ent = [], []
+    for s in range(0, logits.shape[0], _FEATURE_ROWS):
+        logp = torch.log_softmax(logits[s : s + _FEATURE_ROWS].float(), dim=-1)
+        topk.append(logp.topk(min(top_k, vocab), dim=-1).values.cpu())
+        ent.append((-(logp.exp() * logp).sum(-1) / math.log(vocab)).clamp(0.0, 1.0).cpu())
+    return torch.cat(topk), torch.cat(ent)
+
+
 def collect(
     slm: Any,
     llm: Any,
@@ -116,6 +148,7 @@ def collect(
     items: Sequence[Item],
     *,
     batch_size: int = 32,
+    max_rows: int = MAX_ROWS,
     top_k: int = 8,
     desc: str = "collect",
 ) -> Collection:
@@ -123,17 +156,16 @@ def collect(
     if not items:
         raise ValueError("empty collection: no items to teacher-force (check --limit / --data)")
     enc = [encode(tokenizer, it) for it in items]
-    order = sorted(range(len(items)), key=lambda i: len(enc[i][0]) + len(enc[i][1]))
     parts: dict[int, dict[str, torch.Tensor]] = {}
-    vocab = slm.info.vocab_size
     with tqdm(total=len(items), desc=desc, unit="item", leave=False) as bar:
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]  # similar lengths together: little padding
+        for idx in batches([len(e[0]) + len(e[1]) for e in enc], batch_size, max_rows):
             seqs = [enc[i][0] + enc[i][1] for i in idx]
             n_prompt = [len(enc[i][0]) for i in idx]
-            ps, pl = _probe(slm, seqs, n_prompt), _probe(llm, seqs, n_prompt)
-            logp = torch.log_softmax(ps.logits.float(), dim=-1)  # [m, vocab]
-            ent = -(logp.exp() * logp).sum(-1) / math.log(vocab)  # [m]
+            ps = _probe(slm, seqs, n_prompt)
+            topk, ent = _features(ps.logits, top_k)
+            slm_ids, hidden = ps.token_ids.cpu(), ps.hidden.float().cpu()
+            del ps  # the SLM's [rows, vocab] logits go before the LLM's arrive
+            llm_ids = _probe(llm, seqs, n_prompt).token_ids.cpu()
             row = 0
             for i in idx:
                 n = len(enc[i][1])  # rows of this item, one per answer token
@@ -142,11 +174,11 @@ def collect(
                     "item": torch.full((n,), i, dtype=torch.long),
                     "t": torch.arange(n),
                     "ref": torch.tensor(enc[i][1]),
-                    "slm": ps.token_ids[sl].cpu(),
-                    "llm": pl.token_ids[sl].cpu(),
-                    "hidden": ps.hidden[sl].float().cpu(),
-                    "topk": logp[sl].topk(min(top_k, vocab), dim=-1).values.cpu(),
-                    "entropy": ent[sl].clamp(0.0, 1.0).cpu(),
+                    "slm": slm_ids[sl],
+                    "llm": llm_ids[sl],
+                    "hidden": hidden[sl],
+                    "topk": topk[sl],
+                    "entropy": ent[sl],
                 }
                 row += n
             bar.update(len(idx))

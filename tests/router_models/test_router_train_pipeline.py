@@ -10,7 +10,7 @@ import torch
 
 from citer.cli import main
 from router_models.card import load_card
-from router_models.train.collect import collect, collect_cached
+from router_models.train.collect import batches, collect, collect_cached
 from router_models.train.labels import ROLLOUT
 from router_models.train.loop import LoopConfig, run_rounds
 from router_models.train.references import verdicts
@@ -123,6 +123,21 @@ def test_collection_is_the_models_teacher_forced_prediction(loaded, pair) -> Non
     )
     assert bool((c.entropy >= 0).all() and (c.entropy <= 1).all())
     assert slm.num_caches() == 0 and llm.num_caches() == 0
+
+
+def test_batches_bound_items_and_rows() -> None:
+    assert batches([5, 1, 3, 9], batch_size=2, max_rows=100) == [[1, 2], [0, 3]]
+    assert batches([5, 1, 3, 9], batch_size=8, max_rows=9) == [[1, 2, 0], [3]]
+    assert batches([20, 1], batch_size=8, max_rows=9) == [[1], [0]]  # too long: alone
+
+
+def test_collection_rows_do_not_depend_on_the_row_budget(loaded) -> None:
+    items = load_split("validation", 3)
+    a = collect(*loaded, items)
+    b = collect(*loaded, items, max_rows=1)  # one item per teacher-forced batch
+    assert torch.equal(a.ref, b.ref) and torch.equal(a.slm, b.slm) and torch.equal(a.llm, b.llm)
+    assert torch.allclose(a.topk, b.topk, atol=1e-4)
+    assert torch.allclose(a.hidden, b.hidden, atol=1e-4)
 
 
 def test_collection_cache_round_trip(loaded, tmp_path: Path) -> None:
