@@ -38,6 +38,7 @@ def pair_digest(pair_dir: Path) -> str:
 
 CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-s,"
          "citer-csqa=models/qwen2.5-coder/router-csqa,"
+         "citer-s-r2r=build/real-router-r2r/card,"
          "citer-h=build/real-router/card-hidden,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 

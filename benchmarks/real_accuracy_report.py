@@ -30,6 +30,7 @@ ORDER = (
     "confidence",
     "entropy",
     "citer-s",
+    "citer-s-r2r",
     "citer",
     "citer-csqa",
     "citer-csqa-h",
