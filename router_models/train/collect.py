@@ -33,10 +33,11 @@ from tasks.types import Item
 
 FORMAT = 2  # bump when the saved layout changes: old caches are then ignored
 _SEQ_BASE = 1 << 40  # engine cache ids of collection sequences (never a scheduler's)
-# Answer rows per teacher-forced batch: each engine returns [rows, vocab] logits, so on a
-# 152k vocabulary 4096 rows are ~1.2 GB of bf16 per engine (32 answers of 320 tokens
-# were ~24 GB with the float32 features and ran a 24 GiB host out of memory).
-MAX_ROWS = 4096
+# Prompt + answer tokens per teacher-forced batch (a bound on its answer rows): each engine
+# returns [rows, vocab] logits, so on a 152k vocabulary 4096 rows are ~1.2 GB of bf16 per
+# engine (32 answers of 320 tokens were ~24 GB with the float32 features and ran a 24 GiB
+# host out of memory).
+MAX_TOKENS = 4096
 _FEATURE_ROWS = 1024  # rows per float32 log-softmax chunk (~0.6 GB on a 152k vocabulary)
 _TENSORS = ("item", "t", "ref", "slm", "llm", "hidden", "topk", "entropy")
 
@@ -114,19 +115,19 @@ def _probe(engine: Any, seqs: list[list[int]], n_prompt: list[int]) -> Any:
             engine.free(w.seq_id)
 
 
-def batches(lengths: Sequence[int], batch_size: int, max_rows: int) -> list[list[int]]:
+def batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
     """Item indices by ascending ``lengths`` (prompt + answer tokens, a bound on its answer
     rows; similar lengths together: little padding), cut at ``batch_size`` items or
-    ``max_rows`` tokens (an item longer than that goes alone)."""
+    ``max_tokens`` tokens (an item longer than that goes alone)."""
     out: list[list[int]] = []
-    rows = 0
+    tokens = 0
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        if out and len(out[-1]) < batch_size and rows + lengths[i] <= max_rows:
+        if out and len(out[-1]) < batch_size and tokens + lengths[i] <= max_tokens:
             out[-1].append(i)
-            rows += lengths[i]
+            tokens += lengths[i]
         else:
             out.append([i])
-            rows = lengths[i]
+            tokens = lengths[i]
     return out
 
 
@@ -148,7 +149,7 @@ def collect(
     items: Sequence[Item],
     *,
     batch_size: int = 32,
-    max_rows: int = MAX_ROWS,
+    max_tokens: int = MAX_TOKENS,
     top_k: int = 8,
     desc: str = "collect",
 ) -> Collection:
@@ -158,7 +159,7 @@ def collect(
     enc = [encode(tokenizer, it) for it in items]
     parts: dict[int, dict[str, torch.Tensor]] = {}
     with tqdm(total=len(items), desc=desc, unit="item", leave=False) as bar:
-        for idx in batches([len(e[0]) + len(e[1]) for e in enc], batch_size, max_rows):
+        for idx in batches([len(e[0]) + len(e[1]) for e in enc], batch_size, max_tokens):
             seqs = [enc[i][0] + enc[i][1] for i in idx]
             n_prompt = [len(enc[i][0]) for i in idx]
             ps = _probe(slm, seqs, n_prompt)

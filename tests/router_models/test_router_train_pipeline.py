@@ -125,16 +125,16 @@ def test_collection_is_the_models_teacher_forced_prediction(loaded, pair) -> Non
     assert slm.num_caches() == 0 and llm.num_caches() == 0
 
 
-def test_batches_bound_items_and_rows() -> None:
-    assert batches([5, 1, 3, 9], batch_size=2, max_rows=100) == [[1, 2], [0, 3]]
-    assert batches([5, 1, 3, 9], batch_size=8, max_rows=9) == [[1, 2, 0], [3]]
-    assert batches([20, 1], batch_size=8, max_rows=9) == [[1], [0]]  # too long: alone
+def test_batches_bound_items_and_tokens() -> None:
+    assert batches([5, 1, 3, 9], batch_size=2, max_tokens=100) == [[1, 2], [0, 3]]
+    assert batches([5, 1, 3, 9], batch_size=8, max_tokens=9) == [[1, 2, 0], [3]]
+    assert batches([20, 1], batch_size=8, max_tokens=9) == [[1], [0]]  # too long: alone
 
 
-def test_collection_rows_do_not_depend_on_the_row_budget(loaded) -> None:
+def test_collection_rows_do_not_depend_on_the_token_budget(loaded) -> None:
     items = load_split("validation", 3)
     a = collect(*loaded, items)
-    b = collect(*loaded, items, max_rows=1)  # one item per teacher-forced batch
+    b = collect(*loaded, items, max_tokens=1)  # one item per teacher-forced batch
     assert torch.equal(a.ref, b.ref) and torch.equal(a.slm, b.slm) and torch.equal(a.llm, b.llm)
     assert torch.allclose(a.topk, b.topk, atol=1e-4)
     assert torch.allclose(a.hidden, b.hidden, atol=1e-4)
