@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> None:
                   flush=True)  # fmt: skip
             for k in range(0, len(todo), args.chunk):
                 chunk = todo[k : k + args.chunk]
-                dec = ScheduledDecoder(pair, router, default, 4, args.concurrency, max_tokens)
+                bar = f"{shown} {k + 1}-{k + len(chunk)}"
+                dec = ScheduledDecoder(pair, router, default, 4, args.concurrency, max_tokens, bar)
                 t0 = time.perf_counter()
                 gens = dec(chunk)
                 with cache.open("a") as f:

@@ -61,7 +61,7 @@ def main() -> None:
     rec = ScoreRecorder(routers)
     path, max_tokens = TRAIN[args.dataset]
     items = read_items(path)[: args.items]
-    ScheduledDecoder(pair, rec, rec.default_threshold, 1, 16, max_tokens)(items)
+    ScheduledDecoder(pair, rec, rec.default_threshold, 1, 16, max_tokens, "slm decodes")(items)
     shares = [float(s) for s in args.shares.split(",")]
     out = {k: {str(s): round(quantile_threshold(v, s), 4) for s in shares}
            for k, v in rec.scores.items()}  # fmt: skip

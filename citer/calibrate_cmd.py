@@ -73,7 +73,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     pair = build_pair(PairConfig(args.slm, args.llm, args.device, args.dtype))
     router, old = make_router(pair, "citer", card=args.card)  # checks the card's pins
     rec = ScoreRecorder({"card": router})
-    ScheduledDecoder(pair, rec, rec.default_threshold, 1, args.concurrency, args.max_tokens)(items)
+    dec = ScheduledDecoder(pair, rec, rec.default_threshold, 1, args.concurrency, args.max_tokens,
+                           "slm decodes")  # fmt: skip
+    dec(items)
     scores = torch.tensor(rec.scores["card"], dtype=torch.float64)
     card = router.card  # the card make_router loaded and checked; the router is done
     card.calibration = calibration_table(scores)

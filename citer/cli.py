@@ -93,7 +93,8 @@ def _routed_decoder(args: argparse.Namespace):  # -> ScheduledDecoder
     router, thr = make_router(
         pair, args.policy, args.threshold, args.target_share, args.router_card
     )
-    return ScheduledDecoder(pair, router, thr, args.window, args.concurrency, args.max_tokens)
+    return ScheduledDecoder(pair, router, thr, args.window, args.concurrency, args.max_tokens,
+                            "decoding")  # fmt: skip
 
 
 def _set_threads(n: int) -> None:

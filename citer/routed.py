@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from engines.async_engine import generate_batch
 from engines.pair import Pair
 from engines.scheduler import Scheduler, SchedulerConfig
@@ -34,9 +36,11 @@ class ScheduledDecoder:
 
     def __init__(
         self, pair: Pair, router: Any, threshold: float, window: int, concurrency: int,
-        max_tokens: int = MAX_NEW_TOKENS,
+        max_tokens: int = MAX_NEW_TOKENS, progress: str | None = None,
     ) -> None:  # fmt: skip
+        """``progress``: a bar of finished items under that name (stderr); None: silent."""
         self.pair, self.threshold, self.max_tokens = pair, threshold, max_tokens
+        self.progress = progress
         self.sched = Scheduler(
             pair.slm, pair.llm, router, pair.tokenizer,
             SchedulerConfig(window=window, max_batch=concurrency, seed=0),
@@ -56,7 +60,10 @@ class ScheduledDecoder:
             )
             for i, it in enumerate(items)
         ]
-        self.outputs = generate_batch(self.sched, reqs)
+        with tqdm(
+            total=len(reqs), desc=self.progress, unit="item", disable=self.progress is None
+        ) as bar:
+            self.outputs = generate_batch(self.sched, reqs, lambda _: bar.update())
         eos = self.sched.eos_ids
         gens = []
         for o in self.outputs:

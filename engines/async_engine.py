@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from engines.scheduler import Scheduler
 from engines.stats import RequestStats
@@ -178,9 +178,14 @@ class OutputBuilder:
             )
 
 
-def generate_batch(scheduler: Scheduler, requests: Iterable[Request]) -> list[RequestOutput]:
+def generate_batch(
+    scheduler: Scheduler,
+    requests: Iterable[Request],
+    on_done: Callable[[RequestOutput], None] | None = None,
+) -> list[RequestOutput]:
     """Decode ``requests`` to completion with the same step loop; outputs in input order.
 
+    ``on_done`` sees each output as its request finishes (progress for long sweeps).
     For offline eval: do not call it on a scheduler an AsyncEngine is driving.
     """
     reqs = list(requests)
@@ -193,7 +198,10 @@ def generate_batch(scheduler: Scheduler, requests: Iterable[Request]) -> list[Re
     while scheduler.has_work():
         for ev in scheduler.step():
             if ev.request_id in builders:
-                builders[ev.request_id].add(ev)
+                b = builders[ev.request_id]
+                b.add(ev)
+                if on_done is not None and ev.finish_reason is not None and b.output:
+                    on_done(b.output)
     missing = [rid for rid, b in builders.items() if b.output is None]
     if missing:
         raise RuntimeError(f"requests {missing[:3]} ended without a final event")

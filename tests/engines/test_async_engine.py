@@ -118,3 +118,11 @@ def test_stop_ends_open_streams_with_abort(engines) -> None:
     got = asyncio.run(main())
     assert got[-1].finish_reason == "abort" and len(got) < 80
     assert engines[0].num_caches() == 0 and engines[1].num_caches() == 0
+
+
+def test_generate_batch_reports_each_request_once_as_it_finishes(engines) -> None:
+    short = Request("short", [6, 9], SamplingParams(max_tokens=1))
+    done = []
+    outs = generate_batch(make(engines), [*reqs(), short], done.append)
+    assert sorted(map(id, done)) == sorted(map(id, outs))  # each final output, once
+    assert done[0].request_id == "short"  # reported when it ends, not after the batch
