@@ -130,7 +130,7 @@ bench-real: $(STAMP)
 # CommonsenseQA ~3/7/15%, GSM8K 25/20/10%: benchmarks/real/thresholds-gsm8k.json);
 # citer = models/qwen2.5-coder/router, citer-s = its shortcut round alone (router-s).
 REAL_CSQA_CONFIGS ?= slm,llm,confidence:0.73,entropy:0.246,citer:0.78,confidence:0.786,citer-s:0.941,random:0.93,citer:0.752,confidence:0.663,citer-s:0.914,entropy:0.193,random:0.85,citer:0.795,entropy:0.299,citer-s:0.953,random:0.97
-REAL_GSM8K_CONFIGS ?= llm,citer:0.4226,slm,confidence:0.0923,citer:0.5367,confidence:0.1607,entropy:0.032,citer-s:0.5457,random:0.75,citer:0.6837,confidence:0.37,entropy:0.0798,citer-s:0.7812,random:0.9
+REAL_GSM8K_CONFIGS ?= llm,citer:0.4226,slm,confidence:0.0923,citer:0.5367,confidence:0.1607,entropy:0.032,citer-s:0.5457,random:0.8,citer:0.6837,confidence:0.37,entropy:0.0798,citer-s:0.7812,random:0.9
 bench-real-accuracy: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(PY) -m benchmarks.real_accuracy --pair $(REAL) --datasets commonsenseqa --items 300 \
