@@ -23,6 +23,7 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks import class_router
 from benchmarks.real_accuracy_report import card_digest, load_cache, write_report
 
 DATA = {
@@ -75,8 +76,12 @@ def run(args: argparse.Namespace) -> None:
             policy, _, thr = shown.partition(":")
             config = keyed(shown, cards)
             card = str(cards[policy]) if policy in cards else None
-            router, default = make_router(pair, "citer" if card else policy,
-                                          float(thr) if thr else None, None, card)  # fmt: skip
+            if policy == class_router.NAME:  # an experiment (benchmarks/class_router.py)
+                router = class_router.make(pair, float(thr) if thr else None)
+                default = router.default_threshold
+            else:
+                router, default = make_router(pair, "citer" if card else policy,
+                                              float(thr) if thr else None, None, card)  # fmt: skip
             todo = [it for it in items if (digest, name, config, max_tokens, it.id) not in done]
             print(f"{name} {config}: {len(items) - len(todo)} cached, {len(todo)} to decode",
                   flush=True)  # fmt: skip

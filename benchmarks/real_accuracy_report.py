@@ -29,6 +29,7 @@ ORDER = (
     "random",
     "confidence",
     "entropy",
+    "confidence-class",
     "citer-s",
     "citer-s-r2r",
     "citer",

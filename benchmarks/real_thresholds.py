@@ -19,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks import class_router
 from router_models.recorder import ScoreRecorder
 
 TRAIN = {
@@ -55,6 +56,7 @@ def main() -> None:
     pair_dir = Path(args.pair)
     pair = build_pair(PairConfig(str(pair_dir / "slm"), str(pair_dir / "llm"), dtype="bfloat16"))
     routers = {p: make_router(pair, p)[0] for p in ("confidence", "entropy")}
+    routers[class_router.NAME] = class_router.make(pair)  # an experiment: class_router.py
     for spec in filter(None, args.cards.split(",")):
         name, _, card = spec.partition("=")
         routers[name] = make_router(pair, "citer", card=card)[0]
