@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.decisive_positions import CLASSES, token_class
 from router_models.base import FEATURE_LOGITS, RouterFeatures
+from router_models.token_class import CLASSES, token_class
 
 NAME = "confidence-class"
 WEIGHTS = "benchmarks/real/decisive.json"

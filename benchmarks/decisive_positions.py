@@ -21,17 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-CLASSES = ("number", "word", "other")
-
-
-def token_class(text: str) -> str:
-    """``number`` (digits, maybe with , or .), ``word`` (letters only) or ``other``."""
-    s = text.strip()
-    if any(c.isdigit() for c in s) and all(c.isdigit() or c in ",." for c in s):
-        return "number"
-    if s.isalpha():
-        return "word"
-    return "other"
+from router_models.token_class import CLASSES, token_class
 
 
 def auc(scores: list[float], labels: list[bool]) -> float | None:

@@ -72,8 +72,9 @@ def _check_card_features(card: str) -> None:
     """A card the vllm engine cannot feed is a one-line error here, not in the lifespan."""
     from engines.vllm_engine import FEATURES
     from router_models.card import read_card
+    from router_models.citer import engine_features
 
-    missing = [f for f in read_card(card).features if f not in FEATURES]
+    missing = [f for f in engine_features(read_card(card).features) if f not in FEATURES]
     if missing:
         raise ValueError(
             f"router card {card} needs features {missing} but the vllm engine provides only "

@@ -72,10 +72,18 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tol", type=float, default=0.01, help="stop when fewer rollout labels flip")
     p.add_argument("--max-rollouts", type=int, default=1500, help="rows rolled out per round")
     p.add_argument(
+        "--judge-llm-rows",
+        action="store_true",
+        help="roll out the rows where only the LLM follows the reference too, instead of "
+        "labelling them LLM (most such divergences do not change the answer); with "
+        "token:class the rollout sample is split evenly between token classes",
+    )
+    p.add_argument(
         "--features",
         default="hidden:final,logprobs:top8",
         help="router inputs, comma-separated: hidden:final (SLM final hidden state), "
-        "logprobs:top8 (SLM's 8 largest log-probs)",
+        "logprobs:top8 (SLM's 8 largest log-probs), token:class (number / word / other "
+        "drafted token; every engine gives it)",
     )
     p.add_argument(
         "--no-llm-check",
@@ -157,7 +165,11 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
             cost_lambda=args.cost_lambda, epochs=args.epochs, seed=args.seed, width=args.width
         ),
         loop=LoopConfig(
-            rounds=args.rounds, tol=args.tol, max_rollouts=args.max_rollouts, seed=args.seed
+            rounds=args.rounds,
+            tol=args.tol,
+            max_rollouts=args.max_rollouts,
+            seed=args.seed,
+            judge_llm_rows=args.judge_llm_rows,
         ),
         rollout=RolloutConfig(
             max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency

@@ -27,6 +27,7 @@ import torch
 FEATURE_HIDDEN = "hidden:final"  # SLM final-layer hidden state (after final norm)
 FEATURE_LOGITS = "logits"  # SLM next-token logits at the drafted position
 FEATURE_TOKEN = "token"  # the drafted token id
+FEATURE_TOKEN_CLASS = "token:class"  # one-hot class of the drafted token (token_class.py)
 TOPK = 8  # log-probs per row in FEATURE_TOPK
 FEATURE_TOPK = f"logprobs:top{TOPK}"  # SLM's TOPK largest next-token log-probs, descending
 # Log-prob floor of FEATURE_TOPK: a grammar mask leaves fewer than TOPK tokens possible

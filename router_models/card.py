@@ -2,7 +2,8 @@
 
 A card is a folder::
 
-    router.safetensors   CiterMLP state dict (float32)
+    router.safetensors   CiterMLP state dict (float32); cards reading token:class also
+                         the class of every token id (``token_classes``, int64)
     router.json          kind, features, model pair (slm, llm, hidden_size,
                          vocab_size, tokenizer_hash, slm_weights), MLP shape, score
                          convention, default threshold, calibration table
@@ -28,12 +29,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engines.types import check_features
-from router_models.base import FEATURE_HIDDEN
-from router_models.citer import CiterConfig, CiterMLP, CiterRouter, input_dim
+from router_models.base import FEATURE_HIDDEN, FEATURE_TOKEN_CLASS
+from router_models.citer import CiterConfig, CiterMLP, CiterRouter, engine_features, input_dim
 from router_models.vocab import tokenizer_hash
 
 CARD_JSON = "router.json"
 CARD_WEIGHTS = "router.safetensors"
+CLASS_TABLE = "token_classes"  # [vocab] int64 tensor in CARD_WEIGHTS of token:class cards
 FORMAT_VERSION = 1
 SCORE_CONVENTION = (
     "score = sigmoid(logit) = estimated probability that the LLM is needed at this "
@@ -156,6 +158,7 @@ def save_card(
     default_threshold: float = 0.5,
     calibration: Iterable[CalibrationPoint | Mapping[str, float]] = (),
     training: Mapping[str, Any] | None = None,
+    token_classes: torch.Tensor | None = None,  # [vocab_size] class per id, for token:class
 ) -> RouterCard:
     """Write ``model`` and its description to the folder ``path``; returns the card."""
     want = input_dim(features, hidden_size=hidden_size)
@@ -164,6 +167,10 @@ def save_card(
             f"router input width {model.cfg.in_dim} does not match features {list(features)} "
             f"of an SLM with hidden_size {hidden_size} (expected {want})"
         )
+    if (FEATURE_TOKEN_CLASS in features) != (token_classes is not None):
+        raise ValueError(f"a class table goes with {FEATURE_TOKEN_CLASS!r}, and only with it")
+    if token_classes is not None and tuple(token_classes.shape) != (vocab_size,):
+        raise ValueError(f"class table of shape {tuple(token_classes.shape)}, vocab {vocab_size}")
     card = RouterCard(
         kind=CiterRouter.name,
         features=tuple(features),
@@ -183,6 +190,8 @@ def save_card(
     out.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
     weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    if token_classes is not None:
+        weights[CLASS_TABLE] = token_classes.to("cpu", torch.int64).contiguous()
     # Write to temp names, then rename: a crash never leaves a half-written card file.
     save_file(weights, str(out / (CARD_WEIGHTS + ".tmp")))
     (out / (CARD_JSON + ".tmp")).write_text(text + "\n", encoding="utf-8")
@@ -248,7 +257,8 @@ def load_card(
                 f"router card {path} expects {what} {want} but the SLM has {got}: {_FIX}"
             )
     try:
-        check_features(f"citer ({path})", card.features, "serving", available_features)
+        needed = engine_features(card.features)
+        check_features(f"citer ({path})", needed, "serving", available_features)
     except ValueError as e:
         raise RouterCardError(
             f"router card: {e}; or serve with an engine that provides them (--engine hf), "
@@ -272,8 +282,16 @@ def load_card(
         raise RouterCardError(f"router card {path}: missing file {file}")
     model = CiterMLP(cfg)
     try:
-        model.load_state_dict(load_file(str(file), device="cpu"), strict=True)
+        tensors = load_file(str(file), device="cpu")
+        table = tensors.pop(CLASS_TABLE, None)
+        model.load_state_dict(tensors, strict=True)
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise RouterCardError(f"router card {path}: cannot load {file}: {_first_line(e)}") from e
+    if (FEATURE_TOKEN_CLASS in card.features) != (table is not None):
+        raise RouterCardError(
+            f"router card {path}: feature {FEATURE_TOKEN_CLASS!r} and the {CLASS_TABLE!r} "
+            f"table in {CARD_WEIGHTS} come together: the card is inconsistent, re-save it"
+        )
     model.to(device=device, dtype=dtype).eval()
-    return CiterRouter(model, features=card.features, threshold=card.default_threshold, card=card)
+    return CiterRouter(model, features=card.features, threshold=card.default_threshold,
+                       card=card, token_classes=table)  # fmt: skip

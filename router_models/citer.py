@@ -22,11 +22,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK, TOPK, RouterFeatures
+from router_models.base import (
+    FEATURE_HIDDEN,
+    FEATURE_TOKEN,
+    FEATURE_TOKEN_CLASS,
+    FEATURE_TOPK,
+    TOPK,
+    RouterFeatures,
+)
+from router_models.token_class import CLASSES, one_hot
 
 # Input features this implementation can assemble, in the order they may be
 # concatenated. A card naming anything else is refused at load time.
-SUPPORTED_FEATURES: tuple[str, ...] = (FEATURE_HIDDEN, FEATURE_TOPK)
+SUPPORTED_FEATURES: tuple[str, ...] = (FEATURE_HIDDEN, FEATURE_TOPK, FEATURE_TOKEN_CLASS)
 
 
 @dataclass(frozen=True)
@@ -84,20 +92,32 @@ def _check_supported(features: Sequence[str]) -> None:
 def input_dim(features: Sequence[str], *, hidden_size: int) -> int:
     """Width of ``assemble_inputs(feats, features)`` for an SLM of ``hidden_size``."""
     _check_supported(features)
-    widths = {FEATURE_HIDDEN: hidden_size, FEATURE_TOPK: TOPK}
+    widths = {FEATURE_HIDDEN: hidden_size, FEATURE_TOPK: TOPK, FEATURE_TOKEN_CLASS: len(CLASSES)}
     return sum(widths[f] for f in features)
 
 
-def assemble_inputs(feats: RouterFeatures, features: Sequence[str]) -> torch.Tensor:
+def engine_features(features: Sequence[str]) -> tuple[str, ...]:
+    """The RouterFeatures an engine must fill for these router inputs."""
+    return tuple(FEATURE_TOKEN if f == FEATURE_TOKEN_CLASS else f for f in features)
+
+
+def assemble_inputs(
+    feats: RouterFeatures, features: Sequence[str], token_classes: torch.Tensor | None = None
+) -> torch.Tensor:
     """Concatenate the named features of every row; [n, sum of feature widths].
 
     The order of ``features`` is the column order, so training and serving
-    must use the same list (the card stores it).
+    must use the same list (the card stores it). ``token_classes`` ([vocab] class
+    index per id) is needed for ``token:class`` only.
     """
     blocks: list[torch.Tensor] = []
     fields = {FEATURE_HIDDEN: feats.hidden, FEATURE_TOPK: feats.topk_logprobs}
     for name in features:
-        if name in fields:
+        if name == FEATURE_TOKEN_CLASS:
+            if token_classes is None:
+                raise ValueError(f"CITER router reads {name!r} but has no token class table")
+            blocks.append(one_hot(token_classes, feats.token_ids))
+        elif name in fields:
             block = fields[name]  # [n, hidden] or [n, TOPK]
             if block is None:
                 raise ValueError(f"CITER router needs {name!r}; the engine did not fill it")
@@ -124,10 +144,15 @@ class CiterRouter:
         features: Sequence[str] = (FEATURE_HIDDEN,),
         threshold: float = 0.5,
         card: Any = None,  # the router_models.card.RouterCard it was loaded from
+        token_classes: torch.Tensor | None = None,  # [vocab] class per id, for token:class
     ) -> None:
         _check_supported(features)
+        if FEATURE_TOKEN_CLASS in features and token_classes is None:
+            raise ValueError(f"a CITER router reading {FEATURE_TOKEN_CLASS!r} needs a class table")
         self.model = model
-        self.features: tuple[str, ...] = tuple(features)
+        self.inputs: tuple[str, ...] = tuple(features)  # input columns, in the card's order
+        self.features: tuple[str, ...] = engine_features(features)  # what the engine fills
+        self.token_classes = token_classes
         self.default_threshold = threshold
         self.card = card  # set when loaded from a router card (calibration lives there)
 
@@ -141,7 +166,7 @@ class CiterRouter:
 
     def probs(self, feats: RouterFeatures) -> torch.Tensor:
         """P(LLM needed) per row; [n] float32 on the router's device."""
-        x = assemble_inputs(feats, self.features)
+        x = assemble_inputs(feats, self.inputs, self.token_classes)
         in_dim = self.model.cfg.in_dim
         if x.dim() != 2 or x.shape[0] != len(feats) or x.shape[1] != in_dim:
             raise ValueError(

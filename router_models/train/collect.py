@@ -60,6 +60,7 @@ class Collection:
     topk: torch.Tensor  # [N, K] float32 SLM top-k log-probs, descending
     entropy: torch.Tensor  # [N] float32 SLM entropy / log(vocab), in [0, 1]
     meta: dict[str, Any] = field(default_factory=dict)
+    token_classes: torch.Tensor | None = None  # [vocab] class per id, for token:class inputs
 
     def __len__(self) -> int:
         return int(self.ref.shape[0])
@@ -69,10 +70,19 @@ class Collection:
         return len(self.item_ids)
 
     def inputs(self, features: Sequence[str]) -> torch.Tensor:
-        """Router inputs [N, sum of widths] in the card's feature order (as served)."""
-        from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK, TOPK
+        """Router inputs [N, sum of widths] in the card's feature order (as served).
+
+        ``token:class`` is the class of the SLM's argmax (the greedy draft), read from
+        ``token_classes``, which the trainer sets (not cached with the collection).
+        """
+        from router_models.base import FEATURE_HIDDEN, FEATURE_TOKEN_CLASS, FEATURE_TOPK, TOPK
+        from router_models.token_class import one_hot
 
         cols = {FEATURE_HIDDEN: self.hidden, FEATURE_TOPK: self.topk[:, :TOPK]}
+        if FEATURE_TOKEN_CLASS in features:
+            if self.token_classes is None:
+                raise ValueError(f"{FEATURE_TOKEN_CLASS!r} inputs need the token class table")
+            cols[FEATURE_TOKEN_CLASS] = one_hot(self.token_classes, self.slm)
         unknown = [f for f in features if f not in cols]
         if unknown or not features:
             raise ValueError(f"collections hold router features {list(cols)}, not {unknown}")

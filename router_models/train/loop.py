@@ -32,6 +32,7 @@ from router_models.base import FEATURE_HIDDEN
 from router_models.citer import CiterConfig, CiterMLP, CiterRouter
 from router_models.train.collect import Collection
 from router_models.train.labels import (
+    LLM,
     ROLLOUT,
     citer_s_labels,
     count_flips,
@@ -51,6 +52,9 @@ class LoopConfig:
     tol: float = 0.01  # stop once fewer than this fraction of rollout labels flip
     max_rollouts: int = 1500  # |S|: rows sampled from those needing a rollout
     seed: int = 0
+    # Rule 2 ("only the LLM stays on the reference") says nothing of whether leaving the
+    # path changes the answer; True: roll those rows out too instead of labelling them LLM.
+    judge_llm_rows: bool = False
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -74,12 +78,28 @@ class Round:
 Validate = Callable[[int, CiterMLP], dict[str, Any]]
 
 
-def sample_rollout_rows(labels: torch.Tensor, k: int, seed: int) -> list[int]:
-    """A seeded sample of at most k rows labelled ROLLOUT, ascending."""
-    need = (labels == ROLLOUT).nonzero().squeeze(-1).tolist()
-    if len(need) <= k:
-        return need
-    return sorted(random.Random(seed).sample(need, k))
+def sample_rollout_rows(
+    labels: torch.Tensor, k: int, seed: int, strata: torch.Tensor | None = None
+) -> tuple[list[int], torch.Tensor]:
+    """A seeded sample S of at most k ROLLOUT rows (ascending) and each row's loss weight.
+
+    Each sampled row stands for the rows of its stratum it was drawn from
+    (|R_c| / |S_c|; one stratum without ``strata``, [N] int64). With strata, k is split
+    evenly between them, so a rare class (a number the SLM gets wrong) is still rolled out.
+    """
+    mult = torch.ones(len(labels))
+    need = labels == ROLLOUT
+    groups = [need] if strata is None else [need & (strata == c) for c in strata.unique()]
+    groups = [g.nonzero().squeeze(-1).tolist() for g in groups]
+    groups = [g for g in groups if g]
+    rng = random.Random(seed)
+    picked: list[int] = []
+    for g in groups:
+        take = g if len(g) <= k // len(groups) else rng.sample(g, k // len(groups))
+        if take:
+            mult[take] = len(g) / len(take)
+        picked += take
+    return sorted(picked), mult
 
 
 def row_solves(train: Collection, llm_solves: list[bool] | None) -> torch.Tensor | None:
@@ -113,11 +133,11 @@ def run_rounds(
     if len(train) == 0:
         raise ValueError("empty collection: the train collection has no rows")
     base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, llm_solves))
+    if loop.judge_llm_rows:
+        base[base == LLM] = ROLLOUT
     stats = label_stats(base)
-    s_rows = sample_rollout_rows(base, loop.max_rollouts, loop.seed)
-    mult = torch.ones(len(base))
-    if s_rows:
-        mult[s_rows] = stats.rollout / len(s_rows)  # each sampled row stands for |R|/|S| rows
+    strata = None if train.token_classes is None else train.token_classes[train.slm]
+    s_rows, mult = sample_rollout_rows(base, loop.max_rollouts, loop.seed, strata)
     log(f"labels: {json.dumps(stats.to_json())}; rollout sample |S|={len(s_rows)}")
     key = _run_key(train, fit, loop, rollout, features, llm_solves)
     x, vx = train.inputs(features), val.inputs(features)
@@ -140,7 +160,8 @@ def run_rounds(
             m = torch.ones(len(y))
         else:
             slm, llm, tok = engines
-            policy = CiterRouter(rounds[-1].model, features=features, threshold=POLICY_THRESHOLD)
+            policy = CiterRouter(rounds[-1].model, features=features, threshold=POLICY_THRESHOLD,
+                                 token_classes=train.token_classes)  # fmt: skip
             t1 = time.perf_counter()
             verdicts, rstats = rollout_outcomes(
                 train,
@@ -208,7 +229,8 @@ def _run_key(
             "items": train.item_ids[:3] + train.item_ids[-3:],
             "meta": train.meta,
             "fit": fit.to_json(),
-            "loop": asdict(loop),
+            # judge_llm_rows joins the key only when set: older rounds stay resumable
+            "loop": {k: v for k, v in asdict(loop).items() if v or k != "judge_llm_rows"},
             "rollout": asdict(rollout),
         },
         sort_keys=True,

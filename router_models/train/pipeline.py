@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router_models.base import FEATURE_HIDDEN, FEATURE_TOPK
+from router_models.base import FEATURE_HIDDEN, FEATURE_TOKEN_CLASS, FEATURE_TOPK
 from router_models.card import save_card
 from router_models.citer import CiterMLP, CiterRouter
+from router_models.token_class import class_table
 from router_models.train import baselines
 from router_models.train.ablation import feature_ablation
 from router_models.train.calibrate import calibration_table, thresholds_for_shares
@@ -116,6 +117,8 @@ def train_router(
     train, hit_t = collect_cached(slm, llm, tok, train_items, work / "collect", "train")
     val, hit_v = collect_cached(slm, llm, tok, val_items, work / "collect", "validation")
     timing["collect_s"] = round(time.perf_counter() - t, 1)
+    if FEATURE_TOKEN_CLASS in cfg.features:  # the drafted token's class per id
+        train.token_classes = val.token_classes = class_table(tok, slm.info.vocab_size)
     log(
         f"collect: train {len(train)} rows / {train.n_items} items, validation {len(val)} rows "
         f"({'cached' if hit_t and hit_v else 'collected'}) in {timing['collect_s']} s"
@@ -131,7 +134,7 @@ def train_router(
         if not dec_items:
             return {}
         ths = thresholds_for_shares(scores(model, val.inputs(cfg.features)), cfg.val_shares)
-        router = CiterRouter(model, features=cfg.features)
+        router = CiterRouter(model, features=cfg.features, token_classes=val.token_classes)
         return {
             "val": [
                 {
@@ -162,6 +165,8 @@ def train_router(
     final = rounds[-1]
     base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, solves))
     stats = label_stats(base).to_json()
+    if cfg.loop.judge_llm_rows:  # rule 2's rows went to the rollout pool, not to LLM
+        stats["llm_rows_rolled_out"] = True
     if solves is not None:
         stats["llm_solves_items"] = sum(solves)
         rule2 = (train.llm == train.ref) & (train.slm != train.ref)
@@ -233,6 +238,7 @@ def _save(
         default_threshold=default,
         calibration=table,
         training={**training, "default_share": cfg.default_share},
+        token_classes=val.token_classes,
     )
 
 

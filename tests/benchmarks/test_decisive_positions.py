@@ -1,23 +1,13 @@
-"""The decisive-positions measurement: token classes, the AUC it reports, and the
-per-class sample of off-path rows (a collection-shaped stand-in, no models)."""
+"""The decisive-positions measurement: the AUC it reports and the per-class sample of
+off-path rows (a collection-shaped stand-in, no models)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
 import torch
 
-from benchmarks.decisive_positions import auc, sample_rows, token_class
-
-
-@pytest.mark.parametrize(
-    ("text", "cls"),
-    [("12", "number"), (" 1,000", "number"), ("3.5", "number"), (" apples", "word"),
-     ("The", "word"), (" =", "other"), (".", "other"), ("\n\n", "other"), (" $5", "other")],
-)  # fmt: skip
-def test_token_class(text: str, cls: str) -> None:
-    assert token_class(text) == cls
+from benchmarks.decisive_positions import auc, sample_rows
 
 
 def test_auc_counts_ties_half_and_needs_both_classes() -> None:

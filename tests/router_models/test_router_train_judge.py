@@ -1,0 +1,77 @@
+"""Judging rule-2 rows by rollouts, with the rollout sample split by token class."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from citer.cli import main
+from router_models.base import FEATURE_HIDDEN, FEATURE_TOKEN_CLASS
+from router_models.card import load_card
+from router_models.token_class import class_table
+from router_models.train.collect import collect
+from router_models.train.labels import LLM, ROLLOUT, SLM
+from router_models.train.loop import LoopConfig, run_rounds, sample_rollout_rows
+from router_models.train.rollout import RolloutConfig
+from router_models.train.train import FitConfig
+from router_models.vocab import tokenizer_hash
+from tasks.splits import load_split
+
+FEATS = (FEATURE_HIDDEN, FEATURE_TOKEN_CLASS)
+
+
+def test_without_strata_the_sample_is_the_uniform_one() -> None:
+    labels = torch.tensor([ROLLOUT, SLM] * 10)  # rows 0, 2, ..., 18 need a rollout
+    rows, mult = sample_rollout_rows(labels, 4, seed=3)
+    need = list(range(0, 20, 2))
+    assert rows == sorted(random.Random(3).sample(need, 4))
+    assert mult[rows].tolist() == [2.5] * 4 and float(mult.sum()) == 4 * 2.5 + 16
+    rows, mult = sample_rollout_rows(labels, 50, seed=3)
+    assert rows == need and torch.equal(mult, torch.ones(20))  # all fit: weight 1
+
+
+def test_strata_share_the_budget_and_weigh_each_row_for_its_own_class() -> None:
+    labels = torch.tensor([ROLLOUT] * 12 + [SLM] * 4)
+    strata = torch.tensor([0, 0] + [1] * 10 + [0] * 4)  # class 0: 2 rows to roll out, 1: 10
+    rows, mult = sample_rollout_rows(labels, 4, seed=0, strata=strata)
+    assert rows[:2] == [0, 1] and len(rows) == 4  # the rare class is never crowded out
+    assert mult[[0, 1]].tolist() == [1.0, 1.0]
+    assert mult[rows[2:]].tolist() == [5.0, 5.0]  # 10 rows of class 1, 2 rolled out
+
+
+def test_judged_rule2_rows_are_rolled_out_not_labelled_llm(loaded, tmp_path: Path) -> None:
+    train = collect(*loaded, load_split("train", 6))
+    val = collect(*loaded, load_split("validation", 3))
+    tok = loaded[2]
+    train.token_classes = val.token_classes = class_table(tok, loaded[0].info.vocab_size)
+    rule2 = (train.llm == train.ref) & (train.slm != train.ref)
+    assert int(rule2.sum()) > 0  # the tiny random pair leaves the reference often
+    loop = LoopConfig(rounds=1, max_rollouts=6, seed=0, judge_llm_rows=True)
+    rc = RolloutConfig(max_tokens=6, slack=0, window=2, concurrency=8)
+    lines: list[str] = []
+    rounds = run_rounds(train, val, loaded, FitConfig(epochs=1, batch_size=256), loop, rc,
+                        features=FEATS, log=lines.append)  # fmt: skip
+    y = rounds[1].labels
+    assert rounds[1].log["rollouts"] <= 6
+    # no rule-2 row keeps the shortcut's LLM label unless a rollout gave it
+    unsampled = rule2 & (y != ROLLOUT) & (y == LLM)
+    assert int(unsampled.sum()) <= rounds[1].log["rollouts"]
+    assert int((y[rule2] == ROLLOUT).sum()) > 0  # the rest left out of the loss
+    assert '"rollout":' in lines[0]
+
+
+def test_train_router_cli_writes_a_token_class_card(pair, tmp_path: Path) -> None:
+    rc = main(["train-router", "--slm", str(pair[0]), "--llm", str(pair[1]),
+               "--train-items", "6", "--val-items", "3", "--val-decode-items", "0",
+               "--rounds", "1", "--max-rollouts", "6", "--rollout-max-tokens", "6",
+               "--epochs", "1", "--features", "hidden:final,token:class", "--judge-llm-rows",
+               "--query-items", "0", "--no-baselines", "--no-ablation", "--no-llm-check",
+               "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "card")])  # fmt: skip
+    assert rc == 0
+    router = load_card(tmp_path / "card", hidden_size=16, tokenizer_hash=tokenizer_hash(pair[0]),
+                       available_features=("hidden:final", "token"))  # fmt: skip
+    assert router.inputs == FEATS and router.features == ("hidden:final", "token")
+    assert router.token_classes is not None
+    assert router.token_classes.shape == (router.card.vocab_size,)
