@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,21 @@ real-router-r2r: $(STAMP)
 		--features logprobs:top8 --val-decode-items 0 --rounds 0 --references llm \
 		--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-baselines \
 		--work-dir build/real-router-r2r --out build/real-router-r2r/card
+
+# The GSM8K card that reads the drafted token's class (number / word / other) and has
+# every position where the SLM leaves the LLM's own answer judged by a rollout (100 per
+# class, the 63 number rows all) instead of labelled LLM: most such divergences do not
+# change the answer (BENCHMARKS.md "Which divergences decide a GSM8K answer"). Reuses the
+# LLM answers and collection of real-router-r2r when build/real-router-r2r/collect is
+# copied to build/real-router-class/collect (else ~80 min more); ~35 min of rollouts.
+real-router-class: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
+		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
+		--features logprobs:top8,token:class --val-decode-items 0 --rounds 1 \
+		--references llm --judge-llm-rows --max-rollouts 300 --rollout-max-tokens 256 \
+		--concurrency 16 --query-items 0 --no-baselines \
+		--work-dir build/real-router-class --out build/real-router-class/card
 
 # A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost
 # judged by the choice-letter verifier, default threshold at 7% LLM share): the in-domain

@@ -40,6 +40,7 @@ def pair_digest(pair_dir: Path) -> str:
 CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-s,"
          "citer-csqa=models/qwen2.5-coder/router-csqa,"
          "citer-s-r2r=build/real-router-r2r/card,"
+         "citer-class=build/real-router-class/card,"
          "citer-h=build/real-router/card-hidden,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
@@ -116,7 +117,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
     ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
-                    "with that card (citer-s: CITER-S, the shortcut round alone; citer-h, "
+                    "with that card (citer-s: CITER-S, the shortcut round alone; citer-class: the "
+                    "token-class card of make real-router-class; citer-h, "
                     "citer-csqa-h: hidden-state cards, in build/, not shipped)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")

@@ -5,6 +5,8 @@ Feature sets (R2R combined the last two with the hidden state):
   hidden            SLM final hidden state (what CITER and the shipped card use)
   hidden+topk       ... plus the SLM's top-k log-probs at the position
   hidden+embed      ... plus the input embedding of the SLM's drafted token
+  topk+class        the top-k log-probs plus the drafted token's class (when the
+                    collection has a class table: training with token:class)
 
 Each set trains the same MLP with the same loss on the final round's labels of
 4/5 of the items and is scored on the other 1/5: ROC AUC for the LLM label and
@@ -17,6 +19,7 @@ from typing import Any
 
 import torch
 
+from router_models.token_class import one_hot
 from router_models.train.collect import Collection
 from router_models.train.labels import ROLLOUT
 from router_models.train.train import FitConfig, auc, fit_router, rounded, scores
@@ -31,6 +34,8 @@ def feature_sets(coll: Collection, embed: torch.Tensor | None) -> dict[str, torc
     }
     if embed is not None:
         sets["hidden+embed"] = torch.cat([coll.hidden, embed[coll.slm].float()], -1)
+    if coll.token_classes is not None:
+        sets["topk+class"] = torch.cat([coll.topk, one_hot(coll.token_classes, coll.slm)], -1)
     return sets
 
 
