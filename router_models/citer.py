@@ -116,7 +116,8 @@ def assemble_inputs(
         if name == FEATURE_TOKEN_CLASS:
             if token_classes is None:
                 raise ValueError(f"CITER router reads {name!r} but has no token class table")
-            blocks.append(one_hot(token_classes, feats.token_ids))
+            # beside the other inputs, on the device the engine left them (CUDA or CPU)
+            blocks.append(one_hot(token_classes, feats.token_ids).to(feats.token_ids.device))
         elif name in fields:
             block = fields[name]  # [n, hidden] or [n, TOPK]
             if block is None:
