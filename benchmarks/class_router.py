@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from router_models.base import FEATURE_LOGITS, RouterFeatures
-from router_models.token_class import CLASSES, token_class
+from router_models.token_class import CLASSES, class_table
 
 NAME = "confidence-class"
 WEIGHTS = "benchmarks/real/decisive.json"
@@ -34,11 +34,8 @@ def class_weights(path: str | Path = WEIGHTS) -> dict[str, float]:
 
 def weight_table(tokenizer: Any, vocab: int, weights: dict[str, float]) -> torch.Tensor:
     """[vocab] float32: the class weight of every token id (ids past the tokenizer: other)."""
-    n = min(vocab, len(tokenizer))
-    texts = tokenizer.batch_decode([[i] for i in range(n)])
-    table = torch.full((vocab,), weights["other"], dtype=torch.float32)
-    table[:n] = torch.tensor([weights[token_class(t)] for t in texts], dtype=torch.float32)
-    return table
+    per_class = torch.tensor([weights[c] for c in CLASSES], dtype=torch.float32)
+    return per_class[class_table(tokenizer, vocab)]
 
 
 class ClassWeightedConfidence:
