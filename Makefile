@@ -81,18 +81,20 @@ real-router-r2r: $(STAMP)
 		--work-dir build/real-router-r2r --out build/real-router-r2r/card
 
 # The GSM8K card that reads the drafted token's class (number / word / other) and has
-# every position where the SLM leaves the LLM's own answer judged by a rollout (100 per
-# class, the 63 number rows all) instead of labelled LLM: most such divergences do not
-# change the answer (BENCHMARKS.md "Which divergences decide a GSM8K answer"). Reuses the
-# LLM answers and collection of real-router-r2r when build/real-router-r2r/collect is
-# copied to build/real-router-class/collect (else ~80 min more); ~35 min of rollouts.
+# every position where the SLM leaves the reference and the LLM follows it judged by a
+# rollout (stratified by class) instead of labelled LLM: most such divergences do not
+# change the answer (BENCHMARKS.md "Which divergences decide a GSM8K answer"). Same items
+# and worked-solution references as real-router, so the two cards differ in the class
+# input and the judged rows (300 rollouts, not 240, as the pool also holds those rows);
+# the LLM's own answers train no better a router on this pair and cost ~50 min more.
+# ~60 min on 2 cores.
 real-router-class: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
 		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
 		--features logprobs:top8,token:class --val-decode-items 0 --rounds 1 \
-		--references llm --judge-llm-rows --max-rollouts 300 --rollout-max-tokens 256 \
-		--concurrency 16 --query-items 0 --no-baselines \
+		--judge-llm-rows --max-rollouts 300 --rollout-max-tokens 256 --concurrency 16 \
+		--query-items 0 --no-llm-check --no-baselines \
 		--work-dir build/real-router-class --out build/real-router-class/card
 
 # A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost

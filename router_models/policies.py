@@ -51,38 +51,41 @@ def _probs(feats: RouterFeatures, who: str) -> torch.Tensor:
     return torch.softmax(feats.logits.detach().float(), dim=-1)
 
 
-class AlwaysSLM:
-    """Every token from the SLM (score 0.0 never exceeds a threshold >= 0)."""
+class _TrainingFree:
+    """What every policy here shares: no router card, scores computed from ``features``
+    (``constant_score`` None) unless a subclass fixes them, a default threshold."""
 
-    name = "slm"
+    name: str
     features: tuple[str, ...] = ()
-    constant_score = 0.0  # the score of every row, known without features
+    constant_score: float | None = None  # the score of every row, when known without features
     card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5) -> None:
         self.default_threshold = threshold
+
+
+class AlwaysSLM(_TrainingFree):
+    """Every token from the SLM (score 0.0 never exceeds a threshold >= 0)."""
+
+    name = "slm"
+    constant_score = 0.0
 
     def score(self, feats: RouterFeatures) -> list[float]:
         return [0.0] * len(feats)
 
 
-class AlwaysLLM:
+class AlwaysLLM(_TrainingFree):
     """Every token from the LLM (score 1.0 exceeds any threshold < 1)."""
 
     name = "llm"
-    features: tuple[str, ...] = ()
     # Known without features: the scheduler lets the LLM decode alone (no SLM pass).
     constant_score = 1.0
-    card = None  # training-free: no router card
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.default_threshold = threshold
 
     def score(self, feats: RouterFeatures) -> list[float]:
         return [1.0] * len(feats)
 
 
-class RandomRouter:
+class RandomRouter(_TrainingFree):
     """Uniform score per (row seed, absolute position); LLM share ~= 1 - threshold.
 
     ``seed`` selects an independent stream, so two RandomRouters with
@@ -90,12 +93,9 @@ class RandomRouter:
     """
 
     name = "random"
-    features: tuple[str, ...] = ()
-    constant_score: float | None = None  # scores depend on the features
-    card = None  # training-free: no router card
 
     def __init__(self, threshold: float = 0.5, seed: int = 0) -> None:
-        self.default_threshold = threshold
+        super().__init__(threshold)
         self.seed = seed
 
     def score(self, feats: RouterFeatures) -> list[float]:
@@ -108,16 +108,11 @@ class RandomRouter:
         return uniform_per_position(feats.seeds, feats.positions, self.seed).tolist()
 
 
-class ConfidenceRouter:
+class ConfidenceRouter(_TrainingFree):
     """score = 1 - max_v softmax(logits)_v, in [0, 1 - 1/vocab]."""
 
     name = "confidence"
     features: tuple[str, ...] = (FEATURE_LOGITS,)
-    constant_score: float | None = None  # scores depend on the features
-    card = None  # training-free: no router card
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.default_threshold = threshold
 
     def score(self, feats: RouterFeatures) -> list[float]:
         p = _probs(feats, "ConfidenceRouter")  # [n, vocab]
@@ -126,16 +121,11 @@ class ConfidenceRouter:
         return (1.0 - p.amax(dim=-1)).clamp_(0.0, 1.0).tolist()
 
 
-class LogprobRouter:
+class LogprobRouter(_TrainingFree):
     """score = 1 - exp(top-1 log-prob) = 1 - max softmax probability, from FEATURE_TOPK."""
 
     name = "logprob"
     features: tuple[str, ...] = (FEATURE_TOPK,)
-    constant_score: float | None = None  # scores depend on the features
-    card = None  # training-free: no router card
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.default_threshold = threshold
 
     def score(self, feats: RouterFeatures) -> list[float]:
         top = feats.topk_logprobs  # [n, TOPK], descending
@@ -150,16 +140,11 @@ class LogprobRouter:
         return (1.0 - top[:, 0].float().exp()).clamp_(0.0, 1.0).tolist()
 
 
-class EntropyRouter:
+class EntropyRouter(_TrainingFree):
     """score = H(softmax(logits)) / log(vocab), in [0, 1] (1 = uniform)."""
 
     name = "entropy"
     features: tuple[str, ...] = (FEATURE_LOGITS,)
-    constant_score: float | None = None  # scores depend on the features
-    card = None  # training-free: no router card
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.default_threshold = threshold
 
     def score(self, feats: RouterFeatures) -> list[float]:
         p = _probs(feats, "EntropyRouter")  # [n, vocab]
