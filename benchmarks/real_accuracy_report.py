@@ -187,13 +187,27 @@ def plot(by: dict, curves: dict, out: Path) -> None:
     plt.close(fig)
 
 
+def card_names(cards: dict[str, Path], known: Path) -> dict[str, str]:
+    """Card digest -> config name: the cards on disk, plus the ones recorded in ``known``
+    when earlier runs used them, so a card built under build/ (never committed) keeps its
+    rows in the table on a clean checkout. A name whose card on disk has other weights
+    drops its recorded digest: a retrained card's old rows are never mixed in."""
+    names: dict[str, str] = json.loads(known.read_text()) if known.is_file() else {}
+    here = {card_digest(p): n for n, p in cards.items() if (p / "router.safetensors").is_file()}
+    names = {d: n for d, n in names.items() if n not in here.values()} | here
+    known.write_text(json.dumps(names, indent=1, sort_keys=True) + "\n")
+    return names
+
+
 def write_report(args: argparse.Namespace, pair: str, cards: dict[str, Path]) -> str:
-    """Tables for every config cached for ``pair``; writes the .md beside the cache + plot."""
-    names = {card_digest(p): n for n, p in cards.items() if (p / "router.safetensors").is_file()}
-    rows = [r for r in load_cache(Path(args.cache)).values() if r["pair"] == pair]
+    """Tables for every config cached for ``pair``; writes the .md beside the cache + plot
+    and the card names beside it (``<cache>-cards.json``)."""
+    cache = Path(args.cache)
+    names = card_names(cards, cache.with_name(f"{cache.stem}-cards.json"))
+    rows = [r for r in load_cache(cache).values() if r["pair"] == pair]
     by = collect(rows, names)
     table, curves = tables(by)
-    Path(args.cache).with_suffix(".md").write_text(table + "\n")
+    cache.with_suffix(".md").write_text(table + "\n")
     if curves and args.plot:
         plot(by, curves, Path(args.plot))
     return table

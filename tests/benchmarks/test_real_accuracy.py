@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.real_accuracy_report import apgr, card_digest, cpt, paired_interval, write_report
+from benchmarks.real_accuracy_report import (
+    apgr,
+    card_digest,
+    card_names,
+    cpt,
+    paired_interval,
+    write_report,
+)
 
 
 def test_report_reads_only_this_pairs_rows_and_pairs_items(tmp_path: Path) -> None:
@@ -51,6 +58,23 @@ def test_report_reads_only_this_pairs_rows_and_pairs_items(tmp_path: Path) -> No
     assert (tmp_path / "acc.png").stat().st_size > 10_000
     lo, hi = paired_interval([True] * 12 + [False] * 8, [True] * 15 + [False] * 5)
     assert lo < -15 < hi <= 0  # 3 items of 20 lost, nothing gained
+
+
+def test_card_names_outlive_the_card_files_but_never_cross_weights(tmp_path: Path) -> None:
+    cards = {n: tmp_path / n for n in ("citer", "citer-class")}
+    for n, p in cards.items():
+        p.mkdir()
+        (p / "router.safetensors").write_bytes(n.encode())
+    known = tmp_path / "acc-cards.json"
+    first = card_names(cards, known)
+    assert first == {card_digest(p): n for n, p in cards.items()}
+    old_class = card_digest(cards["citer-class"])
+    (cards["citer-class"] / "router.safetensors").unlink()  # a clean checkout: build/ is gone
+    assert card_names(cards, known) == first  # recorded names keep the rows shown
+    (cards["citer"] / "router.safetensors").write_bytes(b"retrained")
+    names = card_names(cards, known)
+    assert names == {card_digest(cards["citer"]): "citer", old_class: "citer-class"}
+    assert json.loads(known.read_text()) == names
 
 
 def test_apgr_and_cpt_follow_the_piecewise_linear_curve() -> None:
