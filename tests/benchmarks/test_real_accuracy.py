@@ -99,3 +99,16 @@ def test_real_serving_table_compares_with_both_llm_only_servers() -> None:
                   point("vllm", "llm", 25.0, None)]).splitlines()  # fmt: skip
     assert rows[2] == "| gateway | citer | 16 | 30.0 | 900 | 40 | 0.100 | 1.50x | 1.20x |"
     assert rows[4] == "| vllm | llm | 16 | 25.0 | 900 | 40 |  | 1.25x | 1.00x |"
+
+
+def test_paired_comparison_uses_only_the_items_both_configs_decoded() -> None:
+    from benchmarks.real_paired import compare
+
+    def rows(right: int, n: int, llm: int) -> dict[str, dict]:
+        return {f"g{i}": {"correct": i < right, "tokens": 10, "llm_tokens": llm} for i in range(n)}
+
+    got = {"citer:0.4": rows(14, 20, 2), "llm": rows(15, 30, 10)}
+    line = compare(got, "citer:0.4", "llm")
+    assert line.startswith("| citer:0.4 | llm | 20 | 14 (20.0%) | 15 (100.0%) | -5.0 | [-")
+    with pytest.raises(SystemExit, match="no cached rows for 'entropy:0.1'"):
+        compare(got, "entropy:0.1", "llm")
