@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from router_models.base import FEATURE_HIDDEN
 from router_models.citer import CiterConfig, CiterMLP, CiterRouter
+from router_models.token_class import CLASSES
 from router_models.train.collect import Collection
 from router_models.train.labels import (
     LLM,
@@ -100,6 +101,15 @@ def sample_rollout_rows(
             mult[take] = len(g) / len(take)
         picked += take
     return sorted(picked), mult
+
+
+def llm_share_by_class(labels: torch.Tensor, classes: torch.Tensor) -> dict[str, list[float]]:
+    """Class name -> [rows judged LLM / rows rolled out, rows rolled out] over a sample."""
+    out: dict[str, list[float]] = {}
+    for c in classes.unique().tolist():
+        sel = classes == c
+        out[CLASSES[c]] = [round(float((labels[sel] == LLM).double().mean()), 4), int(sel.sum())]
+    return out
 
 
 def row_solves(train: Collection, llm_solves: list[bool] | None) -> torch.Tensor | None:
@@ -181,6 +191,8 @@ def run_rounds(
             m = mult
             new_s = y[s_rows]
             flips = count_flips(prev_s, new_s) if prev_s is not None else 0
+            if strata is not None:  # per class: share of its rolled-out rows judged LLM
+                entry["rollout_llm_by_class"] = llm_share_by_class(new_s, strata[s_rows])
             entry.update(
                 rollouts=len(s_rows),
                 rollout_right=round(float((new_s == 0).double().mean()), 4) if s_rows else 0.0,

@@ -61,6 +61,10 @@ def test_judged_rule2_rows_are_rolled_out_not_labelled_llm(loaded, tmp_path: Pat
     assert int(unsampled.sum()) <= rounds[1].log["rollouts"]
     assert int((y[rule2] == ROLLOUT).sum()) > 0  # the rest left out of the loss
     assert '"rollout":' in lines[0]
+    by_class = rounds[1].log["rollout_llm_by_class"]  # [share judged LLM, rows rolled out]
+    assert sum(n for _, n in by_class.values()) == rounds[1].log["rollouts"]
+    assert set(by_class) <= {"number", "word", "other"}
+    assert all(0.0 <= share <= 1.0 for share, _ in by_class.values())
 
 
 def test_train_router_cli_writes_a_token_class_card(pair, tmp_path: Path) -> None:
