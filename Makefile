@@ -87,14 +87,15 @@ real-router-r2r: $(STAMP)
 # and worked-solution references as real-router, so the two cards differ in the class
 # input and the judged rows (300 rollouts, not 240, as the pool also holds those rows);
 # the LLM's own answers train no better a router on this pair and cost ~50 min more.
-# ~60 min on 2 cores.
+# Rows where both models draft the same token off the reference go to the SLM unrolled
+# (the LLM would write that token too; 77% of real-router's rollout pool). ~45 min.
 real-router-class: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
 		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
 		--features logprobs:top8,token:class --val-decode-items 0 --rounds 1 \
-		--judge-llm-rows --max-rollouts 300 --rollout-max-tokens 256 --concurrency 16 \
-		--query-items 0 --no-llm-check --no-baselines \
+		--judge-llm-rows --same-token-slm --max-rollouts 300 --rollout-max-tokens 256 \
+		--concurrency 16 --query-items 0 --no-llm-check --no-baselines \
 		--work-dir build/real-router-class --out build/real-router-class/card
 
 # A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost

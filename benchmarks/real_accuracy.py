@@ -41,6 +41,7 @@ CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-
          "citer-csqa=models/qwen2.5-coder/router-csqa,"
          "citer-s-r2r=build/real-router-r2r/card,"
          "citer-class=build/real-router-class/card,"
+         "citer-class-all=build/real-router-class/card-all,"
          "citer-h=build/real-router/card-hidden,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
@@ -118,7 +119,8 @@ def main() -> None:
     ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
     ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
                     "with that card (citer-s: CITER-S, the shortcut round alone; citer-class: the "
-                    "token-class card of make real-router-class; citer-h, "
+                    "token-class card of make real-router-class; citer-class-all: the same "
+                    "without --same-token-slm; citer-h, "
                     "citer-csqa-h: hidden-state cards, in build/, not shipped)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")

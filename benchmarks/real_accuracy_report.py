@@ -33,6 +33,7 @@ ORDER = (
     "citer-s",
     "citer-s-r2r",
     "citer",
+    "citer-class-all",
     "citer-class",
     "citer-csqa",
     "citer-csqa-h",

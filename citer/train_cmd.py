@@ -79,6 +79,12 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         "token:class the rollout sample is split evenly between token classes",
     )
     p.add_argument(
+        "--same-token-slm",
+        action="store_true",
+        help="label SLM, without a rollout, the rows where both models draft the same "
+        "token off the reference: the LLM would write that token too",
+    )
+    p.add_argument(
         "--features",
         default="hidden:final,logprobs:top8",
         help="router inputs, comma-separated: hidden:final (SLM final hidden state), "
@@ -170,6 +176,7 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
             max_rollouts=args.max_rollouts,
             seed=args.seed,
             judge_llm_rows=args.judge_llm_rows,
+            same_token_slm=args.same_token_slm,
         ),
         rollout=RolloutConfig(
             max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency

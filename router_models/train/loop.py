@@ -56,6 +56,8 @@ class LoopConfig:
     # Rule 2 ("only the LLM stays on the reference") says nothing of whether leaving the
     # path changes the answer; True: roll those rows out too instead of labelling them LLM.
     judge_llm_rows: bool = False
+    # True: a row where both models draft the same token is labelled SLM, never rolled out.
+    same_token_slm: bool = False
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -64,6 +66,9 @@ class LoopConfig:
             raise ValueError(f"tol={self.tol}: must be in [0, 1)")
         if self.max_rollouts < 1:
             raise ValueError(f"max_rollouts={self.max_rollouts}: must be >= 1")
+
+
+LABEL_OPTIONS = ("judge_llm_rows", "same_token_slm")  # keyed only when set
 
 
 @dataclass
@@ -142,7 +147,8 @@ def run_rounds(
     """
     if len(train) == 0:
         raise ValueError("empty collection: the train collection has no rows")
-    base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, llm_solves))
+    solves = row_solves(train, llm_solves)
+    base = shortcut_labels(train.ref, train.slm, train.llm, solves, loop.same_token_slm)
     if loop.judge_llm_rows:
         base[base == LLM] = ROLLOUT
     stats = label_stats(base)
@@ -241,8 +247,8 @@ def _run_key(
             "items": train.item_ids[:3] + train.item_ids[-3:],
             "meta": train.meta,
             "fit": fit.to_json(),
-            # judge_llm_rows joins the key only when set: older rounds stay resumable
-            "loop": {k: v for k, v in asdict(loop).items() if v or k != "judge_llm_rows"},
+            # the label options join the key only when set: older rounds stay resumable
+            "loop": {k: v for k, v in asdict(loop).items() if v or k not in LABEL_OPTIONS},
             "rollout": asdict(rollout),
         },
         sort_keys=True,

@@ -163,8 +163,11 @@ def train_router(
     timing["rounds_s"] = round(time.perf_counter() - t, 1)
 
     final = rounds[-1]
-    base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, solves))
+    same = cfg.loop.same_token_slm
+    base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, solves), same)
     stats = label_stats(base).to_json()
+    if same:  # rows where both models draft the same token went to the SLM
+        stats["same_token_slm"] = True
     if cfg.loop.judge_llm_rows:  # rule 2's rows went to the rollout pool, not to LLM
         stats["llm_rows_rolled_out"] = True
     if solves is not None:

@@ -124,6 +124,15 @@ def test_shortcut_rules_cover_all_three_branches() -> None:
         shortcut_labels(ref, slm[:2], llm)
 
 
+def test_same_token_rows_go_to_the_slm_only_when_asked() -> None:
+    ref = torch.tensor([5, 5, 5, 5])
+    slm = torch.tensor([1, 1, 5, 1])
+    llm = torch.tensor([1, 2, 5, 5])  # row 0: both leave the reference with one token
+    assert shortcut_labels(ref, slm, llm).tolist() == [ROLLOUT, ROLLOUT, SLM, LLM]
+    got = shortcut_labels(ref, slm, llm, same_token_slm=True)
+    assert got.tolist() == [SLM, ROLLOUT, SLM, LLM]  # rules 1-2 and real rollouts unchanged
+
+
 def test_rule_two_only_where_the_llm_solves_the_item() -> None:
     ref = torch.tensor([5, 5, 5, 5])
     slm = torch.tensor([1, 1, 1, 5])
