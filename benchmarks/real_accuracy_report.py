@@ -188,6 +188,11 @@ def plot(by: dict, curves: dict, out: Path) -> None:
     plt.close(fig)
 
 
+def names_file(cache: Path) -> Path:
+    """Where the card names of ``cache`` are recorded: ``<cache>-cards.json`` beside it."""
+    return cache.with_name(f"{cache.stem}-cards.json")
+
+
 def card_names(cards: dict[str, Path], known: Path) -> dict[str, str]:
     """Card digest -> config name: the cards on disk, plus the ones recorded in ``known``
     when earlier runs used them, so a card built under build/ (never committed) keeps its
@@ -204,7 +209,7 @@ def write_report(args: argparse.Namespace, pair: str, cards: dict[str, Path]) ->
     """Tables for every config cached for ``pair``; writes the .md beside the cache + plot
     and the card names beside it (``<cache>-cards.json``)."""
     cache = Path(args.cache)
-    names = card_names(cards, cache.with_name(f"{cache.stem}-cards.json"))
+    names = card_names(cards, names_file(cache))
     rows = [r for r in load_cache(cache).values() if r["pair"] == pair]
     by = collect(rows, names)
     table, curves = tables(by)

@@ -16,7 +16,13 @@ import argparse
 from pathlib import Path
 
 from benchmarks.real_accuracy import CARDS, card_paths, pair_digest
-from benchmarks.real_accuracy_report import card_names, collect, load_cache, paired_interval
+from benchmarks.real_accuracy_report import (
+    card_names,
+    collect,
+    load_cache,
+    names_file,
+    paired_interval,
+)
 
 
 def cache_pair(rows: list[dict], pair_dir: Path) -> str:
@@ -57,7 +63,7 @@ def main() -> None:
     cache = Path(args.cache)
     rows = list(load_cache(cache).values())
     pair = cache_pair(rows, Path(args.pair))
-    names = card_names(card_paths(args), cache.with_name(f"{cache.stem}-cards.json"))
+    names = card_names(card_paths(args), names_file(cache))
     got = collect([r for r in rows if r["pair"] == pair], names)[args.dataset]
     print("| A | B | items | A right (LLM share) | B right (LLM share) | A - B, points | 95% CI |")
     print("|---|---|---|---|---|---|---|")

@@ -117,6 +117,12 @@ def llm_share_by_class(labels: torch.Tensor, classes: torch.Tensor) -> dict[str,
     return out
 
 
+def base_labels(train: Collection, loop: LoopConfig, llm_solves: list[bool] | None) -> torch.Tensor:
+    """The shortcut labels under the loop's label options, before rule 2's rows are judged."""
+    solves = row_solves(train, llm_solves)
+    return shortcut_labels(train.ref, train.slm, train.llm, solves, loop.same_token_slm)
+
+
 def row_solves(train: Collection, llm_solves: list[bool] | None) -> torch.Tensor | None:
     """Per-item verdicts spread to rows ([N] bool), or None without a check."""
     if llm_solves is None:
@@ -147,8 +153,7 @@ def run_rounds(
     """
     if len(train) == 0:
         raise ValueError("empty collection: the train collection has no rows")
-    solves = row_solves(train, llm_solves)
-    base = shortcut_labels(train.ref, train.slm, train.llm, solves, loop.same_token_slm)
+    base = base_labels(train, loop, llm_solves)
     if loop.judge_llm_rows:
         base[base == LLM] = ROLLOUT
     stats = label_stats(base)

@@ -25,8 +25,8 @@ from router_models.train import baselines
 from router_models.train.ablation import feature_ablation
 from router_models.train.calibrate import calibration_table, thresholds_for_shares
 from router_models.train.collect import Collection, collect_cached
-from router_models.train.labels import label_stats, shortcut_labels
-from router_models.train.loop import LoopConfig, Round, row_solves, run_rounds
+from router_models.train.labels import label_stats
+from router_models.train.loop import LoopConfig, Round, base_labels, run_rounds
 from router_models.train.references import (
     REFERENCES,
     check_verifiable,
@@ -163,10 +163,9 @@ def train_router(
     timing["rounds_s"] = round(time.perf_counter() - t, 1)
 
     final = rounds[-1]
-    same = cfg.loop.same_token_slm
-    base = shortcut_labels(train.ref, train.slm, train.llm, row_solves(train, solves), same)
+    base = base_labels(train, cfg.loop, solves)
     stats = label_stats(base).to_json()
-    if same:  # rows where both models draft the same token went to the SLM
+    if cfg.loop.same_token_slm:  # rows where both models draft the same token went to the SLM
         stats["same_token_slm"] = True
     if cfg.loop.judge_llm_rows:  # rule 2's rows went to the rollout pool, not to LLM
         stats["llm_rows_rolled_out"] = True
