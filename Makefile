@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,14 +89,23 @@ real-router-r2r: $(STAMP)
 # the LLM's own answers train no better a router on this pair and cost ~50 min more.
 # Rows where both models draft the same token off the reference go to the SLM unrolled
 # (the LLM would write that token too; 77% of real-router's rollout pool). ~45 min.
+CLASS_TRAIN = $(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm \
+		--dtype bfloat16 --threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 \
+		--val-items 100 --features logprobs:top8,token:class --val-decode-items 0 --rounds 1 \
+		--judge-llm-rows --same-token-slm --max-rollouts 300 --rollout-max-tokens 256 \
+		--concurrency 16 --query-items 0 --no-llm-check --no-baselines
 real-router-class: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
-	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
-		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
-		--features logprobs:top8,token:class --val-decode-items 0 --rounds 1 \
-		--judge-llm-rows --same-token-slm --max-rollouts 300 --rollout-max-tokens 256 \
-		--concurrency 16 --query-items 0 --no-llm-check --no-baselines \
-		--work-dir build/real-router-class --out build/real-router-class/card
+	$(CLASS_TRAIN) --work-dir build/real-router-class --out build/real-router-class/card
+
+# The same card with compared rollouts: where the rollout from the SLM's token fails, the
+# LLM's token is rolled out too, and the row is labelled LLM only if that one answers
+# right (a failed continuation no longer blames the token). ~45 min of rollouts on 2
+# cores plus the ~20 min collection (reuse build/real-router-class/collect if present).
+real-router-compare: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(CLASS_TRAIN) --rollout-compare --work-dir build/real-router-compare \
+		--out build/real-router-compare/card
 
 # A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost
 # judged by the choice-letter verifier, default threshold at 7% LLM share): the in-domain

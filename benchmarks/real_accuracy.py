@@ -42,6 +42,7 @@ CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-
          "citer-s-r2r=build/real-router-r2r/card,"
          "citer-class=build/real-router-class/card,"
          "citer-class-all=build/real-router-class/card-all,"
+         "citer-compare=build/real-router-compare/card,"
          "citer-h=build/real-router/card-hidden,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
@@ -120,7 +121,7 @@ def main() -> None:
     ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
                     "with that card (citer-s: CITER-S, the shortcut round alone; citer-class: the "
                     "token-class card of make real-router-class; citer-class-all: the same "
-                    "without --same-token-slm; citer-h, "
+                    "without --same-token-slm; citer-compare: make real-router-compare; citer-h, "
                     "citer-csqa-h: hidden-state cards, in build/, not shipped)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")

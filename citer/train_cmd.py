@@ -85,6 +85,13 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         "token off the reference: the LLM would write that token too",
     )
     p.add_argument(
+        "--rollout-compare",
+        action="store_true",
+        help="where the rollout from the SLM's token fails, roll out from the LLM's token "
+        "too and label LLM only if that one answers right (both fail: the continuation, "
+        "not the token, lost the answer; SLM); up to 2x the rollout time",
+    )
+    p.add_argument(
         "--features",
         default="hidden:final,logprobs:top8",
         help="router inputs, comma-separated: hidden:final (SLM final hidden state), "
@@ -177,6 +184,7 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
             seed=args.seed,
             judge_llm_rows=args.judge_llm_rows,
             same_token_slm=args.same_token_slm,
+            rollout_compare=args.rollout_compare,
         ),
         rollout=RolloutConfig(
             max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency

@@ -20,6 +20,10 @@ the SLM without a rollout: the LLM would write that very token, so sending it th
 costs LLM time and changes nothing, whatever the rollout's verdict (on the real pair
 77% of rule-3 rows are such common divergences from a worked solution).
 
+With compared rollouts a rule-3 row is labelled LLM only where forcing the LLM's
+token gives a right answer and forcing the SLM's does not: where both fail, the
+continuation (not the token) lost the answer, and the cheaper SLM keeps it.
+
 CITER-S (the no-rollout ablation) labels from agreement alone: SLM iff the
 SLM's argmax is the reference token, LLM otherwise.
 """
@@ -71,6 +75,22 @@ def citer_s_labels(ref: torch.Tensor, slm: torch.Tensor) -> torch.Tensor:
 def rollout_labels(correct: Sequence[bool]) -> torch.Tensor:
     """Rule 3: the verifier's verdict on each rollout -> [n] SLM if right, LLM if wrong."""
     return torch.tensor([SLM if ok else LLM for ok in correct], dtype=torch.long)
+
+
+def compared_labels(slm_ok: Sequence[bool], llm_ok: Sequence[bool | None]) -> torch.Tensor:
+    """Rule 3 with both actions judged: [n] LLM iff the SLM's token fails and the LLM's wins.
+
+    ``llm_ok`` is None where the LLM's token was not rolled out (the SLM's was right).
+    """
+    if len(slm_ok) != len(llm_ok):
+        raise ValueError(f"{len(slm_ok)} SLM verdicts but {len(llm_ok)} LLM verdicts")
+    for s, g in zip(slm_ok, llm_ok, strict=True):
+        if not s and g is None:
+            raise ValueError("a row whose SLM rollout failed has no LLM rollout")
+    return torch.tensor(
+        [LLM if (not s and g) else SLM for s, g in zip(slm_ok, llm_ok, strict=True)],
+        dtype=torch.long,
+    )
 
 
 @dataclass(frozen=True)

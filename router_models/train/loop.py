@@ -36,12 +36,13 @@ from router_models.train.labels import (
     LLM,
     ROLLOUT,
     citer_s_labels,
+    compared_labels,
     count_flips,
     label_stats,
     rollout_labels,
     shortcut_labels,
 )
-from router_models.train.rollout import RolloutConfig, rollout_outcomes
+from router_models.train.rollout import RolloutConfig, compared_outcomes, rollout_outcomes
 from router_models.train.train import FitConfig, auc, fit_router, rounded, scores
 
 POLICY_THRESHOLD = 0.5  # the lambda-optimal threshold of the cost-aware loss
@@ -58,6 +59,8 @@ class LoopConfig:
     judge_llm_rows: bool = False
     # True: a row where both models draft the same token is labelled SLM, never rolled out.
     same_token_slm: bool = False
+    # True: where the SLM's token fails, roll out the LLM's token too; LLM only if it wins.
+    rollout_compare: bool = False
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -68,7 +71,7 @@ class LoopConfig:
             raise ValueError(f"max_rollouts={self.max_rollouts}: must be >= 1")
 
 
-LABEL_OPTIONS = ("judge_llm_rows", "same_token_slm")  # keyed only when set
+LABEL_OPTIONS = ("judge_llm_rows", "same_token_slm", "rollout_compare")  # keyed only when set
 
 
 @dataclass
@@ -184,20 +187,16 @@ def run_rounds(
             policy = CiterRouter(rounds[-1].model, features=features, threshold=POLICY_THRESHOLD,
                                  token_classes=train.token_classes)  # fmt: skip
             t1 = time.perf_counter()
-            verdicts, rstats = rollout_outcomes(
-                train,
-                s_rows,
-                slm,
-                llm,
-                tok,
-                policy,
-                POLICY_THRESHOLD,
-                rollout,
-                desc=f"round {r} rollouts",
-            )
-            entry["rollout_s"] = round(time.perf_counter() - t1, 1)
+            args = (train, s_rows, slm, llm, tok, policy, POLICY_THRESHOLD, rollout)
             y = base.clone()
-            y[s_rows] = rollout_labels(verdicts)
+            if loop.rollout_compare:
+                slm_ok, llm_ok, rstats = compared_outcomes(*args, desc=f"round {r} rollouts")
+                y[s_rows] = compared_labels(slm_ok, llm_ok)
+                entry.update(llm_forced=rstats["llm_forced"], llm_rescued=rstats["llm_rescued"])
+            else:
+                slm_ok, rstats = rollout_outcomes(*args, desc=f"round {r} rollouts")
+                y[s_rows] = rollout_labels(slm_ok)
+            entry["rollout_s"] = round(time.perf_counter() - t1, 1)
             keep = y != ROLLOUT
             m = mult
             new_s = y[s_rows]
@@ -206,7 +205,7 @@ def run_rounds(
                 entry["rollout_llm_by_class"] = llm_share_by_class(new_s, strata[s_rows])
             entry.update(
                 rollouts=len(s_rows),
-                rollout_right=round(float((new_s == 0).double().mean()), 4) if s_rows else 0.0,
+                rollout_right=round(sum(slm_ok) / len(slm_ok), 4) if s_rows else 0.0,
                 rollout_llm_share=round(rstats["llm_share"], 4),
                 rollout_truncated=int(rstats["truncated"]),
                 flips=flips,

@@ -167,6 +167,8 @@ def train_router(
     stats = label_stats(base).to_json()
     if cfg.loop.same_token_slm:  # rows where both models draft the same token went to the SLM
         stats["same_token_slm"] = True
+    if cfg.loop.rollout_compare:  # LLM only where forcing its token rescues the answer
+        stats["rollout_compare"] = True
     if cfg.loop.judge_llm_rows:  # rule 2's rows went to the rollout pool, not to LLM
         stats["llm_rows_rolled_out"] = True
     if solves is not None:

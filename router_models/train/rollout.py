@@ -28,6 +28,7 @@ from tasks.types import Item
 from tasks.verify import is_correct
 
 ANSWER_MAX_TOKENS = MAX_NEW_TOKENS  # whole answers, as citer eval decodes them
+FORCED = ("slm", "llm")  # whose drafted token a rollout forces
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,16 @@ def rollout_outcomes(
     cfg: RolloutConfig,
     *,
     desc: str = "rollouts",
+    force: str = "slm",
 ) -> tuple[list[bool], dict[str, float]]:
-    """Verifier verdict per row after forcing the SLM's token there; (verdicts, stats)."""
+    """Verifier verdict per row after forcing one model's token there; (verdicts, stats).
+
+    ``force`` names whose drafted token is forced at the row's position: "slm" (the
+    action judged by rule 3) or "llm" (the alternative, for compared rollouts).
+    """
+    if force not in FORCED:
+        raise ValueError(f"force={force!r}: must be one of {FORCED}")
+    drafted = coll.slm if force == "slm" else coll.llm
     eos = set(slm.info.eos_token_ids) | {tokenizer.eos_token_id}
     verdict: dict[int, bool] = {}
     prompts: list[list[int]] = []
@@ -104,9 +113,9 @@ def rollout_outcomes(
     prefixes: list[list[int]] = []
     todo: list[int] = []
     for k, r in enumerate(rows):
-        i, t, tok = int(coll.item[r]), int(coll.t[r]), int(coll.slm[r])
-        prefix = coll.answer_ids[i][:t] + [tok]  # answer so far, SLM token forced
-        if tok in eos:  # the SLM ends the answer here: nothing to decode
+        i, t, tok = int(coll.item[r]), int(coll.t[r]), int(drafted[r])
+        prefix = coll.answer_ids[i][:t] + [tok]  # answer so far, the drafted token forced
+        if tok in eos:  # the forced token ends the answer here: nothing to decode
             verdict[k] = is_correct(
                 answer_text(tokenizer, prefix), coll.answers[i], coll.verifiers[i]
             )
@@ -142,6 +151,47 @@ def rollout_outcomes(
         "truncated": sum(o.finish_reason == "length" for o in outs),
     }
     return [verdict[k] for k in range(len(rows))], stats
+
+
+def compared_outcomes(
+    coll: Collection,
+    rows: Sequence[int],
+    slm: Any,
+    llm: Any,
+    tokenizer: Any,
+    router: Any,
+    threshold: float,
+    cfg: RolloutConfig,
+    *,
+    desc: str = "rollouts",
+) -> tuple[list[bool], list[bool | None], dict[str, float]]:
+    """Both actions judged: the SLM's token forced, then the LLM's where that fails.
+
+    Returns (slm_ok, llm_ok, stats); llm_ok is None where the SLM's token already gave a
+    right answer (the LLM's is then not needed, whatever it would give).
+    """
+    slm_ok, s1 = rollout_outcomes(coll, rows, slm, llm, tokenizer, router, threshold, cfg,
+                                  desc=f"{desc} (SLM token)")  # fmt: skip
+    failed = [k for k, ok in enumerate(slm_ok) if not ok]
+    llm_ok: list[bool | None] = [None] * len(rows)
+    s2: dict[str, float] = {"decoded": 0, "tokens": 0, "llm_share": 0.0, "truncated": 0}
+    if failed:
+        got, s2 = rollout_outcomes(coll, [rows[k] for k in failed], slm, llm, tokenizer,
+                                   router, threshold, cfg, desc=f"{desc} (LLM token)",
+                                   force="llm")  # fmt: skip
+        for k, ok in zip(failed, got, strict=True):
+            llm_ok[k] = ok
+    tokens = s1["tokens"] + s2["tokens"]
+    stats = {
+        "decoded": s1["decoded"] + s2["decoded"],
+        "tokens": tokens,
+        "llm_share": (s1["llm_share"] * s1["tokens"] + s2["llm_share"] * s2["tokens"])
+        / max(1, tokens),
+        "truncated": s1["truncated"] + s2["truncated"],
+        "llm_forced": len(failed),
+        "llm_rescued": sum(ok is True for ok in llm_ok),
+    }
+    return slm_ok, llm_ok, stats
 
 
 def decode_accuracy(

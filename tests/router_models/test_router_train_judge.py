@@ -72,7 +72,8 @@ def test_train_router_cli_writes_a_token_class_card(pair, tmp_path: Path) -> Non
                "--train-items", "6", "--val-items", "3", "--val-decode-items", "0",
                "--rounds", "1", "--max-rollouts", "6", "--rollout-max-tokens", "6",
                "--epochs", "1", "--features", "hidden:final,token:class", "--judge-llm-rows",
-               "--same-token-slm", "--query-items", "0", "--no-baselines", "--no-llm-check",
+               "--same-token-slm", "--rollout-compare", "--query-items", "0",
+               "--no-baselines", "--no-llm-check",
                "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "card")])  # fmt: skip
     assert rc == 0
     router = load_card(tmp_path / "card", hidden_size=16, tokenizer_hash=tokenizer_hash(pair[0]),
@@ -83,4 +84,7 @@ def test_train_router_cli_writes_a_token_class_card(pair, tmp_path: Path) -> Non
     report = json.loads((tmp_path / "work" / "train_report.json").read_text())
     assert report["labels"]["llm_rows_rolled_out"] is True
     assert report["labels"]["same_token_slm"] is True
+    assert report["labels"]["rollout_compare"] is True
+    r1 = report["rounds"][-1]  # the compared rollouts are logged per round
+    assert 0 <= r1["llm_rescued"] <= r1["llm_forced"] <= r1["rollouts"]
     assert report["feature_ablation"]["topk+class"]["in_dim"] == 8 + 3

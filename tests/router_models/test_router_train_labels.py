@@ -14,12 +14,13 @@ from router_models.train.labels import (
     ROLLOUT,
     SLM,
     citer_s_labels,
+    compared_labels,
     count_flips,
     label_stats,
     rollout_labels,
     shortcut_labels,
 )
-from router_models.train.rollout import RolloutConfig, rollout_outcomes
+from router_models.train.rollout import RolloutConfig, compared_outcomes, rollout_outcomes
 
 PROMPT, ANSWER = "Q?", "x The answer is 7."
 
@@ -168,6 +169,29 @@ def test_junk_policy_makes_every_rollout_wrong(case) -> None:
     cfg = RolloutConfig(max_tokens=40, slack=4, window=2, concurrency=4)
     verdicts, _ = rollout_outcomes(coll, [0, 1], junk, oracle, tok, AlwaysSLM(), 0.5, cfg)
     assert verdicts == [False, False]
+
+
+def test_compared_rollouts_blame_the_token_only_where_the_llm_token_rescues(case) -> None:
+    coll, oracle, junk, tok = case  # the LLM's token is the reference token on every row
+    cfg = RolloutConfig(max_tokens=40, slack=4, window=2, concurrency=4)
+    rows = range(len(coll))
+    # Oracle continuation: the SLM's token is judged alone where it keeps the answer.
+    slm_ok, llm_ok, stats = compared_outcomes(coll, rows, oracle, junk, tok, AlwaysSLM(), 0.5, cfg)
+    assert slm_ok == [True, False, True, False]
+    assert llm_ok == [None, True, None, True]  # only the failed rows rolled out again
+    assert compared_labels(slm_ok, llm_ok).tolist() == [SLM, LLM, SLM, LLM]
+    assert (stats["llm_forced"], stats["llm_rescued"], stats["decoded"]) == (2, 2, 4)
+    # Junk continuation: every rollout from a mid-answer token fails, whoever wrote it.
+    # One-sided rollouts blame the SLM's token; compared ones see that the LLM's fails too.
+    slm_ok, llm_ok, stats = compared_outcomes(coll, rows, junk, oracle, tok, AlwaysSLM(), 0.5, cfg)
+    assert rollout_labels(slm_ok).tolist() == [LLM, LLM, SLM, LLM]
+    assert llm_ok == [False, False, None, False]
+    assert compared_labels(slm_ok, llm_ok).tolist() == [SLM, SLM, SLM, SLM]
+    assert stats["llm_rescued"] == 0
+    with pytest.raises(ValueError, match="has no LLM rollout"):
+        compared_labels([False], [None])
+    with pytest.raises(ValueError, match="force="):
+        rollout_outcomes(coll, rows, oracle, junk, tok, AlwaysSLM(), 0.5, cfg, force="ref")
 
 
 def test_flips_and_config_checks() -> None:
