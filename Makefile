@@ -100,8 +100,9 @@ real-router-class: $(STAMP)
 
 # The same card with compared rollouts: where the rollout from the SLM's token fails, the
 # LLM's token is rolled out too, and the row is labelled LLM only if that one answers
-# right (a failed continuation no longer blames the token). ~45 min of rollouts on 2
-# cores plus the ~20 min collection (reuse build/real-router-class/collect if present).
+# right (a failed continuation no longer blames the token). ~36 min of rollouts on 2
+# cores (300 + 170) plus the ~20 min collection (build/real-router-class/collect is the
+# same; copy it to build/real-router-compare/collect to reuse it).
 real-router-compare: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(CLASS_TRAIN) --rollout-compare --work-dir build/real-router-compare \
