@@ -175,8 +175,12 @@ class Scheduler:
             new += [LLMJob(s, self._const_score, s.llm_run(s.draft_len(window))) for s in solo]
             self.parked.park(new, self._step_no)
             jobs = self.parked.due(sum(s.finish_reason is None for s in seqs), self._step_no)
-            with stats.timed("llm_s"):
-                done, lost = isolate(jobs, lambda g: self._llm(g, events, stats), self._undo_llm)
+            done, lost = [], []
+            if jobs:  # an SLM-only step spends no LLM time, not even the empty call's
+                with stats.timed("llm_s"):
+                    done, lost = isolate(
+                        jobs, lambda g: self._llm(g, events, stats), self._undo_llm
+                    )
             orphans = [job for _, group_orphans in done for job in group_orphans]
             if orphans:  # a failed all-LLM call has no SLM draft: the SLM writes it now
                 with stats.timed("slm_s"):
