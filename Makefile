@@ -103,10 +103,14 @@ real-router-class: $(STAMP)
 # right (a failed continuation no longer blames the token). ~36 min of rollouts on 2
 # cores (300 + 170) plus the ~20 min collection (build/real-router-class/collect is the
 # same; copy it to build/real-router-compare/collect to reuse it).
+# COMPARE_ROLLOUTS=600 COMPARE_DIR=...: a larger sample; rerun in the same work dir, it
+# decodes only the rows the smaller sample did not have (rounds/round1-outcomes.jsonl).
+COMPARE_ROLLOUTS ?= 300
+COMPARE_DIR ?= build/real-router-compare
 real-router-compare: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
-	$(CLASS_TRAIN) --rollout-compare --work-dir build/real-router-compare \
-		--out build/real-router-compare/card
+	$(CLASS_TRAIN) --rollout-compare --max-rollouts $(COMPARE_ROLLOUTS) \
+		--work-dir $(COMPARE_DIR) --out $(COMPARE_DIR)/card
 
 # A CITER card trained on CommonsenseQA (the same recipe on its train rationales, cost
 # judged by the choice-letter verifier, default threshold at 7% LLM share): the in-domain

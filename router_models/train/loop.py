@@ -42,6 +42,7 @@ from router_models.train.labels import (
     rollout_labels,
     shortcut_labels,
 )
+from router_models.train.outcomes import collection_id, outcome_key, round_log
 from router_models.train.rollout import RolloutConfig, compared_outcomes, rollout_outcomes
 from router_models.train.train import FitConfig, auc, fit_router, rounded, scores
 
@@ -95,16 +96,18 @@ def sample_rollout_rows(
     Each sampled row stands for the rows of its stratum it was drawn from
     (|R_c| / |S_c|; one stratum without ``strata``, [N] int64). With strata, k is split
     evenly between them, so a rare class (a number the SLM gets wrong) is still rolled out.
+    Samples nest: each stratum's rows are shuffled once per seed and S takes a prefix,
+    so a larger k keeps every row of a smaller one (and its cached rollouts).
     """
     mult = torch.ones(len(labels))
     need = labels == ROLLOUT
     groups = [need] if strata is None else [need & (strata == c) for c in strata.unique()]
     groups = [g.nonzero().squeeze(-1).tolist() for g in groups]
     groups = [g for g in groups if g]
-    rng = random.Random(seed)
     picked: list[int] = []
-    for g in groups:
-        take = g if len(g) <= k // len(groups) else rng.sample(g, k // len(groups))
+    for c, g in enumerate(groups):
+        random.Random(f"{seed}/{c}").shuffle(g)  # per stratum: independent of the others' k
+        take = g[: k // len(groups)]
         if take:
             mult[take] = len(g) / len(take)
         picked += take
@@ -188,13 +191,16 @@ def run_rounds(
                                  token_classes=train.token_classes)  # fmt: skip
             t1 = time.perf_counter()
             args = (train, s_rows, slm, llm, tok, policy, POLICY_THRESHOLD, rollout)
+            okey = outcome_key(train, rounds[-1].model, POLICY_THRESHOLD, rollout, features)
+            olog = round_log(ckpt_dir, r, okey)
             y = base.clone()
             if loop.rollout_compare:
-                slm_ok, llm_ok, rstats = compared_outcomes(*args, desc=f"round {r} rollouts")
+                slm_ok, llm_ok, rstats = compared_outcomes(*args, desc=f"round {r} rollouts",
+                                                           log=olog)  # fmt: skip
                 y[s_rows] = compared_labels(slm_ok, llm_ok)
                 entry.update(llm_forced=rstats["llm_forced"], llm_rescued=rstats["llm_rescued"])
             else:
-                slm_ok, rstats = rollout_outcomes(*args, desc=f"round {r} rollouts")
+                slm_ok, rstats = rollout_outcomes(*args, desc=f"round {r} rollouts", log=olog)
                 y[s_rows] = rollout_labels(slm_ok)
             entry["rollout_s"] = round(time.perf_counter() - t1, 1)
             keep = y != ROLLOUT
@@ -205,6 +211,7 @@ def run_rounds(
                 entry["rollout_llm_by_class"] = llm_share_by_class(new_s, strata[s_rows])
             entry.update(
                 rollouts=len(s_rows),
+                rollouts_reused=int(rstats["reused"]),
                 rollout_right=round(sum(slm_ok) / len(slm_ok), 4) if s_rows else 0.0,
                 rollout_llm_share=round(rstats["llm_share"], 4),
                 rollout_truncated=int(rstats["truncated"]),
@@ -247,9 +254,8 @@ def _run_key(
         {
             "features": list(features),
             "llm_solves": llm_solves,
-            "rows": len(train),
-            "items": train.item_ids[:3] + train.item_ids[-3:],
-            "meta": train.meta,
+            **collection_id(train),
+            "sample": "nested",  # S as prefixes of per-stratum shuffles
             "fit": fit.to_json(),
             # the label options join the key only when set: older rounds stay resumable
             "loop": {k: v for k, v in asdict(loop).items() if v or k not in LABEL_OPTIONS},

@@ -11,7 +11,7 @@ exactly the policy the router will be served with.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from engines.stats import StepStats
 from engines.types import Request, RequestOutput, RoutingParams, SamplingParams
 from router_models.policies import AlwaysLLM, AlwaysSLM
 from router_models.train.collect import Collection, encode
+from router_models.train.outcomes import Outcome, OutcomeLog
 from tasks.evaluate import MAX_NEW_TOKENS
 from tasks.types import Item
 from tasks.verify import is_correct
@@ -58,8 +59,12 @@ def routed_generate(
     window: int = 4,
     concurrency: int = 32,
     desc: str = "decode",
+    on_finish: Callable[[int, RequestOutput], None] | None = None,
 ) -> tuple[list[RequestOutput], StepStats]:
-    """Greedy routed decoding of ``prompts``; outputs in input order, summed step stats."""
+    """Greedy routed decoding of ``prompts``; outputs in input order, summed step stats.
+
+    ``on_finish(i, output)`` is called as prompt i's decode finishes.
+    """
     sched = Scheduler(
         slm, llm, router, tokenizer, SchedulerConfig(window=window, max_batch=concurrency, seed=0)
     )
@@ -75,6 +80,9 @@ def routed_generate(
                 builders[ev.request_id].add(ev)
                 if ev.finish_reason is not None:
                     bar.update(1)
+                    out = builders[ev.request_id].output
+                    if on_finish is not None and out is not None:
+                        on_finish(int(ev.request_id), out)
     outs = [b.output for b in builders.values()]
     if any(o is None for o in outs):
         raise RuntimeError("a rollout ended without a final event")
@@ -97,60 +105,68 @@ def rollout_outcomes(
     *,
     desc: str = "rollouts",
     force: str = "slm",
+    log: OutcomeLog | None = None,
 ) -> tuple[list[bool], dict[str, float]]:
     """Verifier verdict per row after forcing one model's token there; (verdicts, stats).
 
     ``force`` names whose drafted token is forced at the row's position: "slm" (the
-    action judged by rule 3) or "llm" (the alternative, for compared rollouts).
+    action judged by rule 3) or "llm" (the alternative, for compared rollouts). Rows
+    ``log`` holds are not decoded again; each new outcome is added to it as it finishes.
     """
     if force not in FORCED:
         raise ValueError(f"force={force!r}: must be one of {FORCED}")
     drafted = coll.slm if force == "slm" else coll.llm
     eos = set(slm.info.eos_token_ids) | {tokenizer.eos_token_id}
-    verdict: dict[int, bool] = {}
+    got: dict[int, Outcome] = {}  # position in rows -> outcome
     prompts: list[list[int]] = []
     budgets: list[int] = []
     prefixes: list[list[int]] = []
     todo: list[int] = []
+    reused = 0
+
+    def keep(k: int, o: Outcome) -> None:
+        got[k] = o
+        if log is not None:
+            log.put(force, int(rows[k]), o)
+
     for k, r in enumerate(rows):
+        if log is not None and (o := log.get(force, int(r))) is not None:
+            got[k], reused = o, reused + 1
+            continue
         i, t, tok = int(coll.item[r]), int(coll.t[r]), int(drafted[r])
         prefix = coll.answer_ids[i][:t] + [tok]  # answer so far, the drafted token forced
         if tok in eos:  # the forced token ends the answer here: nothing to decode
-            verdict[k] = is_correct(
-                answer_text(tokenizer, prefix), coll.answers[i], coll.verifiers[i]
-            )
+            text = answer_text(tokenizer, prefix)
+            keep(k, Outcome(is_correct(text, coll.answers[i], coll.verifiers[i]), decoded=False))
             continue
         left = len(coll.answer_ids[i]) - t - 1  # reference tokens after this position
         prompts.append(coll.prompt_ids[i] + prefix)
         budgets.append(max(1, min(cfg.max_tokens, left + cfg.slack)))
         prefixes.append(prefix)
         todo.append(k)
-    outs, totals = routed_generate(
-        slm,
-        llm,
-        tokenizer,
-        router,
-        threshold,
-        prompts,
-        budgets,
-        window=cfg.window,
-        concurrency=cfg.concurrency,
-        desc=desc,
-    )
-    for k, prefix, out in zip(todo, prefixes, outs, strict=True):
-        i = int(coll.item[rows[k]])
-        verdict[k] = is_correct(
-            answer_text(tokenizer, prefix + out.token_ids), coll.answers[i], coll.verifiers[i]
-        )
-    slm_tok = sum(o.stats.slm_tokens for o in outs)
-    llm_tok = sum(o.stats.llm_tokens for o in outs)
+
+    def finished(j: int, out: RequestOutput) -> None:
+        k, i = todo[j], int(coll.item[rows[todo[j]]])
+        text = answer_text(tokenizer, prefixes[j] + out.token_ids)
+        ok = is_correct(text, coll.answers[i], coll.verifiers[i])
+        keep(k, Outcome(ok, out.stats.slm_tokens, out.stats.llm_tokens,
+                        out.finish_reason == "length"))  # fmt: skip
+
+    if prompts:
+        routed_generate(slm, llm, tokenizer, router, threshold, prompts, budgets,
+                        window=cfg.window, concurrency=cfg.concurrency, desc=desc,
+                        on_finish=finished)  # fmt: skip
+    outs = [got[k] for k in range(len(rows))]
+    slm_tok = sum(o.slm_tokens for o in outs)
+    llm_tok = sum(o.llm_tokens for o in outs)
     stats = {
-        "decoded": len(outs),
+        "decoded": sum(o.decoded for o in outs),
+        "reused": reused,
         "tokens": slm_tok + llm_tok,
         "llm_share": llm_tok / max(1, slm_tok + llm_tok),
-        "truncated": sum(o.finish_reason == "length" for o in outs),
+        "truncated": sum(o.truncated for o in outs),
     }
-    return [verdict[k] for k in range(len(rows))], stats
+    return [o.ok for o in outs], stats
 
 
 def compared_outcomes(
@@ -164,6 +180,7 @@ def compared_outcomes(
     cfg: RolloutConfig,
     *,
     desc: str = "rollouts",
+    log: OutcomeLog | None = None,
 ) -> tuple[list[bool], list[bool | None], dict[str, float]]:
     """Both actions judged: the SLM's token forced, then the LLM's where that fails.
 
@@ -171,19 +188,21 @@ def compared_outcomes(
     right answer (the LLM's is then not needed, whatever it would give).
     """
     slm_ok, s1 = rollout_outcomes(coll, rows, slm, llm, tokenizer, router, threshold, cfg,
-                                  desc=f"{desc} (SLM token)")  # fmt: skip
+                                  desc=f"{desc} (SLM token)", log=log)  # fmt: skip
     failed = [k for k, ok in enumerate(slm_ok) if not ok]
     llm_ok: list[bool | None] = [None] * len(rows)
-    s2: dict[str, float] = {"decoded": 0, "tokens": 0, "llm_share": 0.0, "truncated": 0}
+    s2: dict[str, float] = {"decoded": 0, "reused": 0, "tokens": 0, "llm_share": 0.0,
+                            "truncated": 0}  # fmt: skip
     if failed:
         got, s2 = rollout_outcomes(coll, [rows[k] for k in failed], slm, llm, tokenizer,
                                    router, threshold, cfg, desc=f"{desc} (LLM token)",
-                                   force="llm")  # fmt: skip
+                                   force="llm", log=log)  # fmt: skip
         for k, ok in zip(failed, got, strict=True):
             llm_ok[k] = ok
     tokens = s1["tokens"] + s2["tokens"]
     stats = {
         "decoded": s1["decoded"] + s2["decoded"],
+        "reused": s1["reused"] + s2["reused"],
         "tokens": tokens,
         "llm_share": (s1["llm_share"] * s1["tokens"] + s2["llm_share"] * s2["tokens"])
         / max(1, tokens),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import random
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -23,12 +23,17 @@ from tasks.splits import load_split
 FEATS = (FEATURE_HIDDEN, FEATURE_TOKEN_CLASS)
 
 
-def test_without_strata_the_sample_is_the_uniform_one() -> None:
+def test_without_strata_the_sample_is_uniform_and_nests() -> None:
     labels = torch.tensor([ROLLOUT, SLM] * 10)  # rows 0, 2, ..., 18 need a rollout
     rows, mult = sample_rollout_rows(labels, 4, seed=3)
     need = list(range(0, 20, 2))
-    assert rows == sorted(random.Random(3).sample(need, 4))
+    assert len(rows) == 4 and set(rows) <= set(need) and rows == sorted(rows)
     assert mult[rows].tolist() == [2.5] * 4 and float(mult.sum()) == 4 * 2.5 + 16
+    # a larger sample keeps the smaller one's rows (their rollouts are reused)
+    assert set(rows) < set(sample_rollout_rows(labels, 7, seed=3)[0])
+    assert rows != sample_rollout_rows(labels, 4, seed=4)[0]
+    picks = Counter(r for s in range(2000) for r in sample_rollout_rows(labels, 4, seed=s)[0])
+    assert set(picks) == set(need) and all(700 < n < 900 for n in picks.values())  # 4/10 each
     rows, mult = sample_rollout_rows(labels, 50, seed=3)
     assert rows == need and torch.equal(mult, torch.ones(20))  # all fit: weight 1
 
@@ -88,3 +93,33 @@ def test_train_router_cli_writes_a_token_class_card(pair, tmp_path: Path) -> Non
     r1 = report["rounds"][-1]  # the compared rollouts are logged per round
     assert 0 <= r1["llm_rescued"] <= r1["llm_forced"] <= r1["rollouts"]
     assert report["feature_ablation"]["topk+class"]["in_dim"] == 8 + 3
+
+
+def test_rollouts_are_kept_per_row_for_a_crash_and_a_larger_sample(loaded, tmp_path: Path) -> None:
+    train = collect(*loaded, load_split("train", 6))
+    val = collect(*loaded, load_split("validation", 3))
+    rc = RolloutConfig(max_tokens=6, slack=0, window=2, concurrency=8)
+    fit, ckpt = FitConfig(epochs=1, batch_size=256), tmp_path / "rounds"
+
+    def run(k: int) -> dict:
+        loop = LoopConfig(rounds=1, max_rollouts=k, seed=0, judge_llm_rows=True,
+                          rollout_compare=True)  # fmt: skip
+        rounds = run_rounds(train, val, loaded, fit, loop, rc, features=(FEATURE_HIDDEN,),
+                            ckpt_dir=ckpt, log=lambda _: None)  # fmt: skip
+        return rounds[1].log
+
+    first = run(4)
+    log_file = ckpt / "round1-outcomes.jsonl"
+    lines = log_file.read_text().splitlines()
+    n_first = first["rollouts"] + first["llm_forced"]  # SLM-token + LLM-token rollouts
+    assert first["rollouts_reused"] == 0 and len(lines) == 1 + n_first
+    # A crash mid-round: the round's checkpoint never written, the last line torn.
+    for f in ckpt.glob("round1.*"):
+        f.unlink()
+    log_file.write_text("\n".join(lines[:3]) + "\n" + lines[3][:9])
+    assert run(4)["rollouts_reused"] == 2  # the two whole lines, not the torn one
+    assert len(log_file.read_text().splitlines()) == 1 + n_first
+    # A larger sample keeps the smaller one's rows: only the new rows are decoded.
+    bigger = run(8)
+    assert bigger["rollouts"] > first["rollouts"]
+    assert bigger["rollouts_reused"] == n_first

@@ -20,6 +20,7 @@ from router_models.train.labels import (
     rollout_labels,
     shortcut_labels,
 )
+from router_models.train.outcomes import OutcomeLog
 from router_models.train.rollout import RolloutConfig, compared_outcomes, rollout_outcomes
 
 PROMPT, ANSWER = "Q?", "x The answer is 7."
@@ -200,3 +201,21 @@ def test_flips_and_config_checks() -> None:
         count_flips(torch.tensor([0]), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="window=0"):
         RolloutConfig(window=0)
+
+
+def test_an_outcome_log_answers_for_rows_already_rolled_out(case, tmp_path) -> None:
+    coll, oracle, junk, tok = case
+    cfg = RolloutConfig(max_tokens=40, slack=4, window=2, concurrency=4)
+    rows, path = range(len(coll)), tmp_path / "round1-outcomes.jsonl"
+    first = compared_outcomes(coll, rows, oracle, junk, tok, AlwaysSLM(), 0.5, cfg,
+                              log=OutcomeLog(path, "k1"))  # fmt: skip
+    assert first[2]["reused"] == 0
+    # The swapped engines would give other verdicts (the test above): none is decoded.
+    again = compared_outcomes(coll, rows, junk, oracle, tok, AlwaysSLM(), 0.5, cfg,
+                              log=OutcomeLog(path, "k1"))  # fmt: skip
+    assert again[:2] == first[:2] and again[2]["reused"] == 4 + 2
+    assert {k: v for k, v in again[2].items() if k != "reused"} == {
+        k: v for k, v in first[2].items() if k != "reused"
+    }
+    other = OutcomeLog(path, "k2")  # another policy or setting: started over
+    assert len(other) == 0 and path.read_text().splitlines() == ['{"key": "k2"}']
