@@ -3,7 +3,7 @@
 A card is a folder::
 
     router.safetensors   CiterMLP state dict (float32); cards reading token:class also
-                         the class of every token id (``token_classes``, int64)
+                         the class of every token id (``token_classes``, uint8)
     router.json          kind, features, model pair (slm, llm, hidden_size,
                          vocab_size, tokenizer_hash, slm_weights), MLP shape, score
                          convention, default threshold, calibration table
@@ -35,7 +35,7 @@ from router_models.vocab import tokenizer_hash
 
 CARD_JSON = "router.json"
 CARD_WEIGHTS = "router.safetensors"
-CLASS_TABLE = "token_classes"  # [vocab] int64 tensor in CARD_WEIGHTS of token:class cards
+CLASS_TABLE = "token_classes"  # [vocab] uint8 tensor in CARD_WEIGHTS of token:class cards
 FORMAT_VERSION = 1
 SCORE_CONVENTION = (
     "score = sigmoid(logit) = estimated probability that the LLM is needed at this "
@@ -171,6 +171,8 @@ def save_card(
         raise ValueError(f"a class table goes with {FEATURE_TOKEN_CLASS!r}, and only with it")
     if token_classes is not None and tuple(token_classes.shape) != (vocab_size,):
         raise ValueError(f"class table of shape {tuple(token_classes.shape)}, vocab {vocab_size}")
+    if token_classes is not None and not bool(((token_classes >= 0) & (token_classes < 256)).all()):
+        raise ValueError("class table: every class id must be in [0, 256) (stored as uint8)")
     card = RouterCard(
         kind=CiterRouter.name,
         features=tuple(features),
@@ -191,7 +193,7 @@ def save_card(
     state = model.state_dict()
     weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
     if token_classes is not None:
-        weights[CLASS_TABLE] = token_classes.to("cpu", torch.int64).contiguous()
+        weights[CLASS_TABLE] = token_classes.to("cpu", torch.uint8).contiguous()  # 3 classes
     # Write to temp names, then rename: a crash never leaves a half-written card file.
     save_file(weights, str(out / (CARD_WEIGHTS + ".tmp")))
     (out / (CARD_JSON + ".tmp")).write_text(text + "\n", encoding="utf-8")
@@ -283,7 +285,8 @@ def load_card(
     model = CiterMLP(cfg)
     try:
         tensors = load_file(str(file), device="cpu")
-        table = tensors.pop(CLASS_TABLE, None)
+        table = tensors.pop(CLASS_TABLE, None)  # uint8 (int64 in older cards)
+        table = None if table is None else table.to(torch.int64)
         model.load_state_dict(tensors, strict=True)
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise RouterCardError(f"router card {path}: cannot load {file}: {_first_line(e)}") from e

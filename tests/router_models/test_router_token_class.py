@@ -77,6 +77,14 @@ def test_card_round_trip_keeps_the_table_and_the_scores(tmp_path: Path) -> None:
     _save(tmp_path, token_classes=table())
     router = _load(tmp_path)
     assert router.token_classes is not None and torch.equal(router.token_classes, table())
+    assert router.token_classes.dtype == torch.int64
+    from safetensors.torch import load_file, save_file
+
+    w = load_file(str(tmp_path / CARD_WEIGHTS))  # one byte per token id on disk
+    assert w["token_classes"].dtype == torch.uint8
+    w["token_classes"] = w["token_classes"].long()  # a card written before: int64, still loads
+    save_file(w, str(tmp_path / CARD_WEIGHTS))
+    assert torch.equal(_load(tmp_path).token_classes, table())  # type: ignore[arg-type]
     feats = make_feats(8, seed=3)
     want = CiterRouter(tiny_mlp(in_dim=HIDDEN + 3).eval(), features=FEATS, token_classes=table())
     assert router.score(feats) == want.score(feats)
@@ -92,6 +100,8 @@ def test_card_refuses_a_missing_table_and_an_engine_without_token_ids(tmp_path: 
         _save(tmp_path / "a")  # the feature without its table
     with pytest.raises(ValueError, match="vocab 16"):
         _save(tmp_path / "b", token_classes=torch.zeros(VOCAB + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"in \[0, 256\)"):
+        _save(tmp_path / "b", token_classes=torch.full((VOCAB,), 300, dtype=torch.long))
     _save(tmp_path / "c", token_classes=table())
     with pytest.raises(RouterCardError, match=r"needs features \['token'\]"):
         _load(tmp_path / "c", offered=(FEATURE_HIDDEN,))
