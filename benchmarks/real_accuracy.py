@@ -43,6 +43,7 @@ CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-
          "citer-class=build/real-router-class/card,"
          "citer-class-all=build/real-router-class/card-all,"
          "citer-compare=build/real-router-compare/card,"
+         "citer-compare600=build/real-router-compare600/card,"
          "citer-h=build/real-router/card-hidden,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
@@ -121,7 +122,9 @@ def main() -> None:
     ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
                     "with that card (citer-s: CITER-S, the shortcut round alone; citer-class: the "
                     "token-class card of make real-router-class; citer-class-all: the same "
-                    "without --same-token-slm; citer-compare: make real-router-compare; citer-h, "
+                    "without --same-token-slm; citer-compare: make real-router-compare; "
+                    "citer-compare600: the same with COMPARE_ROLLOUTS=600 "
+                    "COMPARE_DIR=build/real-router-compare600; citer-h, "
                     "citer-csqa-h: hidden-state cards, in build/, not shipped)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")
