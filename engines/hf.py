@@ -187,12 +187,13 @@ class HFEngine:
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
         sizes = [len(x) for x in new]
-        # chunked as if padded even when ragged: attention still pads each chunk to its
-        # rows x T (one 64-sequence demo verify forward: 30k padded attention positions
-        # for 10k real rows, slower than the chunks' 15k); the layers then skip the padding
-        for chunk in kvcache.plan_chunks(
-            sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens
-        ):
+        if self.ragged and not self.kv.viewable(seq_ids, sizes):  # direct: nothing padded
+            chunks = kvcache.token_chunks(sizes, self.cfg.max_batch_tokens)
+        else:  # chunked as if padded even when ragged: attention pads each chunk to its
+            # rows x T (one 64-sequence demo verify forward: 30k padded attention positions
+            # for 10k real rows, slower than the chunks' 15k); the layers skip the padding
+            chunks = kvcache.plan_chunks(sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens)
+        for chunk in chunks:
             # by slot, new sequences last: they take the next slots, so the chunk stays a run
             chunk = [chunk[i] for i in self.kv.order([seq_ids[c] for c in chunk])]
             h = self._forward_chunk([seq_ids[c] for c in chunk], [new[c] for c in chunk])
@@ -206,9 +207,7 @@ class HFEngine:
 
     def _forward_chunk(self, seq_ids: list[int], new: list[list[int]]) -> torch.Tensor:
         """One forward; returns the final-norm hidden states [B, T, hidden] (padded)."""
-        sizes = [len(x) for x in new]
-        flat = self.ragged and sum(sizes) < len(sizes) * max(sizes)
-        batch = self.kv.batch(seq_ids, sizes, ragged=flat)
+        batch = self.kv.batch(seq_ids, [len(x) for x in new], ragged=self.ragged)
         h = self._run(new, batch)
         self.kv.commit(seq_ids, new, batch)
         if h.shape[0] == len(seq_ids) and batch.index == list(range(h.shape[0])):
@@ -225,7 +224,10 @@ class HFEngine:
         if batch.flat is not None:
             ids = torch.tensor([x for seq in new for x in seq], device=dev)[None]  # [1, N]
             pos = batch.write_at[batch.flat][None]  # [1, N]
-            extra["citer_rows"] = (*batch.flat, rows, t)
+            if batch.direct is not None:
+                extra["citer_direct"] = batch.direct
+            else:
+                extra["citer_rows"] = (*batch.flat, rows, t)
         else:
             ids = torch.zeros(rows, t, dtype=torch.long, device=dev)  # [R, T]
             for r, x in zip(batch.index, new, strict=True):
@@ -265,8 +267,8 @@ class HFEngine:
                 if self._probe_matches():
                     return
             except Exception:  # noqa: BLE001 - any failure of the ragged path: pad instead
-                self.free(-1)
-                self.free(-2)
+                for i in (1, 2, 3):
+                    self.free(-i)
             ragged.disable(self.model)
             self.ragged = False
         if not self._probe_matches():
@@ -279,17 +281,18 @@ class HFEngine:
     def _probe_matches(self) -> bool:
         ids = [t % self.info.vocab_size for t in (1, 5, 2, 7, 3)]
         sp = SamplingParams(max_tokens=1)
-        self.step([SeqWork(-1, 0, ids[:3], sp, 0), SeqWork(-2, 0, ids[:1], sp, 0)])
-        h, _ = self._forward([-1, -2], [ids[3:], ids[1:2]], [[], []])  # uneven past and new
-        self.free(-1)
-        self.free(-2)
+        self.step([SeqWork(-i, 0, ids[:n], sp, 0) for i, n in ((1, 3), (2, 2), (3, 1))])
+        # slots -1: 0, -2: 1, -3: 2 (longest first); uneven past and new; slots 0, 2 are
+        # no run (direct when ragged), slots 1, 2 one
+        h1, _ = self._forward([-1, -3], [ids[3:], ids[1:2]], [[], []])
+        h2, _ = self._forward([-2, -3], [ids[2:4], ids[2:3]], [[], []])
+        for i in (1, 2, 3):
+            self.free(-i)
         dev = self.cfg.device
         ref = torch.stack(
-            [
-                self.model(torch.tensor([ids], device=dev)).logits[0, -1],
-                self.model(torch.tensor([ids[:2]], device=dev)).logits[0, -1],
-            ]
-        ).float()  # [2, vocab]
-        got = self.head(h).float()
+            [self.model(torch.tensor([x], device=dev)).logits[0, -1]
+             for x in (ids, ids[:2], ids[:4], ids[:3])]
+        ).float()  # [4, vocab]  # fmt: skip
+        got = self.head(torch.cat([h1, h2])).float()
         tol = 1e-3 if self.dtype == torch.float32 else 5e-2
         return torch.allclose(got, ref, atol=tol * float(ref.abs().max()) + tol, rtol=0)

@@ -20,7 +20,7 @@ class HFEngineConfig:
     path: str  # local HF model folder (config.json + weights)
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     dtype: str = "float32"  # one of DTYPES; float32 is the exact reference
-    max_batch_tokens: int = 8192  # padded positions (B x T) per forward; more work is split
+    max_batch_tokens: int = 8192  # positions per forward (B x T; direct: real); more is split
     pad_free_tokens: int = 256  # batches this small are never split to save padding
     ragged: bool = True  # uneven batches feed only their real tokens (engines.ragged)
 

@@ -15,6 +15,8 @@ sequences attends over ``[0, K)`` of their slots, K = max(length + new tokens):
   ``SPAN_RATIO`` x B wide: a view of that range, the other sequences in it riding
   along as idle rows (a pad token each, outputs dropped, writes past their own
   length), cheaper than a copy on the CPU;
+- otherwise, in an engine that runs ragged: direct, no copy (the layers write into
+  the pool, attention reads views of it per sequence, ``engines.ragged``);
 - otherwise: one copy of the B rows' first K positions, written back afterwards.
 
 The old layout copied every sequence's cache into a zero-filled padded buffer on
@@ -31,7 +33,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from engines.ragged import flat_index
+from engines.ragged import Direct, direct_plan, flat_index
 
 MIN_CAPACITY = 64  # positions per slot when the pool is first made
 SPAN_RATIO = 2.0  # a spread batch runs as a view over its slot range up to this wide
@@ -72,6 +74,7 @@ class Batch:
         index: list[int],
         copied: torch.Tensor | None,
         flat: tuple[torch.Tensor, torch.Tensor] | None = None,
+        direct: list[Direct] | None = None,
     ) -> None:
         self.cache = cache
         self.mask = mask  # [R, 1, T, K] additive attention mask
@@ -80,6 +83,7 @@ class Batch:
         self.index = index  # forward row of each sequence, in the order they were given
         self.copied = copied  # [R] slots when ``kv`` is a copy; None when it is a view
         self.flat = flat  # ragged: ([N] row, [N] offset) of each real new token; else None
+        self.direct = direct  # direct: per sequence, where attention reads (``kv`` is the pool)
 
 
 class KVPool:
@@ -176,14 +180,27 @@ class KVPool:
         return grown
 
     # -- one forward ---------------------------------------------------------
+    def viewable(self, seq_ids: list[int], n_new: list[int]) -> bool:
+        """Whether a forward over ``seq_ids`` would run on a view of the pool (new
+        sequences take the next free slots, in the order given)."""
+        nxt, slots = len(self.owner), []
+        for sid in seq_ids:
+            slots.append(self.slot.get(sid, nxt))
+            nxt += sid not in self.slot
+        return _span(slots, n_new)
+
     def batch(self, seq_ids: list[int], n_new: list[int], ragged: bool = False) -> Batch:
         """The K/V for one forward over ``seq_ids`` (a view where it can be). Ragged:
-        the forward feeds only the real new tokens, as one row (``engines.ragged``)."""
+        an uneven batch feeds only its real new tokens, as one row, and a batch that is
+        not a view runs direct (``engines.ragged``)."""
         for sid in seq_ids:
             self.add(sid)
         slots = [self.slot[s] for s in seq_ids]
-        lo, hi, b = min(slots), max(slots), len(slots)
-        span = hi - lo + 1 == b or (max(n_new) == 1 and hi - lo + 1 <= SPAN_RATIO * b)
+        span = _span(slots, n_new)
+        if ragged and not span:
+            return self._direct(seq_ids, slots, n_new)
+        lo, hi = min(slots), max(slots)
+        ragged = ragged and sum(n_new) < len(n_new) * max(n_new)  # uneven: skip the padding
         rows = list(range(lo, hi + 1)) if span else slots  # the forward's rows, as slots
         at = {s: r for r, s in enumerate(rows)}
         index = [at[s] for s in slots]
@@ -220,6 +237,25 @@ class KVPool:
         mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)  # additive: sdpa and eager
         return Batch(cache, mask[:, None], write_at, kv, index, copied, flat)
 
+    def _direct(self, seq_ids: list[int], slots: list[int], n_new: list[int]) -> Batch:
+        """A forward whose layers write each new key/value into its slot of the pool and
+        whose attention reads the pool per sequence: nothing copied, nothing padded."""
+        lens = [len(self.tokens[s]) for s in seq_ids]
+        pool = self._reserve(max(n + t for n, t in zip(lens, n_new, strict=True)))
+        for s, n, t in zip(slots, lens, n_new, strict=True):
+            self.dirty[s] = max(self.dirty[s], n + t)
+        dev = self.device
+        flat = flat_index(list(range(len(seq_ids))), n_new, dev)  # forward row = order given
+        write_at = torch.tensor(lens, device=dev)[:, None] + torch.arange(max(n_new), device=dev)
+        at = write_at[flat][None]  # [1, N] position of each new token in its slot
+        in_slot = torch.tensor(slots, device=dev)[flat[0]][None]  # [1, N] its slot
+        cache = Cache(
+            layers=[SlotLayer(pool[i, 0], pool[i, 1], in_slot, at) for i in range(pool.shape[0])]
+        )
+        unused = torch.zeros(1, 1, 1, 1, dtype=self.dtype, device=dev)  # a 4D mask passes as is
+        plan = direct_plan(slots, lens, n_new, dev)
+        return Batch(cache, unused, write_at, pool, list(range(len(seq_ids))), None, flat, plan)
+
     def commit(self, seq_ids: list[int], new: list[list[int]], b: Batch) -> None:
         """After the forward: keep each sequence's new tokens (and, for a copied batch,
         write their keys/values back into the pool)."""
@@ -235,6 +271,26 @@ class KVPool:
         so that a batch of neighbouring slots is a view of the pool."""
         big = 1 << 62
         return sorted(range(len(seq_ids)), key=lambda i: self.slot.get(seq_ids[i], big))
+
+
+def _span(slots: list[int], n_new: list[int]) -> bool:
+    """One run of slots, or a decode step over a range at most SPAN_RATIO x B wide."""
+    width = max(slots) - min(slots) + 1
+    return width == len(slots) or (max(n_new) == 1 and width <= SPAN_RATIO * len(slots))
+
+
+def token_chunks(sizes: list[int], max_tokens: int) -> list[list[int]]:
+    """Rows (by index, in order) in forwards of at most ``max_tokens`` real tokens
+    (a row longer than that is a forward of its own): a direct forward pads nothing."""
+    chunks: list[list[int]] = []
+    used = max_tokens
+    for i, n in enumerate(sizes):
+        if used + n > max_tokens:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(i)
+        used += n
+    return chunks
 
 
 MAX_PAD_RATIO = 1.3  # a chunk may compute at most this many padded positions per real one

@@ -1,13 +1,13 @@
 """The slot pool (engines/kvcache.py): dense slots, views for a run or a narrow span
-of slots, a copy otherwise, the same tokens either way, and no garbage from a slot's
-former owner."""
+of slots, direct forwards (ragged engines) or a copy otherwise, the same tokens every
+way, and no garbage from a slot's former owner."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from engines.kvcache import KVPool
+from engines.kvcache import KVPool, token_chunks
 from engines.types import SamplingParams, SeqWork
 
 SP = SamplingParams(max_tokens=64)
@@ -29,14 +29,31 @@ def test_slots_stay_dense_and_memory_is_released_when_idle() -> None:
         assert b.copied is None and b.index == [0, 2] and b.write_at.shape[0] == 3
         b = pool.batch([10, 14], [1, 1])  # slots 0 and 4: a span of 5 rows: copied
         assert b.copied is not None and b.copied.tolist() == [0, 4] and b.index == [0, 1]
+        assert not pool.viewable([10, 14], [1, 1]) and pool.viewable([10, 12], [1, 1])
+        assert not pool.viewable([10, 12], [2, 1])  # not a decode: the span is no view
+        assert pool.viewable([14, 99], [3, 1])  # slot 4, then a new sequence in slot 5
+        b = pool.batch([14, 10], [1, 3], ragged=True)  # ragged: direct, no copy
+        assert b.copied is None and b.direct is not None and b.kv is pool.pool
+        assert [(d.slot, d.start, d.n, d.end) for d in b.direct] == [(4, 0, 1, 2), (0, 1, 3, 5)]
+        assert b.direct[0].mask is None  # one new token sees every cached key
+        assert b.direct[1].mask is not None and b.direct[1].mask[0, 0].tolist() == [
+            [True, True, True, False, False],  # causal within the 3 new tokens (positions 2-4)
+            [True, True, True, True, False],
+            [True, True, True, True, True],
+        ]
     for sid in (10, 12, 13, 14, 15):
         pool.free(sid)
     assert pool.pool is None and len(pool) == 0
 
 
+@pytest.mark.parametrize("ragged", [True, False], ids=["ragged", "padded"])
 @pytest.mark.parametrize("subset", [(1, 2, 3, 4), (1, 3), (1, 5)], ids=["run", "span", "copy"])
-def test_every_batch_layout_gives_the_tokens_of_one_sequence_alone(engines, subset) -> None:
-    _, llm, _ = engines
+def test_every_batch_layout_gives_the_tokens_of_one_sequence_alone(
+    engines, model_dirs, subset, ragged
+) -> None:
+    from engines.hf import HFEngine, HFEngineConfig
+
+    llm = engines[1] if ragged else HFEngine(HFEngineConfig(str(model_dirs[1]), ragged=False))
     prompts = {1: [5, 9, 3, 7], 2: [4, 4], 3: [8, 6, 5, 3, 9, 11], 4: [7, 7, 2], 5: [3, 8]}
     alone = {}
     for sid, p in prompts.items():
@@ -45,6 +62,9 @@ def test_every_batch_layout_gives_the_tokens_of_one_sequence_alone(engines, subs
     llm.step([SeqWork(sid, 0, p[:1], SP, 0, 1) for sid, p in prompts.items()])  # slots 0..4
     layout = llm.kv.batch(list(subset), [1] * len(subset))
     assert (layout.copied is not None) == (subset == (1, 5))
+    uneven = llm.kv.batch(list(subset), [2, *[1] * (len(subset) - 1)], ragged=ragged)
+    assert (uneven.direct is not None) == (ragged and subset != (1, 2, 3, 4))  # no run: direct
+    assert (uneven.copied is not None) == (not ragged and subset != (1, 2, 3, 4))
     out = llm.step([SeqWork(sid, 1, prompts[sid][1:], SP, 0, 3) for sid in subset])
     assert out.tokens == [alone[sid] for sid in subset]
     for sid in prompts:
@@ -69,3 +89,15 @@ def test_a_poisoned_former_owner_leaves_nothing_behind(engines) -> None:
     assert out.tokens == ref
     for sid in (2, 3, 4):
         llm.free(sid)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "most", "want"),
+    [
+        ([3, 1, 2], 8, [[0, 1, 2]]),
+        ([3, 1, 2], 4, [[0, 1], [2]]),
+        ([5, 1, 9, 2], 4, [[0], [1], [2], [3]]),
+    ],
+)
+def test_direct_forwards_are_cut_by_real_tokens(sizes, most, want) -> None:
+    assert token_chunks(sizes, most) == want

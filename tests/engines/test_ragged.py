@@ -21,7 +21,7 @@ def _run(eng: HFEngine) -> list:
     sampled offsets, run-ahead drafts and features; returns everything it gave."""
     prompts = {1: [5, 9, 3, 7], 2: [4], 3: [8, 6, 5, 3, 9, 11, 2], 4: [7, 7], 5: [3, 8, 1]}
     first = eng.step([SeqWork(s, 0, p, SP, 0, 1) for s, p in prompts.items()], FEATS)
-    eng.free(4)  # seq 5 moves into seq 4's slot: the next batch is a copy, not a view
+    eng.free(4)  # seq 5 moves into seq 4's slot: the next batch is no run (direct or copied)
     work = [
         SeqWork(1, 4, [9, 9, 9], SP, 0, 3, probe_offsets=(0, 2)),
         SeqWork(2, 1, [6], SEEDED, 7, 2),
@@ -45,9 +45,11 @@ def test_ragged_and_padded_forwards_give_the_same_tokens_and_features(model_dirs
     path = str(model_dirs[1])
     rag, pad = HFEngine(HFEngineConfig(path)), HFEngine(HFEngineConfig(path, ragged=False))
     assert rag.ragged and not pad.ragged
-    calls: list[int] = []  # sequences of each forward that ran ragged
+    calls: list[bool] = []  # per forward that ran ragged: whether it ran direct
     inner = rag._run
-    rag._run = lambda new, b: (b.flat is not None and calls.append(len(new))) or inner(new, b)  # type: ignore[method-assign]
+    rag._run = lambda new, b: (
+        (b.flat is not None and calls.append(b.direct is not None)) or inner(new, b)
+    )  # type: ignore[method-assign]
     for a, b in zip(_run(rag), _run(pad), strict=True):
         assert a.tokens == b.tokens
         assert _close(a.features.logits, b.features.logits)
@@ -56,7 +58,8 @@ def test_ragged_and_padded_forwards_give_the_same_tokens_and_features(model_dirs
         if a.probes is not None:
             assert _close(a.probes.hidden, b.probes.hidden)
         assert a.sampled == b.sampled
-    assert calls, "no forward took the ragged path"
+    assert False in calls, "no forward took the ragged path over a run of slots"
+    assert True in calls, "no forward took the direct path"
 
 
 def test_a_model_without_sdpa_keeps_padding(model_dirs) -> None:
@@ -65,10 +68,11 @@ def test_a_model_without_sdpa_keeps_padding(model_dirs) -> None:
     assert model.config._attn_implementation == "eager"
 
 
-def test_a_ragged_path_that_disagrees_at_load_falls_back_to_padding(model_dirs) -> None:
+@pytest.mark.parametrize("fault", ["citer_rows", "citer_direct"])
+def test_a_ragged_path_that_disagrees_at_load_falls_back_to_padding(model_dirs, fault) -> None:
     def wrong(module, query, key, value, mask, **kw):  # a fault: ragged outputs are zero
         out, w = ragged.attention(module, query, key, value, mask, **kw)
-        return (torch.zeros_like(out) if "citer_rows" in kw else out), w
+        return (torch.zeros_like(out) if fault in kw else out), w
 
     AttentionInterface.register(ragged.RAGGED, wrong)
     try:
