@@ -88,8 +88,8 @@ def _projection(
 ) -> list[str]:
     gw = [a for a in accs if a.engine == "gateway"]
     c1 = {p.target: p for p in points if p.engine == "gateway" and p.concurrency == 1}
-    if not any(a.target == "llm" for a in gw):
-        return []
+    if not any(a.target == "llm" for a in gw) or not all(a.items for a in gw):
+        return []  # the projection needs each target's accuracy (and its counters)
     traces = [trace(a, c1.get(a.target)) for a in gw]
     sources = "; ".join(
         f"{p.name} on {p.gpu} ({p.stack}): {p.slm_tok_s:g} / {p.llm_tok_s:g} tokens/s at "

@@ -148,3 +148,13 @@ def test_section_tables_and_projection_label() -> None:
     table = summary_table(points, [Accuracy("gateway", "slm", 4, 1, 44, 1.0, 0.0, 0.0, 1.0)],
                           [1, 4])  # fmt: skip
     assert table.splitlines()[2].split(" | ")[4:6] == ["", "55"]  # c=1 missing, c=4 55 tok/s
+
+
+def test_a_run_without_the_accuracy_pass_has_no_projection() -> None:
+    """``--accuracy-items 0``: no counters from an accuracy pass, so the LLM-only
+    target has no routing trace; the section is written without the projection."""
+    result = _result()
+    for a in result["accuracy"]:
+        a.update(items=0, correct=0, llm_calls_per_token=None, slm_forwards_per_token=None)
+    text = section(result, [PAIR])
+    assert "GPU projection" not in text and "### Latency vs concurrency" in text
