@@ -200,7 +200,7 @@ class KVPool:
         if ragged and not span:
             return self._direct(seq_ids, slots, n_new)
         lo, hi = min(slots), max(slots)
-        ragged = ragged and sum(n_new) < len(n_new) * max(n_new)  # uneven: skip the padding
+        flat_feed = ragged and sum(n_new) < len(n_new) * max(n_new)  # uneven: skip the padding
         rows = list(range(lo, hi + 1)) if span else slots  # the forward's rows, as slots
         at = {s: r for r, s in enumerate(rows)}
         index = [at[s] for s in slots]
@@ -224,7 +224,7 @@ class KVPool:
         write_at = lengths[:, None] + torch.arange(t, device=dev)[None, :]  # [R, T]
         idx = torch.arange(len(rows), device=dev)[:, None]  # [R, 1]
         at, flat = write_at, None
-        if ragged:  # the model's K/V come as [1, kv_heads, N, dim]: one index per token
+        if flat_feed:  # the model's K/V come as [1, kv_heads, N, dim]: one index per token
             flat = flat_index(index, n_new, dev)
             idx, at = flat[0][None], write_at[flat][None]  # [1, N], [1, N]
         cache = Cache(layers=[SlotLayer(kv[i, 0], kv[i, 1], idx, at) for i in range(kv.shape[0])])
