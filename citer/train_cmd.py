@@ -92,6 +92,14 @@ def add_train_router(sub: argparse._SubParsersAction) -> None:
         "not the token, lost the answer; SLM); up to 2x the rollout time",
     )
     p.add_argument(
+        "--rollout-share",
+        type=float,
+        default=None,
+        help="from round 2, roll out under the previous round's card at the threshold that "
+        "sends this share of the train rows to the LLM (default: at 0.5, where a cost-aware "
+        "card may route nothing)",
+    )
+    p.add_argument(
         "--features",
         default="hidden:final,logprobs:top8",
         help="router inputs, comma-separated: hidden:final (SLM final hidden state), "
@@ -185,6 +193,7 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
             judge_llm_rows=args.judge_llm_rows,
             same_token_slm=args.same_token_slm,
             rollout_compare=args.rollout_compare,
+            rollout_share=args.rollout_share,
         ),
         rollout=RolloutConfig(
             max_tokens=args.rollout_max_tokens, window=args.window, concurrency=args.concurrency

@@ -11,7 +11,8 @@ so the convergence criterion counts flips among them (flips over all labelled
 rows are logged too). Round 1 compares with round 0's labels, which mark all
 of S ``LLM``: stopping there means the rollouts agreed with CITER-S, a fixed
 point. A rollout follows pi_{r-1} at threshold 0.5, the lambda-optimal policy
-of the cost-aware loss (see ``train``).
+of the cost-aware loss (see ``train``), or, with ``rollout_share``, from round 2
+at the threshold that sends that share of the train rows to the LLM.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class LoopConfig:
     same_token_slm: bool = False
     # True: where the SLM's token fails, roll out the LLM's token too; LLM only if it wins.
     rollout_compare: bool = False
+    # Rounds >= 2 roll out under pi_{r-1} at the threshold that sends this share of the
+    # train rows (teacher-forced scores) to the LLM, not at 0.5. A cost-aware card can score
+    # far below 0.5 at its deployment share (the real pair's: 0.04-0.06 for 25%), and at 0.5
+    # its rollouts run SLM-only. Round 1 keeps 0.5: CITER-S scores P(SLM token disagrees),
+    # for which 0.5 is the Bayes decision. None: 0.5 in every round.
+    rollout_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -70,9 +77,12 @@ class LoopConfig:
             raise ValueError(f"tol={self.tol}: must be in [0, 1)")
         if self.max_rollouts < 1:
             raise ValueError(f"max_rollouts={self.max_rollouts}: must be >= 1")
+        if self.rollout_share is not None and not 0.0 < self.rollout_share < 1.0:
+            raise ValueError(f"rollout_share={self.rollout_share}: must be in (0, 1)")
 
 
-LABEL_OPTIONS = ("judge_llm_rows", "same_token_slm", "rollout_compare")  # keyed only when set
+# keyed only when set
+LABEL_OPTIONS = ("judge_llm_rows", "same_token_slm", "rollout_compare", "rollout_share")
 
 
 @dataclass
@@ -121,6 +131,14 @@ def llm_share_by_class(labels: torch.Tensor, classes: torch.Tensor) -> dict[str,
         sel = classes == c
         out[CLASSES[c]] = [round(float((labels[sel] == LLM).double().mean()), 4), int(sel.sum())]
     return out
+
+
+def policy_threshold(model: CiterMLP, x: torch.Tensor, r: int, share: float | None) -> float:
+    """Threshold round ``r``'s rollouts follow pi_{r-1} at: 0.5, or from round 2 with a
+    ``share``, the score quantile that sends that share of the rows ``x`` to the LLM."""
+    if share is None or r < 2:
+        return POLICY_THRESHOLD
+    return float(torch.quantile(scores(model, x).double(), 1.0 - share))
 
 
 def base_labels(train: Collection, loop: LoopConfig, llm_solves: list[bool] | None) -> torch.Tensor:
@@ -187,11 +205,12 @@ def run_rounds(
             m = torch.ones(len(y))
         else:
             slm, llm, tok = engines
-            policy = CiterRouter(rounds[-1].model, features=features, threshold=POLICY_THRESHOLD,
+            thr = policy_threshold(rounds[-1].model, x, r, loop.rollout_share)
+            policy = CiterRouter(rounds[-1].model, features=features, threshold=thr,
                                  token_classes=train.token_classes)  # fmt: skip
             t1 = time.perf_counter()
-            args = (train, s_rows, slm, llm, tok, policy, POLICY_THRESHOLD, rollout)
-            okey = outcome_key(train, rounds[-1].model, POLICY_THRESHOLD, rollout, features)
+            args = (train, s_rows, slm, llm, tok, policy, thr, rollout)
+            okey = outcome_key(train, rounds[-1].model, thr, rollout, features)
             olog = round_log(ckpt_dir, r, okey)
             y = base.clone()
             if loop.rollout_compare:
@@ -210,6 +229,7 @@ def run_rounds(
             if strata is not None:  # per class: share of its rolled-out rows judged LLM
                 entry["rollout_llm_by_class"] = llm_share_by_class(new_s, strata[s_rows])
             entry.update(
+                rollout_threshold=round(thr, 4),
                 rollouts=len(s_rows),
                 rollouts_reused=int(rstats["reused"]),
                 rollout_right=round(sum(slm_ok) / len(slm_ok), 4) if s_rows else 0.0,

@@ -6,17 +6,19 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
 from citer.cli import main
 from router_models.base import FEATURE_HIDDEN, FEATURE_TOKEN_CLASS
 from router_models.card import load_card
+from router_models.citer import CiterConfig, CiterMLP
 from router_models.token_class import class_table
 from router_models.train.collect import collect
 from router_models.train.labels import LLM, ROLLOUT, SLM
-from router_models.train.loop import LoopConfig, run_rounds, sample_rollout_rows
+from router_models.train.loop import LoopConfig, policy_threshold, run_rounds, sample_rollout_rows
 from router_models.train.rollout import RolloutConfig
-from router_models.train.train import FitConfig
+from router_models.train.train import FitConfig, scores
 from router_models.vocab import tokenizer_hash
 from tasks.splits import load_split
 
@@ -123,3 +125,40 @@ def test_rollouts_are_kept_per_row_for_a_crash_and_a_larger_sample(loaded, tmp_p
     bigger = run(8)
     assert bigger["rollouts"] > first["rollouts"]
     assert bigger["rollouts_reused"] == n_first
+
+
+def test_rollout_share_sets_the_policy_threshold_from_round_2() -> None:
+    torch.manual_seed(0)
+    model, x = CiterMLP(CiterConfig(in_dim=5, width=4)), torch.randn(400, 5)
+    assert policy_threshold(model, x, 1, 0.25) == 0.5  # round 1 follows CITER-S at 0.5
+    assert policy_threshold(model, x, 3, None) == 0.5
+    thr = policy_threshold(model, x, 2, 0.25)
+    share = float((scores(model, x) > thr).float().mean())
+    assert abs(share - 0.25) <= 1 / 400 and thr != 0.5
+    assert policy_threshold(model, x, 2, 0.1) > thr  # a smaller share, a higher threshold
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(ValueError, match="rollout_share"):
+            LoopConfig(rollout_share=bad)
+
+
+def test_round_2_rolls_out_at_the_share_threshold(loaded, tmp_path: Path) -> None:
+    train = collect(*loaded, load_split("train", 6))
+    val = collect(*loaded, load_split("validation", 3))
+    rc = RolloutConfig(max_tokens=6, slack=0, window=2, concurrency=8)
+    fit = FitConfig(epochs=1, batch_size=256)
+
+    def run(share: float | None, ckpt: Path) -> list:
+        loop = LoopConfig(rounds=2, tol=0.0, max_rollouts=4, seed=0, rollout_share=share)
+        return run_rounds(train, val, loaded, fit, loop, rc, features=(FEATURE_HIDDEN,),
+                          ckpt_dir=ckpt, log=lambda _: None)  # fmt: skip
+
+    at_half, at_share = run(None, tmp_path / "a"), run(0.3, tmp_path / "b")
+    assert [r.log["rollout_threshold"] for r in at_half[1:]] == [0.5, 0.5]
+    assert at_share[1].log["rollout_threshold"] == 0.5  # round 1 identical to the default
+    assert torch.equal(at_half[1].labels, at_share[1].labels)
+    x = train.inputs((FEATURE_HIDDEN,))
+    expect = policy_threshold(at_share[1].model, x, 2, 0.3)
+    assert at_share[2].log["rollout_threshold"] == round(expect, 4) != 0.5
+    # the outcomes of a policy at another threshold are not reused
+    key = (tmp_path / "b" / "round2-outcomes.jsonl").read_text().splitlines()[0]
+    assert key != (tmp_path / "a" / "round2-outcomes.jsonl").read_text().splitlines()[0]
