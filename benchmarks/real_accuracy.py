@@ -45,6 +45,7 @@ CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-
          "citer-compare=build/real-router-compare/card,"
          "citer-compare600=build/real-router-compare600/card,"
          "citer-compare2=build/real-router-compare2/card,"
+         "citer-compare3=build/real-router-compare3/card,"
          "citer-h=build/real-router/card-hidden,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
@@ -126,7 +127,8 @@ def main() -> None:
                     "without --same-token-slm; citer-compare: make real-router-compare; "
                     "citer-compare600: the same with COMPARE_ROLLOUTS=600 "
                     "COMPARE_DIR=build/real-router-compare600; citer-compare2: a second compared "
-                    "round (--rounds 2) on a nested 300-row sample; citer-h, "
+                    "round (--rounds 2) on a nested 300-row sample; citer-compare3: the same with "
+                    "--rollout-share 0.25; citer-h, "
                     "citer-csqa-h: hidden-state cards, in build/, not shipped)")  # fmt: skip
     ap.add_argument("--plot", default="benchmarks/real/accuracy.png")
     ap.add_argument("--report-only", action="store_true")
