@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from router_models.base import FEATURE_HIDDEN
 from router_models.citer import CiterConfig, CiterMLP, CiterRouter
 from router_models.token_class import CLASSES
+from router_models.train.calibrate import thresholds_for_shares
 from router_models.train.collect import Collection
 from router_models.train.labels import (
     LLM,
@@ -138,7 +139,7 @@ def policy_threshold(model: CiterMLP, x: torch.Tensor, r: int, share: float | No
     ``share``, the score quantile that sends that share of the rows ``x`` to the LLM."""
     if share is None or r < 2:
         return POLICY_THRESHOLD
-    return float(torch.quantile(scores(model, x).double(), 1.0 - share))
+    return thresholds_for_shares(scores(model, x), [share])[0]
 
 
 def base_labels(train: Collection, loop: LoopConfig, llm_solves: list[bool] | None) -> torch.Tensor:
