@@ -114,7 +114,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shares = [float(s) for s in args.shares.split(",") if s]
     targets = [*(f"citer:{s:g}" for s in shares), "llm", "slm"]
     logs = Path(args.log_dir)
-    env = {"OMP_NUM_THREADS": str(args.threads), "CITER_SLM": args.slm, "CITER_LLM": args.llm}
+    # KV room reserved at start for every point's longest sequence: no point pays the
+    # allocation (the demo's test prompts are <= 85 tokens, plus a window of drafts)
+    room = max(args.max_tokens, args.accuracy_max_tokens) + 128
+    env = {"OMP_NUM_THREADS": str(args.threads), "CITER_SLM": args.slm, "CITER_LLM": args.llm,
+           "CITER_KV_RESERVE_TOKENS": str(room)}  # fmt: skip
     digests = model_digests(args.slm, args.llm, args.router_card)
     cpu0 = cpu_seconds()
     points: list[Point] = []

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from engines import chunking, kvcache, ragged
 from engines import features as features_mod
-from engines import kvcache, ragged
 from engines.bookkeeping import check_work
 from engines.hf_load import DTYPES, HFEngineConfig, ModelLoadError, load_model, load_tokenizer
 from engines.masking import mask_logits
@@ -86,8 +86,13 @@ class HFEngine:
         """(live tokens, allocated positions, allocated bytes); any thread may ask."""
         return self.kv.usage()
 
+    def reserve_kv(self, slots: int, positions: int) -> None:
+        """Allocate (and touch) cache room now, not in the first forwards that need it."""
+        self.kv.reserve(slots, min(positions, self.info.max_context))
+
     def close(self) -> None:
-        """Nothing beyond the caches and the model, which the process frees."""
+        """Give the cache memory back; the model goes with the process."""
+        self.kv.release()
 
     # -- compute -------------------------------------------------------------
     @torch.inference_mode()
@@ -187,12 +192,13 @@ class HFEngine:
         last: list[torch.Tensor | None] = [None] * len(seq_ids)
         probe: list[torch.Tensor | None] = [None] * len(seq_ids)
         sizes = [len(x) for x in new]
+        cfg = self.cfg
         if self.ragged and not self.kv.viewable(seq_ids, sizes):  # direct: nothing padded
-            chunks = kvcache.token_chunks(sizes, self.cfg.max_batch_tokens)
+            chunks = chunking.token_chunks(sizes, cfg.max_batch_tokens)
         else:  # chunked as if padded even when ragged: attention pads each chunk to its
             # rows x T (one 64-sequence demo verify forward: 30k padded attention positions
             # for 10k real rows, slower than the chunks' 15k); the layers skip the padding
-            chunks = kvcache.plan_chunks(sizes, self.cfg.max_batch_tokens, self.cfg.pad_free_tokens)
+            chunks = chunking.plan_chunks(sizes, cfg.max_batch_tokens, cfg.pad_free_tokens)
         for chunk in chunks:
             # by slot, new sequences last: they take the next slots, so the chunk stays a run
             chunk = [chunk[i] for i in self.kv.order([seq_ids[c] for c in chunk])]

@@ -50,6 +50,14 @@ class Pair:
     tokenizer_hash: str
     slm_weights: str  # weights_fingerprint() of the SLM folder, checked against router cards
 
+    def reserve_kv(self, slots: int, positions: int) -> None:
+        """Allocate both local caches' room for ``slots`` sequences of ``positions`` tokens
+        now (engines whose caches grow on demand: hf; vLLM reserves its own at start)."""
+        for engine in (self.slm, self.llm):
+            reserve = getattr(engine, "reserve_kv", None)
+            if reserve is not None:
+                reserve(slots, positions)
+
 
 def build_pair(cfg: PairConfig) -> Pair:
     from engines.modelcheck import check_model_folder

@@ -88,6 +88,10 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         vllm_kv_cache_gib=cfg.vllm_kv_cache_gib,
     )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
+    if cfg.kv_reserve_tokens:
+        await asyncio.to_thread(pair.reserve_kv, cfg.max_batch, cfg.kv_reserve_tokens)
+        log.info("KV cache: room for %d sequences x %d tokens reserved", cfg.max_batch,
+                 cfg.kv_reserve_tokens)  # fmt: skip
     if remote is not None:
         log.info(
             "LLM: remote, %s (deadline %.3g s, then the SLM's token)",

@@ -112,8 +112,9 @@ def run_states(runs: list[Any]) -> Iterator[Metric]:
 
 def kv_usage(engines: dict[str, Any]) -> Iterator[Metric]:
     """KV memory of the engines that own a pool (hf): the fraction of its allocated
-    positions that live sequences hold, and its bytes. The pool grows on demand (doubling)
-    and is freed when idle, so usage is of what is allocated, not of a fixed budget."""
+    positions that live sequences hold, and its bytes. The pool grows on demand (doubling;
+    or is reserved at start, CITER_KV_RESERVE_TOKENS) and is kept while idle, so usage is
+    of what is allocated, not of a fixed budget."""
     usage = GaugeMetricFamily(
         "citer:kv_cache_usage_perc",
         "Fraction of the allocated KV cache positions holding live tokens (0-1), by model.",

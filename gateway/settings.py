@@ -71,6 +71,10 @@ class GatewaySettings(BaseSettings):
     threshold: float | None = None  # default routing threshold; None = the router's own
     window: int = Field(SCHED.window, ge=1, le=64)  # SLM run-ahead drafts per step
     max_batch: int = Field(SCHED.max_batch, ge=1, le=4096)  # sequences decoded together
+    # KV-cache positions per sequence each hf engine allocates for max_batch sequences at
+    # start (memory: max_batch x this x the model's bytes per position); 0: grow on
+    # demand. Either way the memory is kept while idle, so only the first burst allocates.
+    kv_reserve_tokens: int = Field(0, ge=0, le=1_048_576)
     # Deferred LLM batching: a sequence routed to the LLM waits (parked) until
     # defer_fill of the running sequences are parked or it has waited defer_steps steps.
     defer_steps: int = Field(SCHED.defer_steps, ge=0, le=64)  # 0: off (the LLM runs at once)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from engines.chunking import plan_chunks
 from engines.hf import HFEngine, HFEngineConfig, ModelLoadError
-from engines.kvcache import plan_chunks
 from engines.types import SamplingParams, SeqWork
 
 GREEDY = SamplingParams(max_tokens=64)

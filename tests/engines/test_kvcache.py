@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engines.kvcache import KVPool, token_chunks
+from engines.chunking import token_chunks
+from engines.kvcache import KVPool
 from engines.types import SamplingParams, SeqWork
 
 SP = SamplingParams(max_tokens=64)
 
 
-def test_slots_stay_dense_and_memory_is_released_when_idle() -> None:
+def test_slots_stay_dense_and_memory_is_kept_when_idle_until_released() -> None:
     pool = KVPool((1, 2, 1, 4), torch.float32, "cpu")
     with torch.inference_mode():
         ids = [10, 11, 12, 13, 14, 15]
@@ -41,9 +42,36 @@ def test_slots_stay_dense_and_memory_is_released_when_idle() -> None:
             [True, True, True, True, False],
             [True, True, True, True, True],
         ]
+    pool.release()  # sequences are live: kept
+    assert pool.pool is not None
     for sid in (10, 12, 13, 14, 15):
         pool.free(sid)
-    assert pool.pool is None and len(pool) == 0
+    kept = pool.pool
+    assert kept is not None and len(pool) == 0  # idle: the memory stays for the next burst
+    with torch.inference_mode():
+        b = pool.batch([20], [3])  # a new sequence takes slot 0 of the same memory
+        assert pool.pool is kept and pool.slot[20] == 0
+        assert not pool.pool[:, :, 0, :, 3:].any()  # nothing left by slot 0's former owner
+    pool.free(20)
+    pool.release()
+    assert pool.pool is None and pool.dirty == []
+
+
+def test_reserve_allocates_once_and_forwards_within_it_allocate_nothing() -> None:
+    pool = KVPool((2, 2, 1, 4), torch.float32, "cpu")
+    pool.reserve(4, 100)
+    grown = pool.pool
+    assert grown is not None and grown.shape == (2, 2, 4, 1, 100, 4) and not grown.any()
+    with torch.inference_mode():
+        for sid in range(4):
+            pool.commit([sid], [[1] * 90], pool.batch([sid], [90]))
+        pool.commit([0, 1, 2, 3], [[1]] * 4, pool.batch([0, 1, 2, 3], [1] * 4))
+    assert pool.pool is grown  # 4 x 91 positions fit: nothing was reallocated
+    pool.reserve(2, 50)  # smaller than what is there: nothing changes
+    assert pool.pool is grown
+    with torch.inference_mode():
+        pool.batch([4], [1])  # a fifth sequence: the slots double
+    assert pool.pool is not grown and pool.pool.shape[2] == 8 and pool.pool.shape[4] == 100
 
 
 @pytest.mark.parametrize("ragged", [True, False], ids=["ragged", "padded"])

@@ -123,8 +123,9 @@ def redis_gateway(gateway_models, redis_url, tmp_path_factory) -> Iterator[Gatew
     log = tmp_path_factory.mktemp("gw-redis") / "gateway.log"
     ns = "gw-" + uuid.uuid4().hex[:8]
     gw = GatewayProcess(
-        *gateway_models, log, CITER_MAX_BATCH="8", REDIS_URL=redis_url, CITER_TENANCY_NAMESPACE=ns
-    )
+        *gateway_models, log, CITER_MAX_BATCH="8", REDIS_URL=redis_url, CITER_TENANCY_NAMESPACE=ns,
+        CITER_KV_RESERVE_TOKENS="64",
+    )  # fmt: skip
     gw.namespace = ns  # type: ignore[attr-defined]  # tests that reach into its keys
     yield gw
     gw.stop()
