@@ -89,7 +89,13 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
     )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
     if cfg.kv_reserve_tokens:
-        await asyncio.to_thread(pair.reserve_kv, cfg.max_batch, cfg.kv_reserve_tokens)
+        try:
+            await asyncio.to_thread(pair.reserve_kv, cfg.max_batch, cfg.kv_reserve_tokens)
+        except (RuntimeError, MemoryError) as e:  # torch's allocation failure
+            raise ValueError(
+                f"CITER_KV_RESERVE_TOKENS={cfg.kv_reserve_tokens} x CITER_MAX_BATCH="
+                f"{cfg.max_batch}: the KV cache does not fit ({e}); lower either"
+            ) from e
         log.info("KV cache: room for %d sequences x %d tokens reserved", cfg.max_batch,
                  cfg.kv_reserve_tokens)  # fmt: skip
     if remote is not None:
