@@ -93,7 +93,10 @@ def main() -> None:
     pair, logs = Path(args.pair), Path(args.log_dir)
     env = {"OMP_NUM_THREADS": str(args.threads), "CITER_SLM": str(pair / "slm"),
            "CITER_LLM": str(pair / "llm"), "CITER_DTYPE": "bfloat16", "CITER_POLICY": "citer",
-           "CITER_ROUTER_CARD": args.card}  # fmt: skip
+           "CITER_ROUTER_CARD": args.card,
+           # KV room for every point's sequences at start (GSM8K chat prompts: < 384 tokens)
+           "CITER_MAX_BATCH": str(max(int(c) for c in args.concurrency.split(","))),
+           "CITER_KV_RESERVE_TOKENS": str(args.max_tokens + 384)}  # fmt: skip
     points: list[Point] = []
     if "gateway" in args.engines:
         with gateway_server(logs / "gateway.log", env) as (url, key, pid):
