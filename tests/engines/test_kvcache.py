@@ -49,7 +49,7 @@ def test_slots_stay_dense_and_memory_is_kept_when_idle_until_released() -> None:
     kept = pool.pool
     assert kept is not None and len(pool) == 0  # idle: the memory stays for the next burst
     with torch.inference_mode():
-        b = pool.batch([20], [3])  # a new sequence takes slot 0 of the same memory
+        pool.batch([20], [3])  # a new sequence takes slot 0 of the same memory
         assert pool.pool is kept and pool.slot[20] == 0
         assert not pool.pool[:, :, 0, :, 3:].any()  # nothing left by slot 0's former owner
     pool.free(20)
