@@ -21,7 +21,8 @@ than the per-sequence calls (demo LLM, 24 of 64 sequences x 1-9 new tokens at
 The model runs under the attention implementation ``RAGGED``: SDPA itself
 unless the forward passes ``citer_rows`` (row and offset of each token) or
 ``citer_direct``, so any other call of the model (a probe, feature extraction)
-is plain SDPA.
+is plain SDPA. Under every path a short bf16/fp16 query on the CPU attends by fp32
+matmuls instead of SDPA (``engines.matmul_attention``: several times faster there).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from engines import matmul_attention
 
 RAGGED = "citer_ragged"
 
@@ -52,12 +55,28 @@ def attention(
         return _direct(module, query, key, value, plan, kwargs), None  # type: ignore[arg-type]
     at = kwargs.pop("citer_rows", None)
     if at is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+        return _attend(module, query, key, value, attention_mask, kwargs), None
     rows, offs, n_rows, t = at  # type: ignore[misc]  # ([N] row, [N] offset, rows, T)
     q = query.new_zeros(n_rows, query.shape[1], t, query.shape[3])  # [R, heads, T, dim]
     q[rows, :, offs] = query[0].transpose(0, 1)  # [N, heads, dim] into their slots
-    out, _ = sdpa_attention_forward(module, q, key, value, attention_mask, **kwargs)
+    out = _attend(module, q, key, value, attention_mask, kwargs)
     return out[rows, offs].unsqueeze(0), None  # out [R, T, heads, dim] -> [1, N, heads, dim]
+
+
+def _attend(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    kwargs: dict[str, object],
+) -> torch.Tensor:
+    """query [B, heads, T, dim] -> [B, T, heads, dim]: SDPA as transformers calls it, or
+    fp32 matmuls for a short bf16/fp16 query on the CPU (``engines.matmul_attention``)."""
+    if matmul_attention.fits(query, mask, kwargs):
+        out = matmul_attention.attend(query, key, value, mask, kwargs.get("scaling"))  # type: ignore[arg-type]
+        return out.transpose(1, 2).contiguous()
+    return sdpa_attention_forward(module, query, key, value, mask, **kwargs)[0]
 
 
 class Direct(NamedTuple):
@@ -99,17 +118,17 @@ def _direct(
         raise NotImplementedError("direct attention: no sliding window or soft-capping")
     scale = kwargs.get("scaling")
     gqa = query.shape[1] != key.shape[1]
-    outs = [
-        F.scaled_dot_product_attention(
-            query[:, :, d.start : d.start + d.n],  # [1, heads, n, dim]
-            key[d.slot, :, : d.end][None],  # [1, kv_heads, end, dim], a view of the pool
-            value[d.slot, :, : d.end][None],
-            attn_mask=d.mask,
-            scale=scale,  # type: ignore[arg-type]
-            enable_gqa=gqa,
-        )
-        for d in plan
-    ]
+    outs = []
+    for d in plan:
+        q = query[:, :, d.start : d.start + d.n]  # [1, heads, n, dim]
+        k = key[d.slot, :, : d.end][None]  # [1, kv_heads, end, dim], a view of the pool
+        v = value[d.slot, :, : d.end][None]
+        if matmul_attention.fits(q, d.mask, {}):
+            outs.append(matmul_attention.attend(q, k, v, d.mask, scale))  # type: ignore[arg-type]
+        else:
+            outs.append(F.scaled_dot_product_attention(
+                q, k, v, attn_mask=d.mask, scale=scale, enable_gqa=gqa  # type: ignore[arg-type]
+            ))  # fmt: skip
     return torch.cat(outs, 2).transpose(1, 2)  # [1, heads, N, dim] -> [1, N, heads, dim]
 
 
