@@ -24,21 +24,22 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoConfig
 
-SIZES = {"float32": 4, "bfloat16": 2, "float16": 2}
+from engines import matmul_attention
+from engines.kvcache import kv_shape
 
 
-def shape(config: Path) -> dict[str, object]:
-    """Layers, heads, kv heads, head dim and dtype from a model folder's config.json."""
-    c = json.loads(config.read_text())
-    dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
-    dtype = c.get("dtype") or c.get("torch_dtype") or "float32"
-    return dict(layers=c["num_hidden_layers"], heads=c["num_attention_heads"],
-                kv_heads=c.get("num_key_value_heads", c["num_attention_heads"]),
-                dim=dim, dtype=dtype)  # fmt: skip
+def shape(folder: Path) -> dict[str, Any]:
+    """Layers, heads, kv heads, head dim and dtype of a model folder (its config only)."""
+    c = AutoConfig.from_pretrained(folder).get_text_config(decoder=True)
+    layers, _, kv_heads, dim = kv_shape(c)
+    return dict(layers=layers, heads=c.num_attention_heads, kv_heads=kv_heads, dim=dim,
+                dtype=c.dtype or torch.float32)  # fmt: skip
 
 
 def stream_gbs(mb: int = 512, reps: int = 5) -> float:
@@ -56,9 +57,7 @@ def stream_gbs(mb: int = 512, reps: int = 5) -> float:
 def attention_ms(s: dict, c: int, positions: int, capacity: int, reps: int,
                  matmul: bool) -> float:  # fmt: skip
     """Median ms of one decode forward's attention (all layers) at concurrency c."""
-    from engines import matmul_attention
-
-    dt = getattr(torch, str(s["dtype"]))
+    dt = s["dtype"]
     kv = [
         (torch.randn(c, s["kv_heads"], capacity, s["dim"]).to(dt)[:, :, :positions],
          torch.randn(c, s["kv_heads"], capacity, s["dim"]).to(dt)[:, :, :positions])
@@ -110,20 +109,22 @@ def main() -> None:
             print(f"| {name} | not built ({folder}) ||||||||||")
             continue
         for model in ("slm", "llm"):
-            s = shape(Path(folder) / model / "config.json")
-            per_token = s["layers"] * 2 * s["kv_heads"] * s["dim"] * SIZES[str(s["dtype"])]
-            reduced = s["dtype"] != "float32"
+            s = shape(Path(folder) / model)
+            per_token = s["layers"] * 2 * s["kv_heads"] * s["dim"] * s["dtype"].itemsize
+            dtype = str(s["dtype"]).removeprefix("torch.")
+            # timed where the engines take it (bf16/fp16 on the CPU), not for float32
+            reduced = matmul_attention.fits(torch.zeros(1, 1, 1, 1, dtype=s["dtype"]), None, {})
             for c in [int(x) for x in args.concurrency.split(",")]:
                 sdpa = attention_ms(s, c, args.positions, args.capacity, args.reps, False)
                 mm = attention_ms(s, c, args.positions, args.capacity, args.reps, True) \
                     if reduced else None  # fmt: skip
                 mb = c * args.positions * per_token / 1e6
-                rows.append(dict(pair=name, model=model, **s, kv_bytes_per_token=per_token,
-                                 c=c, positions=args.positions, mb=mb, sdpa_ms=sdpa,
-                                 matmul_ms=mm))  # fmt: skip
+                rows.append({"pair": name, "model": model, **s, "dtype": dtype,
+                             "kv_bytes_per_token": per_token, "c": c, "positions": args.positions,
+                             "mb": mb, "sdpa_ms": sdpa, "matmul_ms": mm})  # fmt: skip
                 mm_cols = f"{mm:.2f} | {mb / mm:.1f} | {sdpa / mm:.2f}x" if mm else "- | - | -"
                 print(f"| {name} | {model} | {s['layers']} x {s['kv_heads']} x {s['dim']},"
-                      f" {s['dtype']} | {per_token / 1024:.2f} | {c} | {mb:.1f} | {sdpa:.2f}"
+                      f" {dtype} | {per_token / 1024:.2f} | {c} | {mb:.1f} | {sdpa:.2f}"
                       f" | {mb / sdpa:.1f} | {mm_cols} |")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(dict(stream_gbs=gbs, rows=rows), indent=1) + "\n")

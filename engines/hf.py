@@ -42,9 +42,7 @@ class HFEngine:
         self.body = self.model.base_model  # decoder stack ending in the final norm
         self.head = self.model.get_output_embeddings()
         c = self.model.config.get_text_config(decoder=True)
-        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-        kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
-        self.kv_shape = (c.num_hidden_layers, 2, kv_heads, head_dim)
+        self.kv_shape = kvcache.kv_shape(c)
         eos = self.model.generation_config.eos_token_id
         eos = c.eos_token_id if eos is None else eos
         eos_ids = () if eos is None else tuple([eos] if isinstance(eos, int) else eos)

@@ -33,6 +33,8 @@ one 10 ms), which every burst after an idle spell paid again. ``release`` gives 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -40,6 +42,14 @@ from engines.ragged import Direct, direct_plan, flat_index
 
 MIN_CAPACITY = 64  # positions per slot when the pool is first made
 SPAN_RATIO = 2.0  # a spread batch runs as a view over its slot range up to this wide
+
+
+def kv_shape(config: Any) -> tuple[int, int, int, int]:
+    """(layers, 2, kv_heads, head_dim) of a decoder's cache, from its (text) config."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return (config.num_hidden_layers, 2, kv_heads, head_dim)
 
 
 class SlotLayer(DynamicLayer):
