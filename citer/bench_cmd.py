@@ -22,45 +22,17 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
+
+from citer.bench_rows import Row, table
 
 # policy:threshold, or policy@share for a calibrated router card (the CITER card) run at the
 # threshold whose validation LLM share is closest to that share
 ROUTED = ("citer@0.1", "citer@0.2", "citer@0.3", "confidence:0.4", "entropy:0.3")
 ENGINES = ("hf", "hf-padded", "vllm")  # hf-padded: uneven batches padded (ragged off)
-
-
-@dataclass
-class Row:
-    policy: str
-    threshold: float
-    concurrency: int
-    window: int
-    n: int
-    tokens: int
-    wall_s: float
-    tokens_per_s: float
-    itl_ms: float | None  # median over requests of (t_last - t_first) / (tokens - 1)
-    ttft_ms: float | None  # median time to first committed token (None: no request had)
-    llm_share: float
-    router_share: float  # router time / step time
-    accuracy: float
-    bound: float | None = None  # cost-model speed-up bound over llm-only
-    speedup: float | None = None  # measured tokens/s over llm-only
-    engine: str = "hf"
-    defer_steps: int = 0  # deferred LLM batching (0: off)
-    llm_passes_per_token: float = 0.0  # batched LLM engine calls / generated tokens
-    llm_batch: float = 0.0  # mean sequences per LLM pass
-    slm_rows_per_token: float = 0.0  # SLM draft rows (forwards per sequence) / generated tokens
-    adaptive: bool = False  # adaptive run-ahead per sequence ran (k > 1, batch small enough)
-    # Where a generated token's time goes (ms per token, summed over steps): SLM passes,
-    # router calls, LLM passes, and the scheduler's own bookkeeping (plan, commit, detok)
-    ms_tok: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    llm_agreed: float = 0.0  # of the LLM's tokens, those equal to the SLM's draft there
-    verify: bool = True  # one LLM pass verified every routed position of a window
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--routed",
         default=",".join(ROUTED),
-        help="comma list of policy:threshold or policy@share (calibrated cards)",
+        help="comma list of policy:threshold, policy@share (calibrated cards) or "
+        "speculative (the SLM drafts, the LLM verifies every position)",
     )
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
@@ -105,9 +78,13 @@ Routed = tuple[str, float | None, float | None]  # (policy, threshold, target LL
 
 
 def parse_routed(spec: str) -> list[Routed]:
-    """``confidence:0.4,citer@0.2`` -> [(confidence, 0.4, None), (citer, None, 0.2)]."""
+    """``confidence:0.4,citer@0.2`` -> [(confidence, 0.4, None), (citer, None, 0.2)];
+    ``speculative`` (the gateway's model of that name) -> (speculative, None, None)."""
     out: list[Routed] = []
     for part in filter(None, spec.split(",")):
+        if part == "speculative":
+            out.append((part, None, None))
+            continue
         policy, sep, value = part.partition("@" if "@" in part else ":")
         try:
             x = float(value)
@@ -154,8 +131,10 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     from tasks.verify import is_correct
 
     policy, thr, share = routed
-    router, thr = make_router(pair, policy, thr, target_share=share,
+    spec = policy == "speculative"  # every position verified: no router score is read
+    router, thr = make_router(pair, "slm" if spec else policy, thr, target_share=share,
                               card=card if policy == "citer" else None)  # fmt: skip
+    routing = RoutingParams(speculative=True) if spec else RoutingParams(thr)
     adapt = adaptive_max_batch(window, conc)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
@@ -167,7 +146,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     pair.reserve_kv(min(conc, len(items)), max(map(len, prompts)) + max_tokens + window[0] + 1)
     t0 = time.perf_counter()
     for i, p in enumerate(prompts):
-        sched.add_request(Request(str(i), p, sp, RoutingParams(thr)))
+        sched.add_request(Request(str(i), p, sp, routing))
     first: dict[str, float] = {}
     last: dict[str, float] = {}
     count: dict[str, int] = {}
@@ -194,7 +173,8 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     ok = [is_correct("".join(text[str(i)]), it.answer, it.verifier) for i, it in enumerate(items)]
     tokens = sum(count.values())
     return Row(
-        _label(policy, share), thr, conc, window[0], len(items), tokens, round(wall, 3),
+        _label(policy, share), float("-inf") if spec else thr, conc, window[0], len(items),
+        tokens, round(wall, 3),
         round(tokens / wall, 1), round(1000 * statistics.median(itl), 2) if itl else None,
         round(1000 * (statistics.median(first.values()) - t0), 1) if first else None,
         round(llm_tok / max(1, slm_tok + llm_tok), 4),
@@ -252,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     }
     for pair in pairs.values():  # every policy must run on every engine, before any run
         for policy, thr, share in routed:
-            make_router(pair, policy, thr, target_share=share,
+            make_router(pair, "slm" if policy == "speculative" else policy, thr,
+                        target_share=share,
                         card=args.router_card if policy == "citer" else None)  # fmt: skip
     configs = [(("slm", None, None), 0, True), (("llm", None, None), 0, True)]
     configs += [(r, d, v) for r in routed for d in defers for v in verifies]
@@ -284,28 +265,3 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
     out.with_suffix(".md").write_text(table(rows) + "\n")
     return 0
-
-
-def table(rows: list[Row]) -> str:
-    # k: window, "a" adaptive run-ahead ran, "nv" one routed position per LLM pass
-    head = ("| engine | policy | thr | conc | k | defer | tok/s | ITL ms | TTFT ms | LLM share "
-            "| LLM passes/tok | LLM batch | SLM rows/tok | router % | acc | speed-up | bound "
-            "| of bound | ms/tok: SLM / router / LLM / sched | LLM agreed |")  # fmt: skip
-    lines = [head, "|" + "---|" * 20]
-    for r in rows:
-        of = f"{r.speedup / r.bound:.0%}" if r.bound and r.speedup else ""
-        lines.append(
-            f"| {r.engine} | {r.policy} | {r.threshold:.3g} | {r.concurrency} | "
-            f"{r.window}{'a' if r.adaptive else ''}{'' if r.verify else ' nv'} | "
-            f"{r.defer_steps} | {r.tokens_per_s:.0f} | {_num(r.itl_ms, '.1f')} | "
-            f"{_num(r.ttft_ms, '.0f')} | "
-            f"{r.llm_share:.3f} | {r.llm_passes_per_token:.3f} | {r.llm_batch:.1f} | "
-            f"{r.slm_rows_per_token:.2f} | {100 * r.router_share:.2f} | {r.accuracy:.3f} | "
-            f"{r.speedup or ''} | {r.bound or ''} | {of} | {' / '.join(map(str, r.ms_tok))} | "
-            f"{r.llm_agreed:.2f} |"
-        )
-    return "\n".join(lines)
-
-
-def _num(x: float | None, fmt: str) -> str:
-    return "" if x is None else format(x, fmt)

@@ -160,9 +160,11 @@ class Scheduler:
         if seqs:
             solo: list[Sequence] = []  # the LLM writes every token: no SLM pass
             duo: list[Sequence] = []
+            drafts = len(seqs) <= self.config.speculative_max_batch  # for speculative ones
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
                 if s.request_id not in self.parked:
-                    (solo if self._all_llm(s) and s.llm_allowed() else duo).append(s)
+                    alone = self._all_llm(s) or (s.req.routing.speculative and not drafts)
+                    (solo if alone and s.llm_allowed() else duo).append(s)
             new: list[LLMJob] = []
             adapt = len(seqs) <= self.config.adaptive_max_batch
             drafted, failed = isolate(duo, lambda g: self._draft(g, stats, adapt), self._undo_slm)
@@ -251,6 +253,7 @@ class Scheduler:
             seed = self._rng.getrandbits(63) if seed is None else seed
             thr = req.routing.threshold
             thr = self.router.default_threshold if thr is None else thr
+            thr = float("-inf") if req.routing.speculative else thr
             try:
                 grammar = None
                 if req.grammar is not None:
@@ -268,7 +271,8 @@ class Scheduler:
             self.admitted.append(req.request_id)
             self._next_seq += 1
             if req.sampling.prompt_logprobs is not None or not req.sampling.max_tokens:
-                if prompt_phase(self.slm, self.llm, self.router, s, self._all_llm(s), events):
+                llm_scores = self._all_llm(s) or s.req.routing.speculative
+                if prompt_phase(self.slm, self.llm, self.router, s, llm_scores, events):
                     self._free(s)  # no completion asked, or its prompt scoring failed
                     continue
             self.running[req.request_id] = s
@@ -283,8 +287,9 @@ class Scheduler:
         events.append(TokenEvent(request_id, None, "", None, None, reason, stats))
 
     def _llm_score(self, s: Sequence, score: float) -> float | None:
-        """The score an LLM token carries: the router's constant for all-LLM runs."""
-        return self._const_score if self._all_llm(s) else score
+        """The score an LLM token carries: the router's constant for all-LLM runs (and
+        speculative ones, whose drafting depends on the batch)."""
+        return self._const_score if self._all_llm(s) or s.req.routing.speculative else score
 
     @property
     def _const_score(self) -> float | None:
@@ -294,7 +299,11 @@ class Scheduler:
         """Threshold -inf, or a router whose score is a constant above the threshold,
         routes every position to the LLM: the LLM runs ahead alone (no SLM pass) while
         the ceilings let it, and the SLM writes only the positions they refuse. The
-        LLM's tokens carry the constant score (None for other routers) either way."""
+        LLM's tokens carry the constant score (None for other routers) either way.
+        A speculative sequence routes every position to the LLM too, but the SLM drafts
+        and the LLM verifies (``RoutingParams.speculative``)."""
+        if s.req.routing.speculative:
+            return False
         c = self._const_score
         return s.threshold == float("-inf") or (c is not None and c > s.threshold)
 

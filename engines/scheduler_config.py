@@ -1,4 +1,5 @@
-"""The scheduler's settings: batch, run-ahead window, deferral, adaptive run-ahead, verify
+"""The scheduler's settings: batch, run-ahead window, deferral, adaptive run-ahead, verify,
+speculative decoding's batch limit
 (``engines.scheduler``; the gateway reads them from ``CITER_*`` settings)."""
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class SchedulerConfig:
     # EngineInfo.verifies: fed the drafts after the cut, it samples at each routed one;
     # each counts while the ones before it agreed). Off: one routed position per pass.
     verify: bool = True
+    # Speculative requests (RoutingParams.speculative) draft while at most this many
+    # sequences run; above it the LLM decodes them alone, as vLLM's
+    # speculative_disable_by_batch_size does. Their tokens are the same either way.
+    speculative_max_batch: int = 4
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -38,6 +43,8 @@ class SchedulerConfig:
             raise ValueError(f"defer_fill={self.defer_fill}: must lie in (0, 1]")
         if self.adaptive_max_batch < 0:
             raise ValueError(f"adaptive_max_batch={self.adaptive_max_batch}: must be >= 0")
+        if self.speculative_max_batch < 0:
+            raise ValueError(f"speculative_max_batch={self.speculative_max_batch}: must be >= 0")
         if self.max_batch < 1:
             raise ValueError(f"max_batch={self.max_batch}: must be >= 1")
         if self.max_tokens_cap < 1:

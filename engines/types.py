@@ -134,10 +134,16 @@ class RoutingParams:
     # Exact ceiling on the LLM token share: the LLM may write a position only if
     # (llm tokens + 1) / (completion tokens + 1) <= max_llm_share; else the SLM's token stays.
     max_llm_share: float | None = None
+    # Speculative decoding: every position goes to the LLM (threshold -inf, the LLM's own
+    # tokens) but the SLM still drafts the window and one LLM pass verifies every draft,
+    # so each pass commits the drafts up to the first it disagrees with, plus its own.
+    speculative: bool = False
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.threshold != self.threshold:
             raise ValueError("threshold=nan: must be a number (LLM iff score > threshold)")
+        if self.speculative and self.threshold not in (None, float("-inf")):
+            raise ValueError("speculative: every position goes to the LLM, so no threshold")
         if self.max_llm_tokens is not None and self.max_llm_tokens < 0:
             raise ValueError(f"max_llm_tokens={self.max_llm_tokens!r}: must be >= 0 or None")
         share = self.max_llm_share

@@ -119,6 +119,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         defer_fill=cfg.defer_fill,
         adaptive_max_batch=cfg.adaptive_max_batch,
         verify=cfg.verify,
+        speculative_max_batch=cfg.speculative_max_batch,
     )
     scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
     engine = AsyncEngine(scheduler)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-MODES = ("citer", "slm", "llm")  # the model_name label: the routing mode
+from gateway.routing import MODES  # the model_name label: the routing mode
 
 
 class SchedulerCollector(Collector):

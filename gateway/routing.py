@@ -5,6 +5,8 @@ Model names select the policy of one request:
     citer        the gateway's router at its default threshold
     citer:0.2    target LLM token share 0.2, looked up in the router card's calibration
     slm / llm    one model alone (slm: the LLM never writes; llm: it writes every token)
+    speculative  the LLM's own tokens, as ``llm``, by speculative decoding: the SLM drafts
+                 the window and one LLM pass verifies every draft
 
 The body field ``routing`` refines ``citer`` (``threshold`` or ``target_llm_share``,
 ``max_llm_tokens``) and asks for per-token sources (``return_sources``). The
@@ -29,7 +31,7 @@ from gateway.errors import bad_request, model_not_found
 from gateway.fields import Strict
 
 log = logging.getLogger("citer.gateway")
-MODES = ("citer", "slm", "llm")
+MODES = ("citer", "slm", "llm", "speculative")
 
 
 class RoutingBody(Strict):
@@ -88,7 +90,7 @@ def build_router_setup(settings: Any, pair: Any) -> RouterSetup:
 
 @dataclass(frozen=True)
 class RoutePlan:
-    mode: str  # citer, slm or llm: the metrics label
+    mode: str  # citer, slm, llm or speculative: the metrics label
     threshold: float  # LLM iff score > threshold (-inf: the LLM writes every token)
     max_llm_tokens: int | None
     return_sources: bool
@@ -129,7 +131,7 @@ def plan_route(model: str, body: RoutingBody | None, setup: RouterSetup) -> Rout
     threshold = setup.default_threshold if body.threshold is None else body.threshold
     if share is not None:
         threshold = _threshold_for(setup, share)
-    if mode == "llm":
+    if mode in ("llm", "speculative"):
         threshold = -math.inf  # every position's score exceeds it
     max_llm = 0 if mode == "slm" else body.max_llm_tokens
     return RoutePlan(mode, threshold, max_llm, body.return_sources, share)
@@ -155,4 +157,5 @@ def routing_params(
 ) -> RoutingParams:
     """Apply the budget decision and the tenant's LLM-share ceiling to a plan."""
     cap = 0 if not llm_allowed else plan.max_llm_tokens
-    return RoutingParams(plan.threshold, cap, max_llm_share if llm_allowed else None)
+    share = max_llm_share if llm_allowed else None
+    return RoutingParams(plan.threshold, cap, share, speculative=plan.mode == "speculative")

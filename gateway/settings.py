@@ -84,6 +84,9 @@ class GatewaySettings(BaseSettings):
     adaptive_max_batch: int = Field(SCHED.adaptive_max_batch, ge=0, le=4096)
     # One LLM pass verifies every routed position of the drafted window (hf engine).
     verify: bool = SCHED.verify
+    # The `speculative` model drafts while at most this many sequences decode; above it
+    # the LLM decodes those requests alone (the same tokens). 0: never drafts.
+    speculative_max_batch: int = Field(SCHED.speculative_max_batch, ge=0, le=4096)
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"

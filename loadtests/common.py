@@ -20,8 +20,9 @@ class Policy:
 
 def policy_mix(models: list[dict[str, Any]]) -> list[Policy]:
     """The mix for a gateway's ``/v1/models`` data: the router at its default, a
-    threshold, an LLM-token cap with per-token sources, each model alone, and a
-    target share by model name when the router card is calibrated (else that is a 400)."""
+    threshold, an LLM-token cap with per-token sources, each model alone, speculative
+    decoding where served, and a target share by model name when the router card is
+    calibrated (else that is a 400)."""
     citer = next((m for m in models if m["id"] == "citer"), None)
     if citer is None:
         raise ValueError("the gateway serves no 'citer' model: is this a citer gateway?")
@@ -34,6 +35,8 @@ def policy_mix(models: list[dict[str, Any]]) -> list[Policy]:
     ]
     if citer["citer"]["routing"].get("calibrated"):
         mix.append(Policy("citer:0.25", "citer:0.25"))
+    if any(m["id"] == "speculative" for m in models):  # the LLM's tokens, SLM-drafted
+        mix.append(Policy("speculative", "speculative"))
     return mix
 
 

@@ -11,7 +11,8 @@ from gateway.state import GatewayState
 
 
 def model_cards(st: GatewayState) -> list[dict[str, Any]]:
-    """``citer`` (the router), ``slm`` and ``llm``; ``citer:<share>`` is accepted too."""
+    """``citer`` (the router), ``slm``, ``llm`` and ``speculative`` (the LLM's tokens,
+    drafted by the SLM); ``citer:<share>`` is accepted too."""
     created = int(st.started_at)
     s = st.settings
     llm = llm_name(st)
@@ -25,7 +26,9 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
         {"id": "citer", **common, "citer": {"slm": s.slm, "llm": llm, "routing": routing}},
         {"id": "slm", **common, "citer": {"model": s.slm, "routing": {"policy": "slm"}}},
         {"id": "llm", **common, "citer": {"model": llm, "routing": {"policy": "llm"}}},
-    ]
+        {"id": "speculative", **common,
+         "citer": {"model": llm, "draft_model": s.slm, "routing": {"policy": "speculative"}}},
+    ]  # fmt: skip
 
 
 def llm_name(st: GatewayState) -> str:

@@ -129,7 +129,7 @@ def test_model_names_and_sources(client: openai.OpenAI) -> None:
 
 def test_models_health_ready_version(gateway, client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list().data]
-    assert ids == ["citer", "slm", "llm"]
+    assert ids == ["citer", "slm", "llm", "speculative"]
     routing = client.models.retrieve("citer").model_extra["citer"]["routing"]
     assert routing["policy"] in ("citer", "confidence") and routing["note"]
     with pytest.raises(openai.NotFoundError):

@@ -11,14 +11,16 @@ from loadtests.common import chat_body, content_of, policy_mix, prompts, sse_dat
 
 def models(calibrated: bool) -> list[dict[str, Any]]:
     routing = {"policy": "citer", "calibrated": calibrated}
-    return [{"id": "citer", "citer": {"routing": routing}}, {"id": "slm"}, {"id": "llm"}]
+    plain = [{"id": "slm"}, {"id": "llm"}, {"id": "speculative"}]
+    return [{"id": "citer", "citer": {"routing": routing}}, *plain]
 
 
 def test_policy_mix_asks_for_a_target_share_only_with_a_calibrated_router() -> None:
     calibrated = {p.name: p for p in policy_mix(models(True))}
     plain = {p.name for p in policy_mix(models(False))}
     assert "citer:0.25" in calibrated and "citer:0.25" not in plain
-    assert {"citer", "slm", "llm"} <= plain
+    assert {"citer", "slm", "llm", "speculative"} <= plain
+    assert "speculative" not in {p.name for p in policy_mix(models(False)[:3])}
     assert any(p.routing and "threshold" in p.routing for p in calibrated.values())
     with pytest.raises(ValueError, match="citer"):
         policy_mix([{"id": "gpt-4o"}])

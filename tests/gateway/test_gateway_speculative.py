@@ -1,0 +1,74 @@
+"""The ``speculative`` model through the official openai client: the LLM's own answer (the
+``llm`` model's tokens, greedy and seeded, streamed or not, alone or concurrently), drafted
+by the SLM and verified by the LLM; listed, labelled in the metrics, and refusing the
+routing knobs that only the ``citer`` model takes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+from live_gateway import metric_value
+
+SUMS = ((12, 30), (7, 8), (40, 2))
+MSGS = [[{"role": "user", "content": f"what is {a} + {b}?"}] for a, b in SUMS]
+
+
+@pytest.fixture(scope="module")
+def key(gateway) -> str:
+    return gateway.new_tenant(limit=1000.0)[1]
+
+
+@pytest.fixture(scope="module")
+def client(gateway, key) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0}, {"temperature": 1.0, "seed": 3}])
+def test_speculative_answers_as_the_llm(client: openai.OpenAI, sampling: dict) -> None:
+    kw = {"messages": MSGS[0], "max_tokens": 24, **sampling}
+    llm = client.chat.completions.create(model="llm", **kw)
+    spec = client.chat.completions.create(model="speculative", **kw)
+    assert spec.choices[0].message.content == llm.choices[0].message.content
+    assert spec.model == "speculative" and spec.model_extra["routing"]["policy"] == "speculative"
+    usage = spec.usage.model_extra
+    assert spec.usage.completion_tokens == llm.usage.completion_tokens
+    assert usage["llm_tokens"] == spec.usage.completion_tokens and usage["slm_tokens"] == 0
+    chunks = list(client.chat.completions.create(model="speculative", stream=True, **kw))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == llm.choices[0].message.content
+
+
+def test_speculative_concurrent_requests_equal_their_llm_answers(gateway, key) -> None:
+    aclient = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+    async def answers(model: str) -> list[str | None]:
+        calls = [
+            aclient.chat.completions.create(model=model, messages=m, max_tokens=20, temperature=0)
+            for m in MSGS
+        ]
+        return [r.choices[0].message.content for r in await asyncio.gather(*calls)]
+
+    async def both() -> tuple[list, list]:
+        return await answers("speculative"), await answers("llm")
+
+    spec, llm = asyncio.run(both())
+    assert spec == llm
+
+
+def test_speculative_is_listed_labelled_and_takes_no_routing(gateway, client) -> None:
+    card = client.models.retrieve("speculative").model_extra["citer"]
+    assert card["routing"]["policy"] == "speculative" and card["draft_model"]
+    client.chat.completions.create(model="speculative", messages=MSGS[1], max_tokens=4)
+    text = httpx.get(gateway.url + "/metrics").text
+    running = metric_value(text, "vllm:num_requests_running", model_name="speculative")
+    assert running == 0.0  # the label exists, and nothing is left running
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="speculative:0.2", messages=MSGS[1], max_tokens=4)
+    with pytest.raises(openai.BadRequestError, match="citer model"):
+        client.chat.completions.create(
+            model="speculative", messages=MSGS[1], max_tokens=4,
+            extra_body={"routing": {"threshold": 0.3}},
+        )  # fmt: skip
