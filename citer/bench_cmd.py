@@ -64,6 +64,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma list of policy:threshold, policy@share (calibrated cards) or "
         "speculative (the SLM drafts, the LLM verifies every position)",
     )
+    p.add_argument(
+        "--speculative-max-batch",
+        type=int,
+        default=None,
+        help="speculative runs draft while at most this many sequences decode "
+        "(default: SchedulerConfig's, CITER_SPECULATIVE_MAX_BATCH)",
+    )
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -122,8 +129,14 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
     return {"a": conc, "f": 0}.get(window[1], SchedulerConfig().adaptive_max_batch)
 
 
+def spec_limit(n: int | None) -> dict[str, int]:
+    """SchedulerConfig kwargs: the speculative batch limit, the scheduler's own if None."""
+    return {} if n is None else {"speculative_max_batch": n}
+
+
 def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, max_tokens,
-             defer=(0, 0.5), verify: bool = True, card: str | None = None):  # fmt: skip
+             defer=(0, 0.5), verify: bool = True, card: str | None = None,
+             spec_max_batch: int | None = None):  # fmt: skip
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from router_models.registry import make_router
@@ -139,7 +152,8 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer,
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
                                       defer_steps=defer[0], defer_fill=defer[1],
-                                      adaptive_max_batch=adapt, verify=verify))  # fmt: skip
+                                      adaptive_max_batch=adapt, verify=verify,
+                                      **spec_limit(spec_max_batch)))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     prompts = [chat_ids(pair.tokenizer, it.messages) for it in items]
     # every run starts on warm caches, as a server's do (CITER_KV_RESERVE_TOKENS)
@@ -247,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
                 base: dict[str, Row] = {}
                 for cfg, defer, verify in configs:
                     row = _run_one(pair, cfg, conc, window, items, args.max_tokens,
-                                   (defer, args.defer_fill), verify, args.router_card)  # fmt: skip
+                                   (defer, args.defer_fill), verify, args.router_card,
+                                   args.speculative_max_batch)  # fmt: skip
                     row.engine = engine
                     if cfg[0] in ("slm", "llm"):
                         base[cfg[0]] = row

