@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving bench-real-speculative test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -176,6 +176,10 @@ bench-real-accuracy: $(STAMP)
 bench-real-serving: $(STAMP) $(VSTAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(PY) -m benchmarks.real_serving --pair $(REAL)
+
+bench-real-speculative: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(PY) -m benchmarks.speculative_check --pair $(REAL)
 
 test: $(STAMP) $(VSTAMP)
 	# The tenancy tests start a real redis-server and the dashboard test a real Prometheus

