@@ -39,6 +39,9 @@ LLM's tokens are sampled under the sequence's grammar mask; a position the gramm
 forces (one allowed token) is never routed to the LLM, and the grammar state, like
 the caches, holds the committed tokens only.
 
+Which sequences draft and which the LLM decodes alone (all-LLM, speculative, routed):
+``engines.modes``.
+
 Prompt log-probs (``SamplingParams.prompt_logprobs``, ``engines.prompt_scores``) are scored
 at admission, as the prefill; a request with max_tokens 0 ends there.
 
@@ -66,6 +69,7 @@ from engines.deferral import Parking
 from engines.isolation import isolate, rewind
 from engines.limits import PairLimits
 from engines.llm_phase import LLMJob, fall_back, run_llm
+from engines.modes import all_llm, llm_alone, llm_token_score, speculative_drafts
 from engines.prompt_scores import prompt_phase
 from engines.scheduler_config import SchedulerConfig
 from engines.sequence import Sequence
@@ -160,11 +164,11 @@ class Scheduler:
         if seqs:
             solo: list[Sequence] = []  # the LLM writes every token: no SLM pass
             duo: list[Sequence] = []
-            drafts = self._spec_drafts(len(seqs))
+            drafts = speculative_drafts(self.config, self.llm.info.verifies, len(seqs))
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
                 if s.request_id not in self.parked:
-                    alone = self._all_llm(s) or (s.req.routing.speculative and not drafts)
-                    (solo if alone and s.llm_allowed() else duo).append(s)
+                    alone = llm_alone(s, self._const_score, drafts) and s.llm_allowed()
+                    (solo if alone else duo).append(s)
             new: list[LLMJob] = []
             adapt = len(seqs) <= self.config.adaptive_max_batch
             drafted, failed = isolate(duo, lambda g: self._draft(g, stats, adapt), self._undo_slm)
@@ -271,7 +275,7 @@ class Scheduler:
             self.admitted.append(req.request_id)
             self._next_seq += 1
             if req.sampling.prompt_logprobs is not None or not req.sampling.max_tokens:
-                llm_scores = self._all_llm(s) or s.req.routing.speculative
+                llm_scores = all_llm(s, self._const_score) or s.req.routing.speculative
                 if prompt_phase(self.slm, self.llm, self.router, s, llm_scores, events):
                     self._free(s)  # no completion asked, or its prompt scoring failed
                     continue
@@ -286,33 +290,12 @@ class Scheduler:
         stats = RequestStats(queue_s=waited)
         events.append(TokenEvent(request_id, None, "", None, None, reason, stats))
 
-    def _spec_drafts(self, running: int) -> bool:
-        """Whether speculative sequences draft this step: only an LLM that verifies a
-        whole window in one pass gains from drafts (else each draft costs a pass), and
-        only up to the batch limit; otherwise the LLM decodes them alone."""
-        cfg = self.config
-        return cfg.verify and self.llm.info.verifies and running <= cfg.speculative_max_batch
-
     def _llm_score(self, s: Sequence, score: float) -> float | None:
-        """The score an LLM token carries: the router's constant for all-LLM runs (and
-        speculative ones, whose drafting depends on the batch)."""
-        return self._const_score if self._all_llm(s) or s.req.routing.speculative else score
+        return llm_token_score(s, self._const_score, score)
 
     @property
     def _const_score(self) -> float | None:
         return self.router.constant_score
-
-    def _all_llm(self, s: Sequence) -> bool:
-        """Threshold -inf, or a router whose score is a constant above the threshold,
-        routes every position to the LLM: the LLM runs ahead alone (no SLM pass) while
-        the ceilings let it, and the SLM writes only the positions they refuse. The
-        LLM's tokens carry the constant score (None for other routers) either way.
-        A speculative sequence routes every position to the LLM too, but the SLM drafts
-        and the LLM verifies (``RoutingParams.speculative``)."""
-        if s.req.routing.speculative:
-            return False
-        c = self._const_score
-        return s.threshold == float("-inf") or (c is not None and c > s.threshold)
 
     def _emit(self, seqs: list[Sequence]) -> None:
         """Release finished sequences: both caches and the slot, in this step."""

@@ -99,6 +99,24 @@ def test_an_llm_that_does_not_verify_decodes_speculative_requests_alone(
     assert_freed(engines)
 
 
+def test_a_grammar_request_decodes_alone_with_the_llm_tokens(engines) -> None:
+    """With a grammar the LLM does not verify windows, so speculative requests under one
+    are decoded by the LLM alone: the same tokens, nothing drafted."""
+    from tests.engines.test_grammar import ANSWER, constrained
+
+    slm, _, _ = engines
+    p = prompts(4)
+    spec = [constrained(f"s{i}", x, i, routing={"speculative": True}) for i, x in enumerate(p)]
+    alone = [
+        constrained(f"a{i}", x, i, routing={"threshold": float("-inf")}) for i, x in enumerate(p)
+    ]
+    got, _ = _run(slm, engines, spec)
+    want, _ = _run(slm, engines, alone)
+    assert [o.token_ids for o in got] == [o.token_ids for o in want]
+    assert all(o.stats.drafted_tokens == 0 and ANSWER.fullmatch(o.text) for o in got)
+    assert_freed(engines)
+
+
 def test_speculative_llm_cap_hands_the_rest_to_the_slm(engines) -> None:
     """max_llm_tokens caps a speculative request as it caps the LLM alone."""
     slm, _, _ = engines
