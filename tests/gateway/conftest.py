@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 import redis
 from live_gateway import GatewayProcess
@@ -115,6 +116,18 @@ def gateway(gateway_models, otlp_collector, tmp_path_factory) -> Iterator[Gatewa
     )
     yield gw
     gw.stop()
+
+
+@pytest.fixture(scope="module")
+def key(gateway) -> str:
+    """A fresh tenant's API key per test module (1000 cost units)."""
+    return gateway.new_tenant(limit=1000.0)[1]
+
+
+@pytest.fixture(scope="module")
+def client(gateway, key) -> openai.OpenAI:
+    """The official openai client on the embedded-store gateway, with the module's key."""
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,6 @@ from live_gateway import long_request
 MSG = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def key(gateway) -> str:
-    return gateway.new_tenant(limit=1000.0)[1]
-
-
 def post(gateway, path: str, key: str | None, **kw) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.post(gateway.url + path, headers=headers, timeout=30, **kw)

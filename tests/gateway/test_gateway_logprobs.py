@@ -8,23 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 import torch
 
 MSG = [{"role": "user", "content": "add 12 and 30"}]
 MIXED = {"routing": {"threshold": 0.6, "return_sources": True}}
 ROUTED = {"routing": {"threshold": 0.6}}  # an explicit threshold: who writes depends on the pair
-
-
-@pytest.fixture(scope="module")
-def key(gateway) -> str:
-    return gateway.new_tenant(limit=1000.0)[1]
-
-
-@pytest.fixture(scope="module")
-def client(gateway, key) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
 
 
 @lru_cache(maxsize=2)

@@ -14,16 +14,6 @@ MSG = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a
 MIXED = {"routing": {"threshold": 0.6}}  # an explicit threshold (who writes depends on the pair)
 
 
-@pytest.fixture(scope="module")
-def key(gateway) -> str:
-    return gateway.new_tenant(limit=1000.0)[1]
-
-
-@pytest.fixture(scope="module")
-def client(gateway, key) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
-
-
 def check_usage(usage) -> None:
     extra = usage.model_extra
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens

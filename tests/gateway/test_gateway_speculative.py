@@ -16,16 +16,6 @@ SUMS = ((12, 30), (7, 8), (40, 2))
 MSGS = [[{"role": "user", "content": f"what is {a} + {b}?"}] for a, b in SUMS]
 
 
-@pytest.fixture(scope="module")
-def key(gateway) -> str:
-    return gateway.new_tenant(limit=1000.0)[1]
-
-
-@pytest.fixture(scope="module")
-def client(gateway, key) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
-
-
 @pytest.mark.parametrize("sampling", [{"temperature": 0}, {"temperature": 1.0, "seed": 3}])
 def test_speculative_answers_as_the_llm(client: openai.OpenAI, sampling: dict) -> None:
     kw = {"messages": MSGS[0], "max_tokens": 24, **sampling}

@@ -42,11 +42,6 @@ def key(gateway) -> str:
     return gateway.new_tenant(limit=10000.0)[1]
 
 
-@pytest.fixture(scope="module")
-def client(gateway, key) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_sdk_parse_returns_the_model_streamed_and_not(client: openai.OpenAI, model: str) -> None:
     kw = dict(model=model, messages=ASK, response_format=Answer, max_tokens=40, seed=3)
