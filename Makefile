@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving bench-real-speculative test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving bench-real-speculative bench-real-int8 test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -176,6 +176,22 @@ bench-real-accuracy: $(STAMP)
 bench-real-serving: $(STAMP) $(VSTAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(PY) -m benchmarks.real_serving --pair $(REAL)
+
+# Weight-only int8 linears (CITER_SLM_QUANT / CITER_LLM_QUANT) against bf16 on the real pair:
+# one engine pass at 1/4/16 sequences x 1/5 new tokens, then citer bench (LLM alone, SLM
+# alone, the CITER card) at c = 1 and 16 on GSM8K prompts; JSON in benchmarks/real/int8;
+# ~35 min on 2 cores without AVX-512 (most of it bf16).
+bench-real-int8: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	for q in none int8; do \
+		$(PY) -m benchmarks.pass_cost --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
+			--quant $$q --threads 2 --batches 1,4,16 --new 1,5 --reps 5 --live 0 \
+			--out benchmarks/real/int8/pass_cost-$$q.json || exit 1; \
+		$(VENV)/bin/citer bench --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 --quant $$q \
+			--threads 2 --data $(REAL_DATA)/gsm8k/test.jsonl --router-card $(REAL_CARD) \
+			--routed citer --items 2 --max-tokens 96 --concurrency 1,16 --window 4 --defer 0 \
+			--out benchmarks/real/int8/core-$$q.json || exit 1; \
+	done
 
 bench-real-speculative: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }

@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--slm", default="models/demo/slm")
     ap.add_argument("--llm", default="models/demo/llm")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--quant", default="none", help="none, or int8 (bfloat16 only)")
     ap.add_argument("--batches", default="1,2,4,8,16,64")
     ap.add_argument("--new", default="1,2,5", help="new tokens per sequence per pass")
     ap.add_argument("--prompt", type=int, default=128, help="cached tokens per sequence")
@@ -75,7 +76,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for name, path in (("slm", args.slm), ("llm", args.llm)):
-        engine = HFEngine(HFEngineConfig(path, "cpu", args.dtype))
+        engine = HFEngine(HFEngineConfig(path, "cpu", args.dtype, quant=args.quant))
         vocab = engine.info.vocab_size
         base = None
         for b in map(int, args.batches.split(",")):

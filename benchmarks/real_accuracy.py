@@ -73,14 +73,16 @@ def run(args: argparse.Namespace) -> None:
     digest = pair_digest(pair_dir)
     done = load_cache(cache)
     cards = card_paths(args)
-    pair = build_pair(PairConfig(str(pair_dir / "slm"), str(pair_dir / "llm"), dtype="bfloat16"))
+    pair = build_pair(PairConfig(str(pair_dir / "slm"), str(pair_dir / "llm"), dtype="bfloat16",
+                                 slm_quant=args.quant, llm_quant=args.quant))  # fmt: skip
+    tag = "" if args.quant == "none" else f"+{args.quant}"  # never mixed with bf16 rows
     cache.parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets.split(","):
         path, max_tokens = DATA[name]
         items = read_items(path)[: args.items]
         for shown in args.configs.split(","):
             policy, _, thr = shown.partition(":")
-            config = keyed(shown, cards)
+            config = keyed(shown, cards) + tag
             card = str(cards[policy]) if policy in cards else None
             if policy == class_router.NAME:  # an experiment (benchmarks/class_router.py)
                 router = class_router.make(pair, float(thr) if thr else None)
@@ -121,6 +123,12 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64, help="items per cache write (resume unit)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
+    ap.add_argument(
+        "--quant",
+        default="none",
+        choices=["none", "int8"],
+        help="int8: weight-only int8 linears in both models (rows keyed <config>+int8)",
+    )
     ap.add_argument("--cards", default=CARDS, help="name=card,...: configs <name>:<thr> route "
                     "with that card (citer-s: CITER-S, the shortcut round alone; citer-class: the "
                     "token-class card of make real-router-class; citer-class-all: the same "

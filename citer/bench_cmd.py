@@ -78,6 +78,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--engine", default="hf", help="comma list of hf, hf-padded, vllm (side by side)"
     )
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    p.add_argument(
+        "--quant",
+        default="none",
+        choices=["none", "int8"],
+        help="hf: weight-only int8 linears in both models (cpu, bfloat16)",
+    )
     p.set_defaults(func=run)
 
 
@@ -240,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
                 dtype=args.dtype,
                 engine=e.split("-")[0],
                 ragged=e != "hf-padded",
+                slm_quant=args.quant,
+                llm_quant=args.quant,
             )
         )
         for e in engines

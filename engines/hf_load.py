@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from engines.quant import QUANTS, quantize
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -23,6 +25,7 @@ class HFEngineConfig:
     max_batch_tokens: int = 8192  # positions per forward (B x T; direct: real); more is split
     pad_free_tokens: int = 256  # batches this small are never split to save padding
     ragged: bool = True  # uneven batches feed only their real tokens (engines.ragged)
+    quant: str = "none"  # "int8": weight-only int8 linears (engines.quant; cpu, bfloat16)
 
     def __post_init__(self) -> None:
         if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):
@@ -31,6 +34,13 @@ class HFEngineConfig:
             raise ValueError(f"device={self.device!r}: no CUDA device is available")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype!r}: must be one of {', '.join(DTYPES)}")
+        if self.quant not in QUANTS:
+            raise ValueError(f"quant={self.quant!r}: must be one of {', '.join(QUANTS)}")
+        if self.quant == "int8" and (self.device != "cpu" or self.dtype != "bfloat16"):
+            raise ValueError(
+                f"quant=int8 runs on the cpu in bfloat16 (got device={self.device!r}, "
+                f"dtype={self.dtype!r}); on a GPU serve a quantised checkpoint with vllm"
+            )
         if self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens={self.max_batch_tokens}: must be >= 1")
         if self.pad_free_tokens < 0:
@@ -61,7 +71,10 @@ def load_model(cfg: HFEngineConfig) -> torch.nn.Module:
         raise ModelLoadError(
             f"{p}: sliding-window/hybrid attention is not supported by the hf engine"
         )
-    return model.to(cfg.device).eval()
+    model = model.to(cfg.device).eval()
+    if cfg.quant != "none" and quantize(model, cfg.quant) == 0:
+        raise ModelLoadError(f"{p}: no linear layer the {cfg.quant} kernel takes")
+    return model
 
 
 def load_tokenizer(path: str) -> object:

@@ -30,10 +30,17 @@ class PairConfig:
     vllm_gpu_memory: tuple[float, float] = (0.2, 0.6)  # vllm on cuda: device share SLM, LLM
     vllm_kv_cache_gib: float = 0.5  # vllm on cpu: KV-cache space of each engine (GiB)
     ragged: bool = True  # hf: uneven batches feed only their real tokens (engines.ragged)
+    slm_quant: str = "none"  # hf: "int8" weight-only linears (engines.quant)
+    llm_quant: str = "none"
 
     def __post_init__(self) -> None:
         if self.engine not in ("hf", "vllm"):
             raise ValueError(f"engine={self.engine!r}: must be 'hf' or 'vllm'")
+        quants = {"slm": self.slm_quant, "llm": self.llm_quant}
+        if self.engine == "vllm" and set(quants.values()) != {"none"}:
+            raise ValueError("quant applies to the hf engine; vllm loads quantised checkpoints")
+        if self.remote and self.llm_quant != "none":
+            raise ValueError("llm quant: a remote LLM's server decides its own weights")
         if self.remote and self.engine != "hf":
             raise ValueError("a remote LLM pairs with an SLM on the hf engine, not vllm")
         local = (("slm", self.slm),) if self.remote else (("slm", self.slm), ("llm", self.llm))
@@ -65,7 +72,7 @@ def build_pair(cfg: PairConfig) -> Pair:
     check_model_folder(cfg.slm)
     slm_weights = weights_fingerprint(cfg.slm)
     if cfg.remote is not None:  # the SLM here; the LLM shares its tokenizer by contract
-        slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype, ragged=cfg.ragged))
+        slm = _hf(cfg, cfg.slm, cfg.slm_quant)
         i = slm.info
         llm = RemoteEngine(cfg.remote, i.vocab_size, i.eos_token_ids, i.max_context)
         return Pair(slm, llm, load_tokenizer(cfg.slm), tokenizer_hash(cfg.slm), slm_weights)
@@ -85,6 +92,9 @@ def build_pair(cfg: PairConfig) -> Pair:
             for path, share in zip((cfg.slm, cfg.llm), cfg.vllm_gpu_memory, strict=True)
         ))  # fmt: skip
         return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
-    slm = HFEngine(HFEngineConfig(cfg.slm, cfg.device, cfg.dtype, ragged=cfg.ragged))
-    llm = HFEngine(HFEngineConfig(cfg.llm, cfg.device, cfg.dtype, ragged=cfg.ragged))
+    slm, llm = _hf(cfg, cfg.slm, cfg.slm_quant), _hf(cfg, cfg.llm, cfg.llm_quant)
     return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
+
+
+def _hf(cfg: PairConfig, path: str, quant: str) -> HFEngine:
+    return HFEngine(HFEngineConfig(path, cfg.device, cfg.dtype, ragged=cfg.ragged, quant=quant))

@@ -85,7 +85,8 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
     pair_cfg = PairConfig(
         slm=cfg.slm, llm=cfg.llm, device=cfg.device, dtype=cfg.dtype, remote=remote,
         engine=cfg.engine, vllm_gpu_memory=(cfg.vllm_slm_memory, cfg.vllm_llm_memory),
-        vllm_kv_cache_gib=cfg.vllm_kv_cache_gib,
+        vllm_kv_cache_gib=cfg.vllm_kv_cache_gib, slm_quant=cfg.slm_quant,
+        llm_quant=cfg.llm_quant,
     )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
     if cfg.kv_reserve_tokens:

@@ -64,6 +64,10 @@ class GatewaySettings(BaseSettings):
     llm: str = "models/demo/llm"  # HF model folder of the large model (same tokenizer)
     device: str = "cpu"  # cpu, cuda or cuda:N
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # hf engine on the cpu, bfloat16: weight-only int8 linears for either model
+    # (engines.quant); changes its tokens slightly (BENCHMARKS "int8 weights")
+    slm_quant: Literal["none", "int8"] = "none"
+    llm_quant: Literal["none", "int8"] = "none"
     # None: "citer" when router_card holds a router.json, else "confidence" (logged, and
     # shown in /v1/models) until a CITER router is trained for the pair.
     policy: str | None = None  # a name of router_models.registry.ROUTERS
@@ -179,6 +183,21 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"CITER_LLM_URL={self.llm_url!r}: must be an http(s):// URL")
         if self.llm_url is not None and self.engine != "hf":
             raise ValueError("CITER_LLM_URL: a remote LLM pairs with CITER_ENGINE=hf (the SLM's)")
+        for name, quant in (
+            ("CITER_SLM_QUANT", self.slm_quant),
+            ("CITER_LLM_QUANT", self.llm_quant),
+        ):
+            if quant != "none" and (self.engine, self.device, self.dtype) != (
+                "hf",
+                "cpu",
+                "bfloat16",
+            ):
+                raise ValueError(
+                    f"{name}={quant} runs on CITER_ENGINE=hf, CITER_DEVICE=cpu, "
+                    f"CITER_DTYPE=bfloat16 (got {self.engine}, {self.device}, {self.dtype})"
+                )
+        if self.llm_url is not None and self.llm_quant != "none":
+            raise ValueError("CITER_LLM_QUANT: a remote LLM's server decides its own weights")
         ttl = self.tenancy().reservation_ttl_s
         if self.queue_timeout_s >= ttl:
             raise ValueError(
