@@ -179,8 +179,8 @@ bench-real-serving: $(STAMP) $(VSTAMP)
 
 # Weight-only int8 linears (CITER_SLM_QUANT / CITER_LLM_QUANT) against bf16 on the real pair:
 # one engine pass at 1/4/16 sequences x 1/5 new tokens, then citer bench (LLM alone, SLM
-# alone, the CITER card) at c = 1 and 16 on GSM8K prompts; JSON in benchmarks/real/int8;
-# ~35 min on 2 cores without AVX-512 (most of it bf16).
+# alone, the CITER card at its default threshold) at c = 1 and 16 on GSM8K prompts; JSON
+# in benchmarks/real/int8; ~50 min on 2 cores without AVX-512 (most of it bf16).
 bench-real-int8: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	for q in none int8; do \
@@ -189,7 +189,7 @@ bench-real-int8: $(STAMP)
 			--out benchmarks/real/int8/pass_cost-$$q.json || exit 1; \
 		$(VENV)/bin/citer bench --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 --quant $$q \
 			--threads 2 --data $(REAL_DATA)/gsm8k/test.jsonl --router-card $(REAL_CARD) \
-			--routed citer --items 2 --max-tokens 96 --concurrency 1,16 --window 4 --defer 0 \
+			--routed citer:0.67528 --items 2 --max-tokens 96 --concurrency 1,16 --window 4 --defer 0 \
 			--out benchmarks/real/int8/core-$$q.json || exit 1; \
 	done
 
