@@ -57,13 +57,28 @@ def main() -> None:
     ap.add_argument("--dataset", default="gsm8k")
     ap.add_argument("--vs", nargs=2, action="append", required=True, metavar=("A", "B"))
     ap.add_argument("--pair", default="build/pairs/qwen2.5-coder")
-    ap.add_argument("--cache", default="benchmarks/real/accuracy.jsonl")
+    ap.add_argument(
+        "--cache",
+        nargs="+",
+        default=["benchmarks/real/accuracy.jsonl"],
+        help="one or more caches; rows pair up across them by item (e.g. the main "
+        "cache's bf16 rows against benchmarks/real/int8/accuracy.jsonl's int8 ones)",
+    )
     ap.add_argument("--cards", default=CARDS, help="name=card,... as in real_accuracy")
     args = ap.parse_args()
-    cache = Path(args.cache)
-    rows = list(load_cache(cache).values())
+    caches = [Path(c) for c in args.cache]
+    keyed: dict[tuple, dict] = {}
+    for c in caches:
+        for key, row in load_cache(c).items():
+            if key in keyed:  # the same config decoded twice (another kernel, say)
+                raise SystemExit(f"{key[2]} item {key[4]} is in more than one cache: "
+                                 "compare those runs within one cache")  # fmt: skip
+            keyed[key] = row
+    rows = list(keyed.values())
     pair = cache_pair(rows, Path(args.pair))
-    names = card_names(card_paths(args), names_file(cache))
+    names: dict[str, str] = {}
+    for c in caches:
+        names |= card_names(card_paths(args), names_file(c))
     got = collect([r for r in rows if r["pair"] == pair], names)[args.dataset]
     print("| A | B | items | A right (LLM share) | B right (LLM share) | A - B, points | 95% CI |")
     print("|---|---|---|---|---|---|---|")
