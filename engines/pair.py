@@ -36,8 +36,7 @@ class PairConfig:
     def __post_init__(self) -> None:
         if self.engine not in ("hf", "vllm"):
             raise ValueError(f"engine={self.engine!r}: must be 'hf' or 'vllm'")
-        quants = {"slm": self.slm_quant, "llm": self.llm_quant}
-        if self.engine == "vllm" and set(quants.values()) != {"none"}:
+        if self.engine == "vllm" and {self.slm_quant, self.llm_quant} != {"none"}:
             raise ValueError("quant applies to the hf engine; vllm loads quantised checkpoints")
         if self.remote and self.llm_quant != "none":
             raise ValueError("llm quant: a remote LLM's server decides its own weights")
