@@ -66,10 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--speculative-max-batch",
-        type=int,
         default=None,
         help="speculative runs draft while at most this many sequences decode "
-        "(default: SchedulerConfig's, CITER_SPECULATIVE_MAX_BATCH)",
+        "(default: SchedulerConfig's); auto: timed per engine and window as the gateway's "
+        "CITER_SPECULATIVE_MAX_BATCH=auto does, up to the largest --concurrency",
     )
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="benchmarks/core.json")
@@ -138,6 +138,17 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
 def spec_limit(n: int | None) -> dict[str, int]:
     """SchedulerConfig kwargs: the speculative batch limit, the scheduler's own if None."""
     return {} if n is None else {"speculative_max_batch": n}
+
+
+def probed_limit(pair, arg: str | None, window: int, conc: int) -> int | None:  # noqa: ANN001
+    """--speculative-max-batch as a number, or timed on the pair for ``auto``."""
+    if arg != "auto":
+        return None if arg is None else int(arg)
+    from engines.spec_probe import probe
+
+    got = probe(pair.slm, pair.llm, window, conc)
+    print(f"speculative probe, window {window}: drafts up to {got.max_batch} ({got.reason})")
+    return got.max_batch
 
 
 def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, max_tokens,
@@ -262,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
     for engine, pair in pairs.items():
+        limits = {w: probed_limit(pair, args.speculative_max_batch, w[0], max(concs))
+                  for w in windows}  # fmt: skip
         for conc in concs:
             n = max(args.items, conc)
             items = data[:n] if data is not None else load_split("test", n)
@@ -270,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                 for cfg, defer, verify in configs:
                     row = _run_one(pair, cfg, conc, window, items, args.max_tokens,
                                    (defer, args.defer_fill), verify, args.router_card,
-                                   args.speculative_max_batch)  # fmt: skip
+                                   limits[window])  # fmt: skip
                     row.engine = engine
                     if cfg[0] in ("slm", "llm"):
                         base[cfg[0]] = row

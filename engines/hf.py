@@ -88,9 +88,11 @@ class HFEngine:
         """Allocate (and touch) cache room now, not in the first forwards that need it."""
         self.kv.reserve(slots, min(positions, self.info.max_context))
 
-    def close(self) -> None:
-        """Give the cache memory back; the model goes with the process."""
+    def release_kv(self) -> None:
+        """Give the cache memory back if no sequence is live (else keep it)."""
         self.kv.release()
+
+    close = release_kv  # at shutdown, after the last step; the model goes with the process
 
     # -- compute -------------------------------------------------------------
     @torch.inference_mode()

@@ -64,6 +64,13 @@ class Pair:
             if reserve is not None:
                 reserve(slots, positions)
 
+    def release_kv(self) -> None:
+        """Give both local caches' memory back while no sequence is live."""
+        for engine in (self.slm, self.llm):
+            release = getattr(engine, "release_kv", None)
+            if release is not None:
+                release()
+
 
 def build_pair(cfg: PairConfig) -> Pair:
     from engines.modelcheck import check_model_folder

@@ -32,8 +32,9 @@ class SchedulerConfig:
     # Speculative requests (RoutingParams.speculative) draft while at most this many
     # sequences run; above it the LLM decodes them alone, as vLLM's
     # speculative_disable_by_batch_size does. Their tokens are the same either way.
-    # 1: on the real pair on 2 CPU cores drafting paid alone (1.38x) and cost from two
-    # sequences (0.92x at 2, 0.81x at 8); the demo pair gains up to 16 (BENCHMARKS.md).
+    # 1: on the real pair on 2 AVX-512 cores drafting paid alone (1.38x) and cost from
+    # two sequences (0.92x at 2, 0.81x at 8; BENCHMARKS.md). The gateway's default times
+    # it on the machine instead (CITER_SPECULATIVE_MAX_BATCH=auto, engines.spec_probe).
     speculative_max_batch: int = 1
 
     def __post_init__(self) -> None:

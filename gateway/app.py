@@ -89,6 +89,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         llm_quant=cfg.llm_quant,
     )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
+    probe = await asyncio.to_thread(speculative_probe, cfg, pair)  # before the KV reserve
     if cfg.kv_reserve_tokens:
         try:
             await asyncio.to_thread(pair.reserve_kv, cfg.max_batch, cfg.kv_reserve_tokens)
@@ -120,7 +121,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         defer_fill=cfg.defer_fill,
         adaptive_max_batch=cfg.adaptive_max_batch,
         verify=cfg.verify,
-        speculative_max_batch=cfg.speculative_max_batch,
+        speculative_max_batch=cfg.speculative_max_batch if probe is None else probe.max_batch,
     )
     scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
     engine = AsyncEngine(scheduler)
@@ -144,6 +145,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         max_prompt_tokens=min(cfg.max_prompt_tokens or longest, longest),
         max_token_chars=await asyncio.to_thread(max_token_chars, pair.tokenizer),
         hold_ttl_s=tenancy.reservation_ttl_s,
+        spec_probe=probe,
     )
     state.metrics.watch(scheduler, state)
     gc.collect()
@@ -152,6 +154,24 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
     if cfg.bootstrap_tenant:
         await bootstrap_tenant(state)
     return state
+
+
+def speculative_probe(cfg: GatewaySettings, pair: Any) -> Any:
+    """CITER_SPECULATIVE_MAX_BATCH=auto: time drafting against the LLM alone on this
+    machine (engines.spec_probe); None when the setting is a number. Only an LLM that
+    verifies a window in one pass (the hf engine) can gain, so no other is timed."""
+    from engines.spec_probe import SpecProbe, probe
+
+    if cfg.speculative_max_batch != "auto":
+        return None
+    if not (cfg.verify and pair.llm.info.verifies):
+        why = "verify is off" if not cfg.verify else "the LLM engine settles one position a pass"
+        return SpecProbe(0, cfg.window, 0.0, (), f"not timed: {why}")
+    result = probe(pair.slm, pair.llm, cfg.window, cfg.max_batch)
+    pair.release_kv()  # the probe's caches are freed; their memory goes back too
+    log.info("speculative drafting: up to %d running sequences (%s)", result.max_batch,
+             result.reason)  # fmt: skip
+    return result
 
 
 def max_token_chars(tokenizer: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,8 +89,9 @@ class GatewaySettings(BaseSettings):
     # One LLM pass verifies every routed position of the drafted window (hf engine).
     verify: bool = SCHED.verify
     # The `speculative` model drafts while at most this many sequences decode; above it
-    # the LLM decodes those requests alone (the same tokens). 0: never drafts.
-    speculative_max_batch: int = Field(SCHED.speculative_max_batch, ge=0, le=4096)
+    # the LLM decodes those requests alone (the same tokens). 0: never drafts. auto:
+    # timed at start-up on this machine (engines.spec_probe), up to max_batch.
+    speculative_max_batch: Annotated[int, Field(ge=0, le=4096)] | Literal["auto"] = "auto"
     # Backend of both models: hf (transformers) or vllm (two vLLM engines in this process;
     # needs vLLM installed: the cuda image, or `make vllm-venv` for the CPU build).
     engine: Literal["hf", "vllm"] = "hf"

@@ -31,6 +31,8 @@ class GatewayState:
     max_prompt_tokens: int  # longest accepted prompt, in tokens
     max_token_chars: int  # characters the longest vocabulary entry spells (length bounds)
     hold_ttl_s: float  # a budget hold's life; running requests renew it
+    # CITER_SPECULATIVE_MAX_BATCH=auto: the start-up timing that set the limit
+    spec_probe: Any = None  # engines.spec_probe.SpecProbe | None
     started_at: float = field(default_factory=time.time)
     in_flight: int = 0  # reserved and not yet settled (in the scheduler's queue or batch)
     closing: bool = False  # shutting down: new requests get 503

@@ -22,13 +22,23 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
     # from the stream (seed, p); max_model_len (vLLM's field) is prompt + completion.
     common = {"object": "model", "created": created, "owned_by": "citer",
               "max_model_len": st.scheduler.max_context}  # fmt: skip
+    spec = {"model": llm, "draft_model": s.slm, "routing": {"policy": "speculative"},
+            "drafting": drafting(st)}  # fmt: skip
     return [
         {"id": "citer", **common, "citer": {"slm": s.slm, "llm": llm, "routing": routing}},
         {"id": "slm", **common, "citer": {"model": s.slm, "routing": {"policy": "slm"}}},
         {"id": "llm", **common, "citer": {"model": llm, "routing": {"policy": "llm"}}},
-        {"id": "speculative", **common,
-         "citer": {"model": llm, "draft_model": s.slm, "routing": {"policy": "speculative"}}},
+        {"id": "speculative", **common, "citer": spec},
     ]  # fmt: skip
+
+
+def drafting(st: GatewayState) -> dict[str, Any]:
+    """Up to how many running sequences the SLM drafts, and what set that: the setting,
+    or the start-up timing (CITER_SPECULATIVE_MAX_BATCH=auto) with its rows."""
+    limit = st.scheduler.config.speculative_max_batch
+    if st.spec_probe is None:
+        return {"max_batch": limit, "set_by": "CITER_SPECULATIVE_MAX_BATCH"}
+    return {"max_batch": limit, "set_by": "probe", "probe": st.spec_probe.describe()}
 
 
 def llm_name(st: GatewayState) -> str:

@@ -111,6 +111,7 @@ def gateway(gateway_models, otlp_collector, tmp_path_factory) -> Iterator[Gatewa
         *gateway_models,
         log,
         CITER_MAX_BATCH="8",
+        CITER_SPECULATIVE_MAX_BATCH="auto",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.url,
         OTEL_BSP_SCHEDULE_DELAY="100",
     )
@@ -137,7 +138,7 @@ def redis_gateway(gateway_models, redis_url, tmp_path_factory) -> Iterator[Gatew
     ns = "gw-" + uuid.uuid4().hex[:8]
     gw = GatewayProcess(
         *gateway_models, log, CITER_MAX_BATCH="8", REDIS_URL=redis_url, CITER_TENANCY_NAMESPACE=ns,
-        CITER_KV_RESERVE_TOKENS="64",
+        CITER_KV_RESERVE_TOKENS="64", CITER_SPECULATIVE_MAX_BATCH="4",
     )  # fmt: skip
     gw.namespace = ns  # type: ignore[attr-defined]  # tests that reach into its keys
     yield gw

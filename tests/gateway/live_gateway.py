@@ -118,6 +118,9 @@ class GatewayProcess(Gateway):
             "CITER_ADMIN_KEY": ADMIN_KEY,
             "CITER_LOG_LEVEL": "warning",
             "OMP_NUM_THREADS": "1",
+            # the start-up timing (auto) costs seconds per gateway: the session gateway
+            # of conftest.py runs it, the rest skip it
+            "CITER_SPECULATIVE_MAX_BATCH": "1",
             **env,
         }
         if not Path(slm).resolve().is_relative_to(DEMO):  # a card, if any, is the demo pair's

@@ -62,3 +62,19 @@ def test_speculative_is_listed_labelled_and_takes_no_routing(gateway, client) ->
             model="speculative", messages=MSGS[1], max_tokens=4,
             extra_body={"routing": {"threshold": 0.3}},
         )  # fmt: skip
+
+
+def test_drafting_limit_is_timed_at_start_up_unless_set(gateway, client, redis_gateway) -> None:
+    """CITER_SPECULATIVE_MAX_BATCH: auto (the default) times drafting against the LLM
+    alone at 1, 2, 4, ... sequences and shows the rows; a number is taken as it is."""
+    drafting = client.models.retrieve("speculative").model_extra["citer"]["drafting"]
+    assert drafting["set_by"] == "probe" and 0 <= drafting["max_batch"] <= 8
+    rows = drafting["probe"]["rows"]
+    assert [r["batch"] for r in rows] == [1, 2, 4, 8][: len(rows)]
+    paid = [r["batch"] for r in rows if r["gain"] >= 1]
+    assert drafting["max_batch"] == max(paid, default=0)
+    assert drafting["probe"]["window"] == 8 and drafting["probe"]["reason"]
+    key = redis_gateway.new_tenant(limit=1.0)[1]
+    other = openai.OpenAI(base_url=redis_gateway.url + "/v1", api_key=key, max_retries=0)
+    set_by = other.models.retrieve("speculative").model_extra["citer"]["drafting"]
+    assert set_by == {"max_batch": 4, "set_by": "CITER_SPECULATIVE_MAX_BATCH"}
