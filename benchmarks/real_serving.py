@@ -1,6 +1,7 @@
 """Serving the real pair through HTTP: the gateway beside ``vllm serve`` of its LLM alone.
 
-    phase 1: `citer serve` on build/pairs/qwen2.5-coder (bf16, --threads torch threads,
+    phase 1: `citer serve` on build/pairs/qwen2.5-coder (bf16, int8 weights with --quant
+             int8, --threads torch threads,
              CITER_POLICY=citer with the pair's card), targets (--targets): citer (the
              card's default threshold), speculative (the LLM's tokens, SLM-drafted while
              the batch allows: CITER_SPECULATIVE_MAX_BATCH), llm, slm
@@ -81,6 +82,12 @@ def main() -> None:
     ap.add_argument("--min-requests", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--quant",
+        default="none",
+        choices=("none", "int8"),
+        help="the gateway's weights: CITER_SLM_QUANT / CITER_LLM_QUANT (vLLM: bf16)",
+    )
     ap.add_argument("--engines", default="gateway,vllm")
     ap.add_argument(
         "--targets",
@@ -94,7 +101,8 @@ def main() -> None:
     pair, logs = Path(args.pair), Path(args.log_dir)
     env = {"OMP_NUM_THREADS": str(args.threads), "CITER_SLM": str(pair / "slm"),
            "CITER_LLM": str(pair / "llm"), "CITER_DTYPE": "bfloat16", "CITER_POLICY": "citer",
-           "CITER_ROUTER_CARD": args.card,
+           "CITER_ROUTER_CARD": args.card, "CITER_SLM_QUANT": args.quant,
+           "CITER_LLM_QUANT": args.quant,
            # KV room for every point's sequences at start (GSM8K chat prompts: < 384 tokens)
            "CITER_MAX_BATCH": str(max(int(c) for c in args.concurrency.split(","))),
            "CITER_KV_RESERVE_TOKENS": str(args.max_tokens + 384)}  # fmt: skip
