@@ -87,7 +87,11 @@ def probe(slm: Engine, llm: Engine, window: int, limit: int,
           acceptance: float = ACCEPTANCE) -> SpecProbe:  # fmt: skip
     """Time the three passes at growing batch sizes up to ``limit`` (the scheduler's
     max_batch); stop at the first size where drafting loses. Caches used: ids
-    -1, -2, ..., freed before returning (the scheduler's ids are >= 0)."""
+    -1, -2, ..., freed before returning (the scheduler's ids are >= 0). An LLM that
+    settles one position a pass never drafts, so it is not timed."""
+    if not llm.info.verifies:
+        return SpecProbe(0, window, acceptance, (), "not timed: the LLM engine settles one "
+                         "position a pass")  # fmt: skip
     vocab = min(slm.info.vocab_size, llm.info.vocab_size)
     rows: list[ProbeRow] = []
     reason = f"drafting paid up to the batch limit ({limit})"

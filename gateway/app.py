@@ -158,15 +158,13 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
 
 def speculative_probe(cfg: GatewaySettings, pair: Any) -> Any:
     """CITER_SPECULATIVE_MAX_BATCH=auto: time drafting against the LLM alone on this
-    machine (engines.spec_probe); None when the setting is a number. Only an LLM that
-    verifies a window in one pass (the hf engine) can gain, so no other is timed."""
-    from engines.spec_probe import SpecProbe, probe
+    machine (engines.spec_probe); None when the setting is a number."""
+    from engines.spec_probe import ACCEPTANCE, SpecProbe, probe
 
     if cfg.speculative_max_batch != "auto":
         return None
-    if not (cfg.verify and pair.llm.info.verifies):
-        why = "verify is off" if not cfg.verify else "the LLM engine settles one position a pass"
-        return SpecProbe(0, cfg.window, 0.0, (), f"not timed: {why}")
+    if not cfg.verify:
+        return SpecProbe(0, cfg.window, ACCEPTANCE, (), "not timed: verify is off")
     result = probe(pair.slm, pair.llm, cfg.window, cfg.max_batch)
     pair.release_kv()  # the probe's caches are freed; their memory goes back too
     log.info("speculative drafting: up to %d running sequences (%s)", result.max_batch,
