@@ -135,25 +135,21 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
     return {"a": conc, "f": 0}.get(window[1], SchedulerConfig().adaptive_max_batch)
 
 
-def spec_limit(n: int | None) -> dict[str, int]:
-    """SchedulerConfig kwargs: the speculative batch limit, the scheduler's own if None."""
-    return {} if n is None else {"speculative_max_batch": n}
-
-
-def probed_limit(pair, arg: str | None, window: int, conc: int) -> int | None:  # noqa: ANN001
-    """--speculative-max-batch as a number, or timed on the pair for ``auto``."""
-    if arg != "auto":
-        return None if arg is None else int(arg)
+def spec_limit(pair, arg: str | None, window: int, conc: int) -> dict:  # noqa: ANN001
+    """SchedulerConfig kwargs for --speculative-max-batch: none (the scheduler's own), a
+    number, or ``auto``: timed on the pair, then following the drafts the LLM keeps."""
+    if arg is None or arg != "auto":
+        return {} if arg is None else {"speculative_max_batch": int(arg)}
     from engines.spec_probe import probe
 
     got = probe(pair.slm, pair.llm, window, conc)
     print(f"speculative probe, window {window}: drafts up to {got.max_batch} ({got.reason})")
-    return got.max_batch
+    return {"speculative_max_batch": got.max_batch, "speculative_costs": got.rows}
 
 
 def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, max_tokens,
              defer=(0, 0.5), verify: bool = True, card: str | None = None,
-             spec_max_batch: int | None = None):  # fmt: skip
+             spec_kw: dict | None = None):  # fmt: skip
     from engines.scheduler import Scheduler, SchedulerConfig
     from engines.types import Request, RoutingParams, SamplingParams
     from router_models.registry import make_router
@@ -170,7 +166,7 @@ def _run_one(pair, routed: Routed, conc: int, window: tuple[int, str], items, ma
                       SchedulerConfig(window=window[0], max_batch=conc, seed=0,
                                       defer_steps=defer[0], defer_fill=defer[1],
                                       adaptive_max_batch=adapt, verify=verify,
-                                      **spec_limit(spec_max_batch)))  # fmt: skip
+                                      **(spec_kw or {})))  # fmt: skip
     sp = SamplingParams(max_tokens=max_tokens, seed=0)
     prompts = [chat_ids(pair.tokenizer, it.messages) for it in items]
     # every run starts on warm caches, as a server's do (CITER_KV_RESERVE_TOKENS)
@@ -273,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     bar = tqdm(total=len(engines) * len(configs) * len(concs) * len(windows), desc="bench")
     for engine, pair in pairs.items():
-        limits = {w: probed_limit(pair, args.speculative_max_batch, w[0], max(concs))
+        limits = {w: spec_limit(pair, args.speculative_max_batch, w[0], max(concs))
                   for w in windows}  # fmt: skip
         for conc in concs:
             n = max(args.items, conc)

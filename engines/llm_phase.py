@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engines.sequence import Sequence, kept_prefix
+from engines.stats import StepStats
 from engines.types import Engine, SeqWork, TokenEvent, TokenLogprob
 
 
@@ -54,10 +55,15 @@ class LLMJob:
 
 
 def run_llm(
-    llm: Engine, jobs: list[LLMJob], events: list[TokenEvent], verify: bool = True
+    llm: Engine,
+    jobs: list[LLMJob],
+    events: list[TokenEvent],
+    verify: bool = True,
+    stats: StepStats | None = None,
 ) -> list[LLMJob]:
     """One batched LLM step over ``jobs``; returns the failed jobs that have no draft.
-    ``verify``: settle every routed draft of a job in this pass where the LLM can."""
+    ``verify``: settle every routed draft of a job in this pass where the LLM can.
+    ``stats``: count the speculative drafts the LLM checked and kept."""
     if not jobs:
         return []
     masks = llm.info.masks
@@ -87,7 +93,12 @@ def run_llm(
                 toks = out.sampled[k] + toks
                 lps = (out.sampled_logprobs[k] if out.sampled_logprobs else []) + lps
                 forced = [False] * len(toks)
+            kept, llm_tokens = s.stats.llm_agreed_tokens, s.stats.llm_tokens
             _commit_llm(llm, s, job, w, toks, lps, forced, events)
+            if stats is not None and job.draft is not None and s.req.routing.speculative:
+                # every LLM token of a drafted speculative job sits where a draft did
+                stats.spec_kept += s.stats.llm_agreed_tokens - kept
+                stats.spec_checked += s.stats.llm_tokens - llm_tokens
         except Exception as e:  # this sequence only: the others' tokens are committed
             events.append(s.fail(e))
     return orphans

@@ -3,7 +3,7 @@
 all-LLM      threshold -inf (the ``llm`` model), or a router whose score is a
              constant above the threshold: the LLM runs ahead alone, no SLM pass
 speculative  every position goes to the LLM as well, but while the batch allows
-             (``SchedulerConfig.speculative_max_batch``) and the LLM verifies a
+             (``engines.draft_gate``) and the LLM verifies a
              window in one pass, the SLM drafts and the LLM verifies; otherwise
              (a larger batch, an LLM without one-pass verify, a grammar, which
              turns verifying off) the LLM decodes it alone, with the same tokens
@@ -12,6 +12,7 @@ routed       the SLM drafts, the router sends some positions to the LLM
 
 from __future__ import annotations
 
+from engines.draft_gate import DraftGate
 from engines.scheduler_config import SchedulerConfig
 from engines.sequence import Sequence
 
@@ -23,10 +24,12 @@ def all_llm(s: Sequence, const_score: float | None) -> bool:
     return s.threshold == float("-inf") or (const_score is not None and const_score > s.threshold)
 
 
-def speculative_drafts(cfg: SchedulerConfig, llm_verifies: bool, running: int) -> bool:
-    """Whether speculative sequences draft in a step with ``running`` sequences: drafts
-    pay only where one LLM pass settles a window (else each costs a pass)."""
-    return cfg.verify and llm_verifies and running <= cfg.speculative_max_batch
+def speculative_drafts(cfg: SchedulerConfig, llm_verifies: bool, gate: DraftGate,
+                       seqs: list[Sequence]) -> bool:  # fmt: skip
+    """Whether speculative sequences draft in a step over ``seqs``: drafts pay only where
+    one LLM pass settles a window (else each costs a pass), up to the gate's batch."""
+    spec = any(s.req.routing.speculative for s in seqs)
+    return cfg.verify and llm_verifies and gate.drafts(len(seqs), spec)
 
 
 def llm_alone(s: Sequence, const_score: float | None, drafts: bool) -> bool:

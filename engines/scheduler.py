@@ -40,7 +40,7 @@ forces (one allowed token) is never routed to the LLM, and the grammar state, li
 the caches, holds the committed tokens only.
 
 Which sequences draft and which the LLM decodes alone (all-LLM, speculative, routed):
-``engines.modes``.
+``engines.modes``; up to which batch speculative sequences draft: ``engines.draft_gate``.
 
 Prompt log-probs (``SamplingParams.prompt_logprobs``, ``engines.prompt_scores``) are scored
 at admission, as the prefill; a request with max_tokens 0 ends there.
@@ -50,11 +50,9 @@ halves of the batch until it is pinned on single sequences (``engines.isolation`
 those end with finish_reason "error" and the others decode on, with the same tokens.
 An exception while committing one sequence's tokens fails that sequence alone.
 
-LLM ceilings are checked per position before it goes to the LLM: past
-``max_llm_tokens`` LLM tokens, or unless (llm tokens + 1) / (committed completion
-tokens + 1) <= ``max_llm_share``, the SLM's token is kept there. Both count only
-tokens before that position: exact under run-ahead, and every prefix of an
-answer keeps its LLM share <= max_llm_share.
+LLM ceilings (``max_llm_tokens``, ``max_llm_share``) are checked per position before it
+goes to the LLM, on the tokens before it (``Sequence.llm_allowed``); past them the SLM's
+token is kept there.
 """
 
 from __future__ import annotations
@@ -66,6 +64,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from engines.deferral import Parking
+from engines.draft_gate import DraftGate
 from engines.isolation import isolate, rewind
 from engines.limits import PairLimits
 from engines.llm_phase import LLMJob, fall_back, run_llm
@@ -117,6 +116,8 @@ class Scheduler:
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Sequence] = {}
         self.parked = Parking(self.config.defer_steps, self.config.defer_fill)
+        cfg = self.config
+        self.draft_gate = DraftGate(cfg.speculative_max_batch, cfg.speculative_costs, cfg.window)
         self._step_no = 0
         self._next_seq = 0
         self.last = StepStats()  # the latest step
@@ -164,7 +165,8 @@ class Scheduler:
         if seqs:
             solo: list[Sequence] = []  # the LLM writes every token: no SLM pass
             duo: list[Sequence] = []
-            drafts = speculative_drafts(self.config, self.llm.info.verifies, len(seqs))
+            drafts = speculative_drafts(self.config, self.llm.info.verifies, self.draft_gate,
+                                        seqs)  # fmt: skip
             for s in seqs:  # one pass; `in` on Sequence dataclasses would compare tokens
                 if s.request_id not in self.parked:
                     alone = llm_alone(s, self._const_score, drafts) and s.llm_allowed()
@@ -198,6 +200,7 @@ class Scheduler:
                 s = item if isinstance(item, Sequence) else item.seq
                 events.append(s.fail(error))
             settle(self.slm, jobs, events)  # the SLM caches keep the drafts that stood
+            self.draft_gate.observe(stats.spec_kept, stats.spec_checked)
             self._emit(seqs)
             stats.steps, stats.active, stats.parked = 1, len(seqs), len(self.parked)
             stats.llm_calls = len(jobs)
@@ -221,7 +224,7 @@ class Scheduler:
 
     def _llm(self, jobs: list[LLMJob], events: list[TokenEvent], stats: StepStats) -> list[LLMJob]:
         stats.llm_passes += 1
-        return run_llm(self.llm, jobs, events, self.config.verify)
+        return run_llm(self.llm, jobs, events, self.config.verify, stats)
 
     def _undo_slm(self, items: list[Any]) -> None:
         """After a failed SLM call: each cache back to the tokens the SLM had seen."""

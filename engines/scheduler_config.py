@@ -5,6 +5,10 @@ speculative decoding's batch limit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engines.spec_probe import ProbeRow
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class SchedulerConfig:
     # two sequences (0.92x at 2, 0.81x at 8; BENCHMARKS.md). The gateway's default times
     # it on the machine instead (CITER_SPECULATIVE_MAX_BATCH=auto, engines.spec_probe).
     speculative_max_batch: int = 1
+    # The start-up probe's pass times (engines.spec_probe.SpecProbe.rows): with them the
+    # limit follows the share of drafts the LLM keeps (engines.draft_gate); without, it
+    # stays speculative_max_batch.
+    speculative_costs: tuple[ProbeRow, ...] = ()
 
     def __post_init__(self) -> None:
         if self.window < 1:

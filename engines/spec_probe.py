@@ -8,6 +8,9 @@
                 sequence when each draft is kept with probability ACCEPTANCE
     the limit is the last b whose gain >= 1 (stop at the first that loses)
 
+While serving, ``engines.draft_gate`` predicts the limit again from these rows with the
+share of drafts the LLM has actually kept.
+
 Why measure: whether a verify pass over several tokens costs about what a one-token
 pass costs depends on the hardware, not the models alone. On a CPU without AVX-512 a
 bf16 pass is compute-bound from its second row (the real pair's 1.5B: 1 x 5 tokens cost
@@ -74,6 +77,17 @@ def gain(row_costs: tuple[float, float, float], window: int, acceptance: float) 
     return decode * expected_tokens(acceptance, window) / (draft + verify)
 
 
+def limit_for(rows: tuple[ProbeRow, ...] | list[ProbeRow], window: int, acceptance: float) -> int:
+    """The last timed batch size whose gain at ``acceptance`` is >= 1, stopping at the
+    first that loses (0 if the first does); sizes past the last timed one are not known."""
+    limit = 0
+    for r in rows:
+        if gain((r.draft_s, r.verify_s, r.decode_s), window, acceptance) < 1.0:
+            break
+        limit = r.batch
+    return limit
+
+
 def batches(limit: int) -> list[int]:
     """1, 2, 4, ... below ``limit``, then ``limit`` itself."""
     out, b = [], 1
@@ -114,8 +128,7 @@ def probe(slm: Engine, llm: Engine, window: int, limit: int,
         if rows[-1].gain < 1.0:
             reason = f"drafting lost at {b} sequences ({rows[-1].gain:.2f}x)"
             break
-    paid = [r.batch for r in rows if r.gain >= 1.0]
-    return SpecProbe(max(paid, default=0), window, acceptance, tuple(rows), reason)
+    return SpecProbe(limit_for(rows, window, acceptance), window, acceptance, tuple(rows), reason)
 
 
 def _time_batch(slm: Engine, llm: Engine, ids: list[int], window: int,

@@ -51,6 +51,10 @@ class StepStats:
     llm_passes: int = 0  # batched LLM engine calls (more than 1 only while isolating a fault)
     parked: int = 0  # sequences waiting for a deferred LLM pass at the end of the step
     llm_fallbacks: int = 0  # of those, written by the SLM because the LLM failed
+    # Speculative sequences' drafts the LLM checked in its passes, and kept (its token
+    # there equal to the draft): the acceptance engines.draft_gate follows
+    spec_checked: int = 0
+    spec_kept: int = 0
 
     @contextmanager
     def timed(self, part: str) -> Iterator[None]:

@@ -122,6 +122,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         adaptive_max_batch=cfg.adaptive_max_batch,
         verify=cfg.verify,
         speculative_max_batch=cfg.speculative_max_batch if probe is None else probe.max_batch,
+        speculative_costs=() if probe is None else probe.rows,
     )
     scheduler = Scheduler(pair.slm, pair.llm, setup.router, pair.tokenizer, sched_cfg)
     engine = AsyncEngine(scheduler)

@@ -58,8 +58,17 @@ class SchedulerCollector(Collector):
              "per sequence, each scored by the router).", t.drafted),
             ("citer:llm_calls", "Per-sequence LLM calls (catch-up + the routed token).",
              t.llm_calls),
+            ("citer:speculative_drafts_checked", "Drafts of speculative requests the LLM "
+             "checked.", t.spec_checked),
+            ("citer:speculative_drafts_kept", "Drafts of speculative requests the LLM kept "
+             "(its token there equal to the draft).", t.spec_kept),
         ):  # fmt: skip
             yield CounterMetricFamily(name, doc, value=v)
+        yield GaugeMetricFamily(
+            "citer:speculative_max_batch",
+            "Speculative requests draft while at most this many sequences run (now).",
+            value=s.draft_gate.limit(),
+        )
         if s.llm.info.fallible:  # the remote LLM engine: its calls and the circuit
             yield from remote_metrics(s.llm.stats, s.llm.circuit_open)
 

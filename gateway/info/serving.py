@@ -33,12 +33,14 @@ def model_cards(st: GatewayState) -> list[dict[str, Any]]:
 
 
 def drafting(st: GatewayState) -> dict[str, Any]:
-    """Up to how many running sequences the SLM drafts, and what set that: the setting,
-    or the start-up timing (CITER_SPECULATIVE_MAX_BATCH=auto) with its rows."""
-    limit = st.scheduler.config.speculative_max_batch
+    """Up to how many running sequences the SLM drafts now, and what set that: the
+    setting, or the start-up timing (CITER_SPECULATIVE_MAX_BATCH=auto) with its rows and
+    the share of drafts the LLM keeps (engines.draft_gate)."""
+    gate = st.scheduler.draft_gate
+    out = {"max_batch": gate.limit(), "acceptance": gate.describe()}
     if st.spec_probe is None:
-        return {"max_batch": limit, "set_by": "CITER_SPECULATIVE_MAX_BATCH"}
-    return {"max_batch": limit, "set_by": "probe", "probe": st.spec_probe.describe()}
+        return {**out, "set_by": "CITER_SPECULATIVE_MAX_BATCH"}
+    return {**out, "set_by": "probe", "probe": st.spec_probe.describe()}
 
 
 def llm_name(st: GatewayState) -> str:

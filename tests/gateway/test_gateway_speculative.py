@@ -66,15 +66,32 @@ def test_speculative_is_listed_labelled_and_takes_no_routing(gateway, client) ->
 
 def test_drafting_limit_is_timed_at_start_up_unless_set(gateway, client, redis_gateway) -> None:
     """CITER_SPECULATIVE_MAX_BATCH: auto (the default) times drafting against the LLM
-    alone at 1, 2, 4, ... sequences and shows the rows; a number is taken as it is."""
+    alone at 1, 2, 4, ... sequences and shows the rows; the limit then follows the share
+    of drafts the LLM keeps (engines.draft_gate); a number is taken as it is."""
+    from engines.spec_probe import ProbeRow, limit_for
+
+    for i in range(2):  # drafts to count, where the probe lets the SLM draft
+        client.chat.completions.create(model="speculative", messages=MSGS[i], max_tokens=12)
     drafting = client.models.retrieve("speculative").model_extra["citer"]["drafting"]
-    assert drafting["set_by"] == "probe" and 0 <= drafting["max_batch"] <= 8
-    rows = drafting["probe"]["rows"]
+    probe = drafting["probe"]
+    assert drafting["set_by"] == "probe" and 0 <= probe["max_batch"] <= 8
+    rows = probe["rows"]
     assert [r["batch"] for r in rows] == [1, 2, 4, 8][: len(rows)]
     paid = [r["batch"] for r in rows if r["gain"] >= 1]
-    assert drafting["max_batch"] == max(paid, default=0)
-    assert drafting["probe"]["window"] == 8 and drafting["probe"]["reason"]
+    assert probe["max_batch"] == max(paid, default=0) and probe["acceptance"] == 0.85
+    assert probe["window"] == 8 and probe["reason"]
+    share = drafting["acceptance"]
+    assert share["assumed"] == 0.85 and 0 <= share["drafts_kept"] <= share["drafts_checked"]
+    if probe["max_batch"] and share["drafts_checked"] == 0:
+        pytest.fail("the probe let the SLM draft, but no draft was counted")
+    live = limit_for([ProbeRow(**r) for r in rows], 8, share["measured"])
+    assert drafting["max_batch"] == live
+    text = gateway.metrics()
+    assert metric_value(text, "citer:speculative_max_batch") == live
+    checked = metric_value(text, "citer:speculative_drafts_checked_total")
+    assert 0 <= metric_value(text, "citer:speculative_drafts_kept_total") <= checked
     key = redis_gateway.new_tenant(limit=1.0)[1]
     other = openai.OpenAI(base_url=redis_gateway.url + "/v1", api_key=key, max_retries=0)
     set_by = other.models.retrieve("speculative").model_extra["citer"]["drafting"]
-    assert set_by == {"max_batch": 4, "set_by": "CITER_SPECULATIVE_MAX_BATCH"}
+    assert set_by["max_batch"] == 4 and set_by["set_by"] == "CITER_SPECULATIVE_MAX_BATCH"
+    assert set_by["acceptance"]["assumed"] == 0.85
