@@ -1,8 +1,9 @@
 """Speculative decoding on a pair: are its tokens the LLM's own, and how fast is it?
 
-    for each concurrency c: the first max(--items, c) task items, decoded greedily
-        once by the LLM alone (threshold -inf) and once speculatively with drafting at
-        every batch size (speculative_max_batch = c), c at a time, one process
+    for each concurrency c: the first max(--items, c) task items, decoded greedily (or
+        at --temperature, seeded) once by the LLM alone (threshold -inf) and once
+        speculatively with drafting at every batch size (speculative_max_batch = c),
+        c at a time, one process
     table: answers token-for-token identical to the LLM's, the first differing position
         of those that are not, tok/s of each and their ratio, the drafts the LLM kept;
         with --llm-concurrency c2 also the LLM alone at c2 against the LLM alone at c
@@ -26,7 +27,8 @@ from engines.types import RequestOutput
 GSM8K_TEST = "../shared/data/gsm8k/test.jsonl"
 
 
-def decode(pair, items, conc: int, max_tokens: int, spec: bool, window: int):
+def decode(pair, items, conc: int, max_tokens: int, spec: bool, window: int,
+           temperature: float = 0.0):  # fmt: skip
     """Outputs and wall seconds of one configuration (a fresh scheduler, warm caches)."""
     from engines.async_engine import generate_batch
     from engines.scheduler import Scheduler, SchedulerConfig
@@ -38,7 +40,7 @@ def decode(pair, items, conc: int, max_tokens: int, spec: bool, window: int):
     cfg = SchedulerConfig(window=window, max_batch=conc, seed=0, speculative_max_batch=conc)
     sched = Scheduler(pair.slm, pair.llm, router, pair.tokenizer, cfg)
     routing = RoutingParams(speculative=True) if spec else RoutingParams(float("-inf"))
-    sp = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+    sp = SamplingParams(max_tokens=max_tokens, temperature=temperature)
     prompts = [chat_ids(pair.tokenizer, it.messages) for it in items]
     pair.reserve_kv(conc, max(map(len, prompts)) + max_tokens + window + 1)
     reqs = [Request(str(i), p, sp, routing) for i, p in enumerate(prompts)]
@@ -68,13 +70,15 @@ def compare(llm: list[RequestOutput], spec: list[RequestOutput]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", default="build/pairs/qwen2.5-coder")
-    ap.add_argument("--data", default=GSM8K_TEST)
+    ap.add_argument("--data", default=GSM8K_TEST, help="a JSONL file, or demo: its test split")
     ap.add_argument("--concurrency", default="1,16")
     ap.add_argument("--items", type=int, default=3, help="items per point: max(this, c)")
     ap.add_argument("--max-tokens", type=int, default=320)
     ap.add_argument("--window", type=int, default=8)
     ap.add_argument("--llm-concurrency", type=int, default=0,
                     help="also decode the LLM alone at this concurrency and compare")  # fmt: skip
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="sampled, seeded per request (the drafts kept fall with it)")  # fmt: skip
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/real/speculative.json")
@@ -83,15 +87,18 @@ def main() -> None:
 
     from engines.pair import PairConfig, build_pair
     from tasks.public import read_items
+    from tasks.splits import load_split
 
     torch.set_num_threads(args.threads)
     pair_dir = Path(args.pair)
     pair = build_pair(PairConfig(str(pair_dir / "slm"), str(pair_dir / "llm"), dtype=args.dtype))
     rows = []
     for conc in map(int, args.concurrency.split(",")):
-        items = read_items(args.data)[: max(args.items, conc)]
-        llm, t_llm = decode(pair, items, conc, args.max_tokens, False, args.window)
-        spec, t_spec = decode(pair, items, conc, args.max_tokens, True, args.window)
+        n = max(args.items, conc)
+        items = load_split("test", n) if args.data == "demo" else read_items(args.data)[:n]
+        t = args.temperature
+        llm, t_llm = decode(pair, items, conc, args.max_tokens, False, args.window, t)
+        spec, t_spec = decode(pair, items, conc, args.max_tokens, True, args.window, t)
         tps = [
             sum(len(o.token_ids) for o in outs) / t for outs, t in ((llm, t_llm), (spec, t_spec))
         ]
