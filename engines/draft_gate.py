@@ -72,8 +72,10 @@ class DraftGate:
             self.checked += checked
 
     def describe(self) -> dict:
+        """The share, and the faded counts behind it (recent drafts weigh most; the
+        totals are the citer:speculative_drafts_*_total counters)."""
         return {"assumed": self.assumed, "measured": round(self.acceptance, 4),
-                "drafts_checked": round(self.checked, 1), "drafts_kept": round(self.kept, 1),
+                "recent_checked": round(self.checked, 1), "recent_kept": round(self.kept, 1),
                 "shut_steps": self.shut_steps}  # fmt: skip
 
     def _fade(self, factor: float) -> None:

@@ -81,8 +81,8 @@ def test_drafting_limit_is_timed_at_start_up_unless_set(gateway, client, redis_g
     assert probe["max_batch"] == max(paid, default=0) and probe["acceptance"] == 0.85
     assert probe["window"] == 8 and probe["reason"]
     share = drafting["acceptance"]
-    assert share["assumed"] == 0.85 and 0 <= share["drafts_kept"] <= share["drafts_checked"]
-    if probe["max_batch"] and share["drafts_checked"] == 0:
+    assert share["assumed"] == 0.85 and 0 <= share["recent_kept"] <= share["recent_checked"]
+    if probe["max_batch"] and share["recent_checked"] == 0:
         pytest.fail("the probe let the SLM draft, but no draft was counted")
     live = limit_for([ProbeRow(**r) for r in rows], 8, share["measured"])
     assert drafting["max_batch"] == live
