@@ -138,7 +138,7 @@ def adaptive_max_batch(window: tuple[int, str], conc: int) -> int:
 def spec_limit(pair, arg: str | None, window: int, conc: int) -> dict:  # noqa: ANN001
     """SchedulerConfig kwargs for --speculative-max-batch: none (the scheduler's own), a
     number, or ``auto``: timed on the pair, then following the drafts the LLM keeps."""
-    if arg is None or arg != "auto":
+    if arg != "auto":
         return {} if arg is None else {"speculative_max_batch": int(arg)}
     from engines.spec_probe import probe
 

@@ -28,8 +28,9 @@ def speculative_drafts(cfg: SchedulerConfig, llm_verifies: bool, gate: DraftGate
                        seqs: list[Sequence]) -> bool:  # fmt: skip
     """Whether speculative sequences draft in a step over ``seqs``: drafts pay only where
     one LLM pass settles a window (else each costs a pass), up to the gate's batch."""
-    spec = any(s.req.routing.speculative for s in seqs)
-    return cfg.verify and llm_verifies and gate.drafts(len(seqs), spec)
+    if not (cfg.verify and llm_verifies):
+        return False
+    return gate.drafts(len(seqs), any(s.req.routing.speculative for s in seqs))
 
 
 def llm_alone(s: Sequence, const_score: float | None, drafts: bool) -> bool:
