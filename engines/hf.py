@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from engines import chunking, kvcache, ragged
+from engines import chunking, compiled, kvcache, ragged
 from engines import features as features_mod
 from engines.bookkeeping import check_work
 from engines.hf_load import DTYPES, HFEngineConfig, ModelLoadError, load_model, load_tokenizer
@@ -59,7 +59,10 @@ class HFEngine:
         )
         self.kv = kvcache.KVPool(self.kv_shape, self.dtype, cfg.device)
         self.ragged = cfg.ragged and ragged.enable(self.model)  # the probe may turn it off
+        self.compiled: compiled.CompiledBody | None = None
         self._probe()
+        if cfg.compile:
+            compiled.attach(self)
 
     # -- cache bookkeeping ---------------------------------------------------
     def cache_len(self, seq_id: int) -> int:
@@ -226,27 +229,22 @@ class HFEngine:
         to T (pad id 0, masked)."""
         dev = self.cfg.device
         rows, t = batch.write_at.shape  # rows >= B: a span view runs idle rows too
-        extra: dict[str, object] = {}
         if batch.flat is not None:
             ids = torch.tensor([x for seq in new for x in seq], device=dev)[None]  # [1, N]
             pos = batch.write_at[batch.flat][None]  # [1, N]
-            if batch.direct is not None:
-                extra["citer_direct"] = batch.direct
-            else:
-                extra["citer_rows"] = (*batch.flat, rows, t)
         else:
             ids = torch.zeros(rows, t, dtype=torch.long, device=dev)  # [R, T]
             for r, x in zip(batch.index, new, strict=True):
                 ids[r, : len(x)] = torch.tensor(x, device=dev)
             pos = batch.write_at  # [R, T]
-        out = self.body(
-            input_ids=ids,
-            attention_mask=batch.mask,
-            position_ids=pos.clamp(max=self.info.max_context - 1),  # pad rows only
-            past_key_values=batch.cache,
-            use_cache=True,
-            **extra,
-        )
+        pos = pos.clamp(max=self.info.max_context - 1)  # pad rows only
+        if self.ragged:  # attention writes the cache and reads mask and plan (engines.ragged)
+            with ragged.running(batch):
+                out = (self.compiled or self.body)(input_ids=ids, position_ids=pos,
+                                                   use_cache=False)  # fmt: skip
+        else:
+            out = self.body(input_ids=ids, attention_mask=batch.mask, position_ids=pos,
+                            past_key_values=batch.cache, use_cache=True)  # fmt: skip
         if batch.flat is None:
             return out.last_hidden_state
         flat_h = out.last_hidden_state[0]  # [N, hidden]
@@ -270,21 +268,21 @@ class HFEngine:
         a model the ragged path gets wrong (or cannot run) falls back to padding."""
         if self.ragged:
             try:
-                if self._probe_matches():
+                if self.probe_matches():
                     return
             except Exception:  # noqa: BLE001 - any failure of the ragged path: pad instead
                 for i in (1, 2, 3):
                     self.free(-i)
             ragged.disable(self.model)
             self.ragged = False
-        if not self._probe_matches():
+        if not self.probe_matches():
             raise ModelLoadError(
                 f"{self.cfg.path}: unsupported architecture {type(self.model).__name__} "
                 "(lm_head(final hidden) with a cache differs from its forward logits)"
             )
 
     @torch.inference_mode()
-    def _probe_matches(self) -> bool:
+    def probe_matches(self) -> bool:
         ids = [t % self.info.vocab_size for t in (1, 5, 2, 7, 3)]
         sp = SamplingParams(max_tokens=1)
         self.step([SeqWork(-i, 0, ids[:n], sp, 0) for i, n in ((1, 3), (2, 2), (3, 1))])

@@ -26,6 +26,7 @@ class HFEngineConfig:
     pad_free_tokens: int = 256  # batches this small are never split to save padding
     ragged: bool = True  # uneven batches feed only their real tokens (engines.ragged)
     quant: str = "none"  # "int8": weight-only int8 linears (engines.quant; cpu, bfloat16)
+    compile: bool = False  # torch.compile the decoder stack at load (engines.compiled)
 
     def __post_init__(self) -> None:
         if self.device != "cpu" and self.device != "cuda" and not self.device.startswith("cuda:"):

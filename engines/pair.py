@@ -32,12 +32,18 @@ class PairConfig:
     ragged: bool = True  # hf: uneven batches feed only their real tokens (engines.ragged)
     slm_quant: str = "none"  # hf: "int8" weight-only linears (engines.quant)
     llm_quant: str = "none"
+    slm_compile: bool = False  # hf: torch.compile the decoder stack at load (engines.compiled)
+    llm_compile: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ("hf", "vllm"):
             raise ValueError(f"engine={self.engine!r}: must be 'hf' or 'vllm'")
         if self.engine == "vllm" and {self.slm_quant, self.llm_quant} != {"none"}:
             raise ValueError("quant applies to the hf engine; vllm loads quantised checkpoints")
+        if self.engine != "hf" and (self.slm_compile or self.llm_compile):
+            raise ValueError("compile applies to the hf engine; vllm compiles on its own")
+        if self.remote and self.llm_compile:
+            raise ValueError("llm compile: a remote LLM's server runs its own engine")
         if self.remote and self.llm_quant != "none":
             raise ValueError("llm quant: a remote LLM's server decides its own weights")
         if self.remote and self.engine != "hf":
@@ -78,7 +84,7 @@ def build_pair(cfg: PairConfig) -> Pair:
     check_model_folder(cfg.slm)
     slm_weights = weights_fingerprint(cfg.slm)
     if cfg.remote is not None:  # the SLM here; the LLM shares its tokenizer by contract
-        slm = _hf(cfg, cfg.slm, cfg.slm_quant)
+        slm = _hf(cfg, cfg.slm, cfg.slm_quant, cfg.slm_compile)
         i = slm.info
         llm = RemoteEngine(cfg.remote, i.vocab_size, i.eos_token_ids, i.max_context)
         return Pair(slm, llm, load_tokenizer(cfg.slm), tokenizer_hash(cfg.slm), slm_weights)
@@ -98,9 +104,11 @@ def build_pair(cfg: PairConfig) -> Pair:
             for path, share in zip((cfg.slm, cfg.llm), cfg.vllm_gpu_memory, strict=True)
         ))  # fmt: skip
         return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
-    slm, llm = _hf(cfg, cfg.slm, cfg.slm_quant), _hf(cfg, cfg.llm, cfg.llm_quant)
+    slm = _hf(cfg, cfg.slm, cfg.slm_quant, cfg.slm_compile)
+    llm = _hf(cfg, cfg.llm, cfg.llm_quant, cfg.llm_compile)
     return Pair(slm, llm, load_tokenizer(cfg.slm), slm_hash, slm_weights)
 
 
-def _hf(cfg: PairConfig, path: str, quant: str) -> HFEngine:
-    return HFEngine(HFEngineConfig(path, cfg.device, cfg.dtype, ragged=cfg.ragged, quant=quant))
+def _hf(cfg: PairConfig, path: str, quant: str, compile_: bool) -> HFEngine:
+    return HFEngine(HFEngineConfig(path, cfg.device, cfg.dtype, ragged=cfg.ragged, quant=quant,
+                                   compile=compile_))  # fmt: skip

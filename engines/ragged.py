@@ -12,22 +12,28 @@ additive mask, and gathers the N outputs back.
 A batch whose sequences do not sit in one run of cache slots (an LLM pass over
 the routed subset of the running sequences) runs **direct**: the layers write
 each new key/value straight into its sequence's slot of the pool and attention
-runs per sequence, over views of the pool (``citer_direct``), so no cache is
+runs per sequence, over views of the pool, so no cache is
 copied and nothing is padded. A copy of a scattered subset read and wrote every
 cached position of every row, and a batched SDPA over padded queries cost more
 than the per-sequence calls (demo LLM, 24 of 64 sequences x 1-9 new tokens at
 ~300 cached: 44 ms against 11 ms per pass of 4 layers' attention, one thread).
 
-The model runs under the attention implementation ``RAGGED``: SDPA itself
-unless the forward passes ``citer_rows`` (row and offset of each token) or
-``citer_direct``, so any other call of the model (a probe, feature extraction)
-is plain SDPA. Under every path a short bf16/fp16 query on the CPU attends by fp32
-matmuls instead of SDPA (``engines.matmul_attention``: several times faster there).
+The model runs under the attention implementation ``RAGGED``. Inside
+``running(batch)`` (every engine forward) attention itself writes each layer's new
+keys/values into the engine's cache and reads the batch's mask and plan from the
+thread, so the model sees only token ids and positions: the cache never enters it
+(``engines.compiled`` traces the stack with one opaque attention operator per layer).
+Any other call of the model (a probe, feature extraction) is plain SDPA. Under every
+path a short bf16/fp16 query on the CPU attends by fp32 matmuls instead of SDPA
+(``engines.matmul_attention``: several times faster there).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +44,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from engines import matmul_attention
 
 RAGGED = "citer_ragged"
+_RUNNING = threading.local()  # .batch: the engine forward running on this thread
 
 
 def attention(
@@ -48,19 +55,92 @@ def attention(
     attention_mask: torch.Tensor | None,
     **kwargs: object,
 ) -> tuple[torch.Tensor, None]:
-    """query [1, heads, N, dim] (ragged) or [B, heads, T, dim]; key/value
-    [rows, kv_heads, K, dim]. Returns [1, N, heads, dim] or [B, T, heads, dim]."""
-    plan = kwargs.pop("citer_direct", None)
-    if plan is not None:
-        return _direct(module, query, key, value, plan, kwargs), None  # type: ignore[arg-type]
-    at = kwargs.pop("citer_rows", None)
-    if at is None:
+    """query [B, heads, T, dim] ([1, heads, N, dim] ragged); key/value the new tokens'
+    [B, kv_heads, T, dim]. Returns [B, T, heads, dim] ([1, N, heads, dim]). Inside
+    ``running(batch)`` this writes the new keys/values into the engine's cache and
+    attends over it; anywhere else it is SDPA as transformers calls it."""
+    batch = current()
+    if batch is None:
         return _attend(module, query, key, value, attention_mask, kwargs), None
-    rows, offs, n_rows, t = at  # type: ignore[misc]  # ([N] row, [N] offset, rows, T)
+    if kwargs.get("sliding_window") or kwargs.get("softcap"):
+        raise NotImplementedError("cached attention: no sliding window or soft-capping")
+    scale = kwargs.get("scaling")
+    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)  # type: ignore[arg-type]
+    layer = int(module.layer_idx)  # type: ignore[arg-type]
+    if torch.compiler.is_compiling():  # one opaque call in the graph: no cache tensors in it
+        return cached_attention(query, key, value, layer, scale), None
+    return _cached(query, key, value, layer, scale), None
+
+
+@contextmanager
+def running(batch: Any) -> Iterator[None]:
+    """The forward inside runs over ``batch`` (``engines.kvcache.Batch``): its cache,
+    mask and plan are read here, never passed through the model, so the model's inputs
+    are its token ids and positions only (what ``engines.compiled`` traces)."""
+    _RUNNING.batch = batch
+    try:
+        yield
+    finally:
+        _RUNNING.batch = None
+
+
+def current() -> Any:
+    """The batch of the forward running on this thread (None outside ``running``)."""
+    return getattr(_RUNNING, "batch", None)
+
+
+@torch.library.custom_op("citer::cached_attention", mutates_args=())
+def cached_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layer: int, scale: float
+) -> torch.Tensor:
+    """``_cached`` as one operator a compiled graph calls (it writes the running batch's
+    cache, which the graph never sees)."""
+    return _cached(query, key, value, layer, scale)
+
+
+@cached_attention.register_fake
+def _(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layer: int, scale: float):
+    b, h, t, d = query.shape
+    return query.new_empty(b, t, h, d)
+
+
+def _cached(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layer: int, scale: float
+) -> torch.Tensor:
+    """Write the new keys/values into layer ``layer`` of the running batch's cache, then
+    attend: per sequence (direct), over the rows the flat tokens sit in (ragged), or
+    over the padded rows. Returns [B, T, heads, dim], contiguous."""
+    batch = _RUNNING.batch
+    keys, values = batch.cache.layers[layer].update(key, value)
+    if batch.direct is not None:
+        return _direct(query, keys, values, batch.direct, scale).contiguous()
+    if batch.flat is None:
+        return _sdpa(query, keys, values, batch.mask, scale)
+    rows, offs = batch.flat  # [N] row, [N] offset of each token
+    n_rows, t = batch.write_at.shape
     q = query.new_zeros(n_rows, query.shape[1], t, query.shape[3])  # [R, heads, T, dim]
     q[rows, :, offs] = query[0].transpose(0, 1)  # [N, heads, dim] into their slots
-    out = _attend(module, q, key, value, attention_mask, kwargs)
-    return out[rows, offs].unsqueeze(0), None  # out [R, T, heads, dim] -> [1, N, heads, dim]
+    out = _sdpa(q, keys, values, batch.mask, scale)  # [R, T, heads, dim]
+    return out[rows, offs].unsqueeze(0)  # [1, N, heads, dim]
+
+
+def _sdpa(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """query [B, heads, T, dim] over key/value [B, kv_heads, K, dim] -> [B, T, heads, dim]:
+    fp32 matmuls for a short bf16/fp16 query on the CPU, else SDPA."""
+    if matmul_attention.fits(query, mask, {}):
+        out = matmul_attention.attend(query, key, value, mask, scale)
+    else:
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=scale,
+            enable_gqa=query.shape[1] != key.shape[1],
+        )  # fmt: skip
+    return out.transpose(1, 2).contiguous()
 
 
 def _attend(
@@ -105,18 +185,10 @@ def direct_plan(slots: list[int], lens: list[int], sizes: list[int], device: str
 
 
 def _direct(
-    module: torch.nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    plan: list[Direct],
-    kwargs: dict[str, object],
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, plan: list[Direct], scale: float
 ) -> torch.Tensor:
     """query [1, heads, N, dim]; key/value the pool layer [slots, kv_heads, capacity, dim].
     Returns [1, N, heads, dim]."""
-    if kwargs.get("sliding_window") or kwargs.get("softcap"):
-        raise NotImplementedError("direct attention: no sliding window or soft-capping")
-    scale = kwargs.get("scaling")
     gqa = query.shape[1] != key.shape[1]
     outs = []
     for d in plan:
@@ -124,10 +196,10 @@ def _direct(
         k = key[d.slot, :, : d.end][None]  # [1, kv_heads, end, dim], a view of the pool
         v = value[d.slot, :, : d.end][None]
         if matmul_attention.fits(q, d.mask, {}):
-            outs.append(matmul_attention.attend(q, k, v, d.mask, scale))  # type: ignore[arg-type]
+            outs.append(matmul_attention.attend(q, k, v, d.mask, scale))
         else:
             outs.append(F.scaled_dot_product_attention(
-                q, k, v, attn_mask=d.mask, scale=scale, enable_gqa=gqa  # type: ignore[arg-type]
+                q, k, v, attn_mask=d.mask, scale=scale, enable_gqa=gqa
             ))  # fmt: skip
     return torch.cat(outs, 2).transpose(1, 2)  # [1, heads, N, dim] -> [1, N, heads, dim]
 
