@@ -84,6 +84,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=["none", "int8"],
         help="hf: weight-only int8 linears in both models (cpu, bfloat16)",
     )
+    p.add_argument(
+        "--compile",
+        default="none",
+        choices=["none", "slm", "llm", "both"],
+        help="hf: torch.compile these models' decoder stacks at load (engines.compiled)",
+    )
     p.set_defaults(func=run)
 
 
@@ -255,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
                 ragged=e != "hf-padded",
                 slm_quant=args.quant,
                 llm_quant=args.quant,
+                slm_compile=args.compile in ("slm", "both") and e == "hf",
+                llm_compile=args.compile in ("llm", "both") and e == "hf",
             )
         )
         for e in engines

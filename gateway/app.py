@@ -86,7 +86,7 @@ async def build_state(cfg: GatewaySettings, tracing: tuple[Any, Any]) -> Any:
         slm=cfg.slm, llm=cfg.llm, device=cfg.device, dtype=cfg.dtype, remote=remote,
         engine=cfg.engine, vllm_gpu_memory=(cfg.vllm_slm_memory, cfg.vllm_llm_memory),
         vllm_kv_cache_gib=cfg.vllm_kv_cache_gib, slm_quant=cfg.slm_quant,
-        llm_quant=cfg.llm_quant,
+        llm_quant=cfg.llm_quant, slm_compile=cfg.slm_compile, llm_compile=cfg.llm_compile,
     )  # fmt: skip
     pair = await asyncio.to_thread(build_pair, pair_cfg)
     probe = await asyncio.to_thread(speculative_probe, cfg, pair)  # before the KV reserve

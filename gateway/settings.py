@@ -68,6 +68,10 @@ class GatewaySettings(BaseSettings):
     # (engines.quant); changes its tokens slightly (BENCHMARKS "int8 weights")
     slm_quant: Literal["none", "int8"] = "none"
     llm_quant: Literal["none", "int8"] = "none"
+    # hf engine: torch.compile that model's decoder stack at load (engines.compiled); needs
+    # a C++ compiler on the CPU; start-up takes ~20-60 s longer per model on 2 cores
+    slm_compile: bool = False
+    llm_compile: bool = False
     # None: "citer" when router_card holds a router.json, else "confidence" (logged, and
     # shown in /v1/models) until a CITER router is trained for the pair.
     policy: str | None = None  # a name of router_models.registry.ROUTERS
@@ -197,6 +201,12 @@ class GatewaySettings(BaseSettings):
                     f"{name}={quant} runs on CITER_ENGINE=hf, CITER_DEVICE=cpu, "
                     f"CITER_DTYPE=bfloat16 (got {self.engine}, {self.device}, {self.dtype})"
                 )
+        for name, on in (("CITER_SLM_COMPILE", self.slm_compile),
+                         ("CITER_LLM_COMPILE", self.llm_compile)):  # fmt: skip
+            if on and self.engine != "hf":
+                raise ValueError(f"{name}: compiles the hf engine's models (CITER_ENGINE=hf)")
+        if self.llm_url is not None and self.llm_compile:
+            raise ValueError("CITER_LLM_COMPILE: a remote LLM's server runs its own engine")
         if self.llm_url is not None and self.llm_quant != "none":
             raise ValueError("CITER_LLM_QUANT: a remote LLM's server decides its own weights")
         ttl = self.tenancy().reservation_ttl_s
