@@ -25,11 +25,18 @@ import torch
 from engines.hf_load import ModelLoadError
 from engines.types import SamplingParams, SeqWork
 
+GRAPHS_PER_PROCESS = 64  # dynamo's recompile_limit while an engine compiles (default 8)
+
 
 class CompiledBody:
     """Call it as the decoder stack; compiles while ``frozen`` is False, never after."""
 
     def __init__(self, body: torch.nn.Module) -> None:
+        # every model of one class shares its forward's code object, and dynamo keeps at
+        # most recompile_limit graphs per code object (8 by default): an SLM and an LLM
+        # of one family take 4 each; room for a few more compiled engines per process
+        limit = torch._dynamo.config.recompile_limit
+        torch._dynamo.config.recompile_limit = max(limit, GRAPHS_PER_PROCESS)
         self.fn = torch.compile(body, dynamic=True)
         self.frozen = False
 
