@@ -18,6 +18,8 @@ the model's own forward. Inductor needs a C++ compiler on the CPU (and Triton on
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ import torch
 from engines.hf_load import ModelLoadError
 from engines.types import SamplingParams, SeqWork
 
+log = logging.getLogger("citer.engines")
 GRAPHS_PER_PROCESS = 64  # dynamo's recompile_limit while an engine compiles (default 8)
 
 
@@ -54,6 +57,7 @@ def attach(engine: Any) -> None:
     if not engine.ragged:
         raise ModelLoadError(f"{engine.cfg.path}: compile needs the ragged attention path, "
                              "which this model does not run; serve it uncompiled")  # fmt: skip
+    start = time.perf_counter()
     engine.compiled = body = CompiledBody(engine.body)
     warm(engine)
     engine.probe_matches()  # the probe's own forwards compile too
@@ -61,6 +65,7 @@ def attach(engine: Any) -> None:
     if not engine.probe_matches():
         raise ModelLoadError(f"{engine.cfg.path}: compiled, its cached batched logits differ "
                              "from its forward; serve it uncompiled")  # fmt: skip
+    log.info("compiled %s in %.1f s", engine.cfg.path, time.perf_counter() - start)
 
 
 def warm(engine: Any) -> None:
