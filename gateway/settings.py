@@ -69,7 +69,7 @@ class GatewaySettings(BaseSettings):
     slm_quant: Literal["none", "int8"] = "none"
     llm_quant: Literal["none", "int8"] = "none"
     # hf engine: torch.compile that model's decoder stack at load (engines.compiled); needs
-    # a C++ compiler on the CPU; start-up takes ~20-60 s longer per model on 2 cores
+    # a C++ compiler on the CPU; start-up takes 20-65 s longer per demo model on 2 cores
     slm_compile: bool = False
     llm_compile: bool = False
     # None: "citer" when router_card holds a router.json, else "confidence" (logged, and
