@@ -1,4 +1,4 @@
-"""Tiny routers satisfying router_models.base.Router, for scheduler tests."""
+"""Tiny routers satisfying router_models.base.Router, and assertions shared by engine tests."""
 
 from __future__ import annotations
 
@@ -89,3 +89,23 @@ def assert_offsets_sample_as_steps(llm, ids: list[int], offsets: tuple[int, ...]
             assert got.top[0][0] == want.top[0][0]
             assert abs(got.logprob - want.logprob) <= 1e-4
     return out
+
+
+def assert_same_outputs(got: Any, want: Any, atol: float) -> None:
+    """Two engines' per-sequence step outputs agree: tokens, samples and features
+    (logits, hidden states, probes) within ``atol``."""
+    import torch
+
+    def close(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+        if a is None or b is None:
+            return a is b
+        return torch.allclose(a.float(), b.float(), atol=atol, rtol=0)
+
+    for a, b in zip(got, want, strict=True):
+        assert a.tokens == b.tokens
+        assert close(a.features.logits, b.features.logits)
+        assert close(a.features.hidden, b.features.hidden)
+        assert (a.probes is None) == (b.probes is None)
+        if a.probes is not None:
+            assert close(a.probes.hidden, b.probes.hidden)
+        assert a.sampled == b.sampled

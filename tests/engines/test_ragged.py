@@ -10,6 +10,7 @@ from transformers import AttentionInterface, AutoModelForCausalLM
 from engines import ragged
 from engines.hf import HFEngine, HFEngineConfig
 from engines.types import SamplingParams, SeqWork
+from tests.engines.helpers import assert_same_outputs
 
 SP = SamplingParams(max_tokens=64)
 SEEDED = SamplingParams(max_tokens=64, temperature=1.0, seed=3)
@@ -35,12 +36,6 @@ def _run(eng: HFEngine) -> list:
     return [first, out]
 
 
-def _close(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return torch.allclose(a.float(), b.float(), atol=1e-5, rtol=0)
-
-
 def test_ragged_and_padded_forwards_give_the_same_tokens_and_features(model_dirs) -> None:
     path = str(model_dirs[1])
     rag, pad = HFEngine(HFEngineConfig(path)), HFEngine(HFEngineConfig(path, ragged=False))
@@ -50,14 +45,7 @@ def test_ragged_and_padded_forwards_give_the_same_tokens_and_features(model_dirs
     rag._run = lambda new, b: (
         (b.flat is not None and calls.append(b.direct is not None)) or inner(new, b)
     )  # type: ignore[method-assign]
-    for a, b in zip(_run(rag), _run(pad), strict=True):
-        assert a.tokens == b.tokens
-        assert _close(a.features.logits, b.features.logits)
-        assert _close(a.features.hidden, b.features.hidden)
-        assert (a.probes is None) == (b.probes is None)
-        if a.probes is not None:
-            assert _close(a.probes.hidden, b.probes.hidden)
-        assert a.sampled == b.sampled
+    assert_same_outputs(_run(rag), _run(pad), atol=1e-5)
     assert False in calls, "no forward took the ragged path over a run of slots"
     assert True in calls, "no forward took the direct path"
 
