@@ -1,13 +1,15 @@
 """A compiled decoder stack for the hf engine (``HFEngineConfig.compile``).
 
 On a CPU a small model's step costs operator dispatch and Python more than arithmetic:
-one demo-SLM decode step at batch 16 took 3.9 ms, 2.05 ms of it in ATen kernels over
-1,120 operator calls. ``torch.compile`` (inductor) traces the decoder stack into fused
-C++ kernels run from one graph per shape class: the same step took 1.9 ms.
+a demo-SLM decode step at batch 16 makes over 1,100 operator calls and spends about
+half its time outside the kernels. ``torch.compile`` (inductor) traces the decoder
+stack into fused C++ kernels run from one graph per shape class (BENCHMARKS "Compiled
+decoder stacks": 1.1-1.7x per step on the demo pair).
 
 Shapes are dynamic (rows, new tokens, cached positions), so one graph serves every batch
-of a kind. A ragged forward's attention stays eager (``engines.ragged``: its plan is
-Python lists) and splits that graph at each layer's attention. Compiling takes seconds
+of a kind. Each layer's attention is one opaque operator in that graph
+(``engines.ragged.cached_attention``): it writes the KV cache and runs the batch's plan
+(Python lists) eagerly, so the cache never enters the graph. Compiling takes seconds
 to a minute on a small CPU, so all of it happens at load: ``warm`` runs the engine's own
 paths (plain and ragged, one row and several, one new token and several, drafting), and
 from then on a call whose guards the warm-up did not cover runs eagerly

@@ -115,13 +115,13 @@ def _cached(
     if batch.direct is not None:
         return _direct(query, keys, values, batch.direct, scale).contiguous()
     if batch.flat is None:
-        return _sdpa(query, keys, values, batch.mask, scale)
+        return _sdpa(query, keys, values, batch.mask, scale).transpose(1, 2).contiguous()
     rows, offs = batch.flat  # [N] row, [N] offset of each token
     n_rows, t = batch.write_at.shape
     q = query.new_zeros(n_rows, query.shape[1], t, query.shape[3])  # [R, heads, T, dim]
     q[rows, :, offs] = query[0].transpose(0, 1)  # [N, heads, dim] into their slots
-    out = _sdpa(q, keys, values, batch.mask, scale)  # [R, T, heads, dim]
-    return out[rows, offs].unsqueeze(0)  # [1, N, heads, dim]
+    out = _sdpa(q, keys, values, batch.mask, scale)  # [R, heads, T, dim]
+    return out[rows, :, offs].unsqueeze(0)  # [N, heads, dim] -> [1, N, heads, dim]
 
 
 def _sdpa(
@@ -131,16 +131,13 @@ def _sdpa(
     mask: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """query [B, heads, T, dim] over key/value [B, kv_heads, K, dim] -> [B, T, heads, dim]:
+    """query [B, heads, T, dim] over key/value [B, kv_heads, K, dim] -> [B, heads, T, dim]:
     fp32 matmuls for a short bf16/fp16 query on the CPU, else SDPA."""
     if matmul_attention.fits(query, mask, {}):
-        out = matmul_attention.attend(query, key, value, mask, scale)
-    else:
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, scale=scale,
-            enable_gqa=query.shape[1] != key.shape[1],
-        )  # fmt: skip
-    return out.transpose(1, 2).contiguous()
+        return matmul_attention.attend(query, key, value, mask, scale)
+    return F.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, scale=scale, enable_gqa=query.shape[1] != key.shape[1]
+    )
 
 
 def _attend(
@@ -189,18 +186,12 @@ def _direct(
 ) -> torch.Tensor:
     """query [1, heads, N, dim]; key/value the pool layer [slots, kv_heads, capacity, dim].
     Returns [1, N, heads, dim]."""
-    gqa = query.shape[1] != key.shape[1]
     outs = []
     for d in plan:
         q = query[:, :, d.start : d.start + d.n]  # [1, heads, n, dim]
         k = key[d.slot, :, : d.end][None]  # [1, kv_heads, end, dim], a view of the pool
         v = value[d.slot, :, : d.end][None]
-        if matmul_attention.fits(q, d.mask, {}):
-            outs.append(matmul_attention.attend(q, k, v, d.mask, scale))
-        else:
-            outs.append(F.scaled_dot_product_attention(
-                q, k, v, attn_mask=d.mask, scale=scale, enable_gqa=gqa
-            ))  # fmt: skip
+        outs.append(_sdpa(q, k, v, d.mask, scale))
     return torch.cat(outs, 2).transpose(1, 2)  # [1, heads, N, dim] -> [1, N, heads, dim]
 
 
