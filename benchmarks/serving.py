@@ -9,7 +9,9 @@ Every request is the same streamed greedy OpenAI chat request. Per target: an
 accuracy pass (first ``--accuracy-items`` test items, exact match by tasks.verify,
 c=16) whose /metrics deltas are the routing trace; then, per concurrency, a point of
 max(``--min-requests``, 2 x c) requests (test items from the start of the split) at
-``--max-tokens``, interleaved across targets so drifting machine load hits all alike.
+``--max-tokens``, interleaved across targets so drifting machine load hits all alike;
+``--rounds R`` runs each concurrency's points R times, each routed point paired with
+the LLM-only point of its own round (benchmarks.serving_rounds).
 Outputs: JSON + PNGs in ``--out-dir``, the BENCHMARKS.md section between its markers,
 and the tables on stdout. The GPU projection (benchmarks.gpu_projection) is a cost
 model over the measured traces, never a measurement.
@@ -43,6 +45,7 @@ from benchmarks.serving_client import (
     tree_memory_mb,
 )
 from benchmarks.serving_report import Accuracy, Point
+from benchmarks.serving_rounds import median_points, order
 from benchmarks.serving_section import section
 from benchmarks.serving_server import gateway_server, vllm_server
 from tasks.evaluate import MAX_NEW_TOKENS
@@ -69,17 +72,21 @@ async def measure(url: str, key: str | None, engine: str, targets: list[str], pi
             await run_requests(cl, [body(t, it.messages, 8) for it in items[:4]], 4, False)
         accs = [await _accuracy(cl, engine, t, items[: args.accuracy_items], args) for t in targets]
         for c in concs:
-            for t in targets:
-                reqs = [body(t, it.messages, args.max_tokens) for it in items[: _requests(args, c)]]
-                before = await scrape(cl)
-                samples, wall = await run_requests(cl, reqs, c, c == 1 and before is not None)
-                d = delta(await scrape(cl), before)
-                rss, pss, _ = tree_memory_mb(pid)  # after the point: see Point.rss_mb
-                p = serving_report.summarize(engine, t, c, samples, wall, d, (rss, pss))
-                points.append(p)
-                log(f"{engine} {t} c={c}: {p.tokens_per_s:.0f} tok/s, TTFT p50 {p.ttft_ms_p50:.0f}"
-                    f" ms, ITL p50 {p.itl_ms_p50:.2f} ms ({len(reqs)} requests"
-                    + (f", {p.retries} retried)" if p.retries else ")"))  # fmt: skip
+            for r in range(args.rounds):
+                for t in order(targets, r):
+                    reqs = [body(t, it.messages, args.max_tokens)
+                            for it in items[: _requests(args, c)]]  # fmt: skip
+                    before = await scrape(cl)
+                    samples, wall = await run_requests(cl, reqs, c, c == 1 and before is not None)
+                    d = delta(await scrape(cl), before)
+                    rss, pss, _ = tree_memory_mb(pid)  # after the point: see Point.rss_mb
+                    p = serving_report.summarize(engine, t, c, samples, wall, d, (rss, pss))
+                    p.round = r
+                    points.append(p)
+                    log(f"{engine} {t} c={c}{f' round {r + 1}' if args.rounds > 1 else ''}: "
+                        f"{p.tokens_per_s:.0f} tok/s, TTFT p50 {p.ttft_ms_p50:.0f} ms, ITL p50 "
+                        f"{p.itl_ms_p50:.2f} ms ({len(reqs)} requests"
+                        + (f", {p.retries} retried)" if p.retries else ")"))  # fmt: skip
     return points, accs
 
 
@@ -197,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shares", default="0.1,0.2", help="CITER target LLM shares (citer:<s>)")
     ap.add_argument("--concurrency", default="1,4,16,64")
     ap.add_argument("--min-requests", type=int, default=32, help="requests per point, at least")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="points per target and concurrency, each round paired with its own "
+                         "LLM-only point (benchmarks.serving_rounds)")  # fmt: skip
     ap.add_argument("--max-tokens", type=int, default=128, help="per request in the points")
     ap.add_argument("--accuracy-items", type=int, default=200)
     ap.add_argument("--accuracy-concurrency", type=int, default=16)
@@ -211,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     # A killed `make bench` unwinds like Ctrl-C, so both servers stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if min(int(c) for c in args.concurrency.split(",")) < 1 or args.min_requests < 1:
-        ap.error("--concurrency and --min-requests must be >= 1")
+    if min(int(c) for c in args.concurrency.split(",")) < 1 or min(args.min_requests,
+                                                                    args.rounds) < 1:  # fmt: skip
+        ap.error("--concurrency, --min-requests and --rounds must be >= 1")
     args.engines = [e for e in args.engines.split(",") if e]
     if not args.engines or any(e not in ("gateway", "vllm") for e in args.engines):
         ap.error("--engines: a comma list of gateway, vllm")
@@ -222,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "serving.json").write_text(json.dumps(result, indent=1) + "\n")
-    serving_report.plot([Point(**p) for p in result["points"]], out)
+    serving_report.plot(median_points([Point(**p) for p in result["points"]]), out)
     section = report(result)
     print(section)
     if args.benchmarks_md:

@@ -46,6 +46,7 @@ class Point:
     # The point's routing trace (gateway /metrics deltas; None for vLLM), per token:
     llm_calls_per_token: float | None = None  # per-sequence LLM calls
     slm_forwards_per_token: float | None = None  # SLM-drafted positions
+    round: int = 0  # which of the run's rounds (benchmarks.serving_rounds)
 
 
 @dataclass

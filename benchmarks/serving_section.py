@@ -14,6 +14,7 @@ from benchmarks.serving_report import (
     summary_table,
     trace,
 )
+from benchmarks.serving_rounds import median_points, rounds_table
 from engines.scheduler_config import SchedulerConfig
 
 ENGINES = ("gateway", "vllm")
@@ -24,7 +25,8 @@ SCHED = SchedulerConfig()  # the gateway's defaults, which `make bench` serves w
 
 def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
     cfg, machine = result["config"], result["machine"]
-    points = [Point(**p) for p in result["points"]]
+    every = [Point(**p) for p in result["points"]]
+    points = median_points(every)  # one per (engine, target, c): the median round's
     accs = [Accuracy(**{k: v for k, v in a.items() if k != "accuracy"})
             for a in result["accuracy"]]  # fmt: skip
     concs = sorted({p.concurrency for p in points})
@@ -79,6 +81,15 @@ def section(result: dict[str, Any], pairs: Sequence[PublishedPair]) -> str:
         "(tokens - 1) (vLLM's TPOT); p50/p90 over the requests of a point. Step busy: "
         "scheduler step time / wall time.",
     ]
+    if any(p.round for p in every):
+        parts += [
+            "### Rounds: each routed point against LLM-only of the same round",
+            f"{cfg['rounds']} rounds per concurrency, the targets' order reversed every other "
+            "round; the tables above show the round with the median tok/s. Bound: the cost "
+            "model's 1 / (s + (1 - s) t_slm / t_llm) from the same round's SLM-only and "
+            "LLM-only tok/s at the point's LLM share s.",
+            rounds_table(every),
+        ]
     parts += _projection(points, accs, pairs)
     return "\n\n".join(parts)
 
