@@ -82,3 +82,17 @@ def test_rounds_table_and_section() -> None:
     assert len(summary) == 3  # still one summary row and a latency row per concurrency
     # a single-round run has no rounds table
     assert "### Rounds" not in section(_result(), [PAIR])
+
+
+def test_rounds_plot_draws_each_run(tmp_path) -> None:
+    import json
+
+    from benchmarks.rounds_plot import main
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"points": [asdict(p) for p in POINTS]}))
+    out = tmp_path / "rounds.png"
+    assert main([f"a={path}", f"b={path}", "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main([str(path), "--out", str(out)])  # no label
