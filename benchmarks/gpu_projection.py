@@ -109,7 +109,12 @@ def project(traces: list[Trace], pair: PublishedPair) -> list[Projection]:
     return out
 
 
+def cost_bound(llm_share: float, slm_per_llm: float) -> float:
+    """Speed-up over LLM-only if each token cost only its writer's decode step (no
+    drafts wasted): 1 / (r + (1 - r) * t_slm / t_llm), ``slm_per_llm`` = t_slm / t_llm."""
+    return 1.0 / (llm_share + (1.0 - llm_share) * slm_per_llm)
+
+
 def share_bound(llm_share: float, pair: PublishedPair) -> float:
-    """Speed-up if each token cost only its writer's decode step (no drafts wasted):
-    1 / (r + (1 - r) * t_slm / t_llm)."""
-    return 1.0 / (llm_share + (1.0 - llm_share) * pair.t_slm_ms / pair.t_llm_ms)
+    """The cost-model bound with a published pair's per-token decode times."""
+    return cost_bound(llm_share, pair.t_slm_ms / pair.t_llm_ms)

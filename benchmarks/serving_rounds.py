@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from benchmarks.gpu_projection import cost_bound
 from benchmarks.serving_report import Point
 
 BASELINE = "llm"
@@ -49,8 +50,14 @@ class Paired:
     engine: str
     target: str
     concurrency: int
-    ratios: list[float]  # per round: tok/s over LLM-only of the same round
+    tok_s: list[float]  # per paired round: the target's tok/s
+    base_tok_s: list[float]  # per paired round: LLM-only's tok/s
     of_bound: list[float]  # per round: ratio / the cost-model bound (rounds with slm and a share)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Per paired round: the target's tok/s over LLM-only's."""
+        return [t / b for t, b in zip(self.tok_s, self.base_tok_s, strict=True)]
 
     @property
     def median(self) -> float:
@@ -62,8 +69,8 @@ class Paired:
 
 
 def bound(share: float, slm_tok_s: float, llm_tok_s: float) -> float:
-    """The cost-model bound over LLM-only: 1 / (s + (1 - s) t_slm / t_llm)."""
-    return 1.0 / (share + (1.0 - share) * llm_tok_s / slm_tok_s)
+    """The cost-model bound from measured tok/s (t = 1 / tok/s)."""
+    return cost_bound(share, llm_tok_s / slm_tok_s)
 
 
 def paired(points: Sequence[Point]) -> list[Paired]:
@@ -75,9 +82,10 @@ def paired(points: Sequence[Point]) -> list[Paired]:
         if target in (BASELINE, "slm") or base is None or not base.tokens_per_s:
             continue
         key = (engine, target, conc)
-        pr = out.setdefault(key, Paired(engine, target, conc, [], []))
+        pr = out.setdefault(key, Paired(engine, target, conc, [], [], []))
         ratio = p.tokens_per_s / base.tokens_per_s
-        pr.ratios.append(ratio)
+        pr.tok_s.append(p.tokens_per_s)
+        pr.base_tok_s.append(base.tokens_per_s)
         slm = by.get((engine, "slm", conc, rnd))
         if slm is not None and slm.tokens_per_s and p.llm_share is not None:
             pr.of_bound.append(ratio / bound(p.llm_share, slm.tokens_per_s, base.tokens_per_s))
@@ -89,19 +97,15 @@ def rounds_table(points: Sequence[Point]) -> str:
     head = ["target", "conc", "rounds", "tok/s (rounds)", "LLM-only tok/s (rounds)",
             "over LLM-only (rounds)", "median", "of the bound (median)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    by = {(p.engine, p.target, p.concurrency, p.round): p for p in points}
     for pr in paired(points):
-        rounds = sorted(r for e, t, c, r in by if (e, t, c) == (pr.engine, pr.target,
-                                                               pr.concurrency))  # fmt: skip
-
-        def speeds(target: str, pr: Paired = pr, rounds: list[int] = rounds) -> str:
-            got = [by.get((pr.engine, target, pr.concurrency, r)) for r in rounds]
-            return ", ".join(f"{p.tokens_per_s:.0f}" for p in got if p is not None)
-
         of = pr.of_bound_median
-        cells = [pr.target, str(pr.concurrency), str(len(pr.ratios)), speeds(pr.target),
-                 speeds(BASELINE), ", ".join(f"{x:.2f}" for x in pr.ratios),
+        cells = [pr.target, str(pr.concurrency), str(len(pr.ratios)), _join(pr.tok_s, ".0f"),
+                 _join(pr.base_tok_s, ".0f"), _join(pr.ratios, ".2f"),
                  f"**{pr.median:.2f}x** ({min(pr.ratios):.2f}-{max(pr.ratios):.2f})",
                  "" if of is None else f"{of:.0%}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _join(xs: list[float], fmt: str) -> str:
+    return ", ".join(format(x, fmt) for x in xs)
