@@ -2,7 +2,7 @@
 
     AsyncEngine.submit(Request) -> RequestHandle   (validated on the caller's thread)
     background thread: while work: scheduler.step() -> TokenEvents
-        --loop.call_soon_threadsafe--> the request's asyncio.Queue
+        --one loop.call_soon_threadsafe per step--> each request's asyncio.Queue
     async for ev in handle: ...   (ends after the event with a finish_reason)
     await handle.admitted.wait()  (it holds a batch slot; never set if it ends unstarted)
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
+from functools import partial
 
 from engines.scheduler import Scheduler
 from engines.stats import RequestStats
@@ -33,9 +34,6 @@ class RequestHandle:
 
     def _push(self, item: TokenEvent | BaseException) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-
-    def _admit(self) -> None:
-        self._loop.call_soon_threadsafe(self.admitted.set)
 
     def __aiter__(self) -> AsyncIterator[TokenEvent]:
         return self._events()
@@ -123,17 +121,28 @@ class AsyncEngine:
             self._dispatch(events)
 
     def _dispatch(self, events: list[TokenEvent]) -> None:
+        """Hand a step's events to their streams with one wake-up of each event loop
+        (not one per token: at c=64 a step commits hundreds), in commit order, so a
+        stream finds all of a step's tokens queued at once (``gateway.streaming``)."""
+        calls: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
         for rid in self.scheduler.admitted:
             handle = self._handles.get(rid)
             if handle is not None:
-                handle._admit()
+                calls.setdefault(handle._loop, []).append(handle.admitted.set)
         for ev in events:
             handle = self._handles.get(ev.request_id)
             if handle is None:
                 continue
             if ev.finish_reason is not None:
                 del self._handles[ev.request_id]
-            handle._push(ev)
+            calls.setdefault(handle._loop, []).append(partial(handle._queue.put_nowait, ev))
+        for loop, fns in calls.items():
+            loop.call_soon_threadsafe(_run_all, fns)
+
+
+def _run_all(fns: list[Callable[[], None]]) -> None:
+    for fn in fns:
+        fn()
 
 
 class OutputBuilder:

@@ -94,13 +94,30 @@ class Run:
 
     async def events(self) -> AsyncIterator[TokenEvent]:
         """The request's token events, ending with the one that has a finish_reason."""
+        async for batch in self.batches():
+            for ev in batch:
+                yield ev
+
+    async def batches(self) -> AsyncIterator[list[TokenEvent]]:
+        """The events in batches of all that had arrived (a scheduler step's tokens
+        arrive together), in order, ending with the one that has a finish_reason; an
+        error is raised after the events queued before it."""
         while True:
+            batch: list[TokenEvent] = []
             item = await self.queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if item.finish_reason is not None:
-                return
+            while True:
+                if isinstance(item, BaseException):
+                    if batch:
+                        yield batch
+                    raise item
+                batch.append(item)
+                if item.finish_reason is not None:
+                    yield batch
+                    return
+                if self.queue.empty():
+                    break
+                item = self.queue.get_nowait()
+            yield batch
 
     async def main(self) -> None:
         renewal = asyncio.create_task(renew_hold(self.st, self.reservation))

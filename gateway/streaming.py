@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fastapi import Request
@@ -98,32 +98,53 @@ async def collect(run: Run, request: Request, want_sources: bool) -> Answer:
     return answer
 
 
+def merged(batch: list[TokenEvent]) -> list[TokenEvent]:
+    """The batch with each run of plain token events (no finish, no prompt log-probs)
+    folded into one event that carries their text: a step's tokens go out as one
+    chunk, as vLLM streams a multi-token step. Only for streams that send text alone
+    (no per-token log-probs, token ids or sources)."""
+    out: list[TokenEvent] = []
+    for ev in batch:
+        if out and _plain(ev) and _plain(out[-1]):
+            out[-1] = replace(ev, text=out[-1].text + ev.text)
+        else:
+            out.append(ev)
+    return out
+
+
+def _plain(ev: TokenEvent) -> bool:
+    return ev.token_id is not None and ev.finish_reason is None and ev.prompt_logprobs is None
+
+
 async def stream(
     run: Run, request: Request, fmt: ChunkFormat, want_sources: bool, include_usage: bool
 ) -> AsyncIterator[str]:
-    """OpenAI SSE: opening chunk(s), one chunk per released text (per token when
-    sources, log-probs or token ids are asked), a finish chunk, the usage chunk (``choices: []``)
-    if asked, ``[DONE]``; an error after the start is a ``data: {"error": ...}`` event."""
+    """OpenAI SSE: opening chunk(s), one chunk per step's released text (per token
+    when sources, log-probs or token ids are asked), a finish chunk, the usage chunk
+    (``choices: []``) if asked, ``[DONE]``; an error after the start is a
+    ``data: {"error": ...}`` event."""
     watcher = watch(request, run)
     try:
         for chunk in fmt.opening():
             yield sse(chunk)
-        async for ev in run.events():
-            chunk = None
-            if ev.token_id is not None and (ev.text or want_sources or fmt.per_token):
-                sources = [source_entry(ev)] if want_sources else None
-                chunk = fmt.delta(ev.text, sources, ev)
-            elif ev.text:
-                chunk = fmt.delta(ev.text, None)
-            elif ev.prompt_logprobs is not None:
-                chunk = fmt.prompt(ev)
-            if chunk is not None:
-                yield sse(chunk)
-            if ev.finish_reason == FINISH_ABORT:
-                raise _ended_early("aborted: the server is shutting down")
-            if ev.finish_reason is not None:
-                for chunk in fmt.finish(ev.finish_reason):
+        per_token = want_sources or fmt.per_token
+        async for batch in run.batches():
+            for ev in batch if per_token else merged(batch):
+                chunk = None
+                if ev.token_id is not None and (ev.text or per_token):
+                    sources = [source_entry(ev)] if want_sources else None
+                    chunk = fmt.delta(ev.text, sources, ev)
+                elif ev.text:
+                    chunk = fmt.delta(ev.text, None)
+                elif ev.prompt_logprobs is not None:
+                    chunk = fmt.prompt(ev)
+                if chunk is not None:
                     yield sse(chunk)
+                if ev.finish_reason == FINISH_ABORT:
+                    raise _ended_early("aborted: the server is shutting down")
+                if ev.finish_reason is not None:
+                    for chunk in fmt.finish(ev.finish_reason):
+                        yield sse(chunk)
         if include_usage:
             yield sse(fmt.usage(run))
         yield SSE_DONE

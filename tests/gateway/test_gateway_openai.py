@@ -159,3 +159,19 @@ def test_target_share_model_uses_the_card_calibration(gateway, client: openai.Op
     r = client.chat.completions.create(**kw)
     assert r.model_extra["routing"]["threshold"] == pytest.approx(threshold_for_share(card, 0.2))
     assert r.model_extra["routing"]["target_llm_share"] == 0.2
+
+
+def test_a_step_s_tokens_stream_as_one_chunk(client: openai.OpenAI) -> None:
+    """The SLM drafts several tokens per scheduler step; a text-only stream sends each
+    step's text as one chunk (fewer chunks than tokens), and the text is unchanged.
+    With log-probs asked, every token keeps its own chunk."""
+    kw = {"model": "slm", "messages": MSG, "max_tokens": 24, "temperature": 0}
+    whole = client.chat.completions.create(**kw)
+    n = whole.usage.completion_tokens
+    chunks = list(client.chat.completions.create(**kw, stream=True))
+    texts = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    assert "".join(texts) == whole.choices[0].message.content
+    assert n >= 4 and 1 <= len(texts) < n
+    per_token = list(client.chat.completions.create(**kw, stream=True, logprobs=True))
+    entries = [len(c.choices[0].logprobs.content) for c in per_token if c.choices[0].logprobs]
+    assert entries == [1] * n
