@@ -40,7 +40,7 @@ def plot(runs: dict[str, list[Row]], policies: list[str], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from benchmarks.serving_report import concurrency_axes
+    from benchmarks.serving_report import concurrency_axes, save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     concs: set[int] = set()
@@ -73,11 +73,7 @@ def plot(runs: dict[str, list[Row]], policies: list[str], out: Path) -> Path:
         ax.legend(fontsize=7)
     left.set_title("Throughput, best window (citer bench, demo pair, 2-vCPU CPU)")
     right.set_title("Routed over LLM-only, in-process")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> None:

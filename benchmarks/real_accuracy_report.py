@@ -168,6 +168,8 @@ def plot(by: dict, curves: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from benchmarks.serving_report import save_figure
+
     fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5), squeeze=False)
     for ax, (name, fams) in zip(axes[0], sorted(curves.items()), strict=True):
         for ref, style in (("slm", ":"), ("llm", "--")):
@@ -182,10 +184,7 @@ def plot(by: dict, curves: dict, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Qwen2.5-Coder 0.5B / 1.5B: accuracy vs LLM token share (test items)")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def names_file(cache: Path) -> Path:

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.serving_report import Point, concurrency_axes
+from benchmarks.serving_report import Point, concurrency_axes, save_figure
 from benchmarks.serving_rounds import paired
 
 TARGET = 1.3  # the speed-up the scheduling work aims at, every concurrency
@@ -48,11 +48,7 @@ def plot(runs: dict[str, list[Point]], out: Path, title: str) -> Path:
         concurrency_axes(ax, sorted(concs), f"{target} tok/s / LLM-only tok/s, same round")
         ax.set_title(title)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

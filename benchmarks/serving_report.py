@@ -216,10 +216,8 @@ def plot(points: list[Point], out_dir: Path) -> list[Path]:
     concurrency_axes(ax, concs, "completion tokens/s")
     ax.set_title("Throughput vs concurrency (2-vCPU CPU box, demo pair)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     paths = [out_dir / "throughput.png", out_dir / "latency.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    save_figure(fig, paths[0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, (label, ps) in enumerate(series.items()):
         color = f"C{i}"
@@ -232,10 +230,19 @@ def plot(points: list[Point], out_dir: Path) -> list[Path]:
     axes[0].set_title("Time to first token")
     axes[1].set_title("Inter-token latency (per request: (e2e - TTFT) / (tokens - 1))")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+    save_figure(fig, paths[1])
     return paths
+
+
+def save_figure(fig: Any, out: Path) -> Path:
+    """Lay out, write ``out`` (PNG, 110 dpi; its folder made) and close ``fig``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def concurrency_axes(ax: Any, concs: list[int], ylabel: str, log_y: bool = False) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from typing import Any, Protocol
 
 from fastapi import Request
@@ -104,11 +105,12 @@ def merged(batch: list[TokenEvent]) -> list[TokenEvent]:
     chunk, as vLLM streams a multi-token step. Only for streams that send text alone
     (no per-token log-probs, token ids or sources)."""
     out: list[TokenEvent] = []
-    for ev in batch:
-        if out and _plain(ev) and _plain(out[-1]):
-            out[-1] = replace(ev, text=out[-1].text + ev.text)
+    for plain, group in groupby(batch, key=_plain):
+        run = list(group)
+        if plain and len(run) > 1:
+            out.append(replace(run[-1], text="".join(ev.text for ev in run)))
         else:
-            out.append(ev)
+            out.extend(run)
     return out
 
 
