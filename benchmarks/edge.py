@@ -129,8 +129,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     policy = args.policy or (
         "citer" if (Path(DEFAULT_CARD) / "router.json").is_file() else "confidence"
     )
-    log = Path(tempfile.mkdtemp(prefix="citer-edge-")) / "cloud.log"
-    with cloud(args, log) as (cloud_url, key):
+    # The cloud's log lives as long as the run: a failed start puts it in the error.
+    with (
+        tempfile.TemporaryDirectory(prefix="citer-edge-") as tmp,
+        cloud(args, Path(tmp) / "cloud.log") as (cloud_url, key),
+    ):
         proxy = DelayProxy(int(cloud_url.rsplit(":", 1)[1]))
         try:
             return _modes(args, policy, proxy, key, cloud_url)
