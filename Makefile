@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Pinned thread count keeps CPU runs (and the demo build) reproducible.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: fuzz serve serve-real real-pair real-router real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving bench-real-speculative bench-real-int8 test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
+.PHONY: fuzz serve serve-real real-pair real-router real-router-hidden real-router-r2r real-router-class real-router-compare real-router-csqa real-router-csqa-hidden bench-real bench-real-accuracy bench-real-serving bench-real-speculative bench-real-int8 test lint demo-models eval-demo bench bench-core bench-edge router sweep loadtest soak clean vllm-venv bench-vllm bench-structured bench-pass-cost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,13 +60,22 @@ real-pair: $(STAMP)
 # rounds cached in build/real-router); the card (pinned to the pair's tokenizer and SLM
 # weights) goes to models/qwen2.5-coder/router.
 REAL_DATA ?= ../shared/data
+REAL_TRAIN = $(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm \
+	--dtype bfloat16 --threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 \
+	--val-items 100 --val-decode-items 0 --rounds 1 --max-rollouts 240 \
+	--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-llm-check --no-baselines
 real-router: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
-	$(VENV)/bin/citer train-router --slm $(REAL)/slm --llm $(REAL)/llm --dtype bfloat16 \
-		--threads 2 --data $(REAL_DATA)/gsm8k/train.jsonl --train-items 300 --val-items 100 \
-		--features logprobs:top8 --val-decode-items 0 --rounds 1 --max-rollouts 240 \
-		--rollout-max-tokens 256 --concurrency 16 --query-items 0 --no-llm-check \
-		--no-baselines --work-dir build/real-router --out models/qwen2.5-coder/router
+	$(REAL_TRAIN) --features logprobs:top8 --work-dir build/real-router \
+		--out models/qwen2.5-coder/router
+
+# The same GSM8K recipe reading the SLM's final hidden state as well (the paper's input):
+# a 13 MB card for the HF engine only, kept in build/ (the accuracy sweep's citer-h
+# configs); ~45 min on 2 cores.
+real-router-hidden: $(STAMP)
+	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
+	$(REAL_TRAIN) --features hidden:final,logprobs:top8 --work-dir build/real-router-hidden \
+		--out build/real-router-hidden/card
 
 # The same pair and items with R2R-style references: teacher-forced along the 1.5B's own
 # greedy answers (the items it gets wrong dropped), CITER-S (shortcut round only: no

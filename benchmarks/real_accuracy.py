@@ -46,7 +46,7 @@ CARDS = ("citer=models/qwen2.5-coder/router,citer-s=models/qwen2.5-coder/router-
          "citer-compare600=build/real-router-compare600/card,"
          "citer-compare2=build/real-router-compare2/card,"
          "citer-compare3=build/real-router-compare3/card,"
-         "citer-h=build/real-router/card-hidden,"
+         "citer-h=build/real-router-hidden/card,"
          "citer-csqa-h=build/real-router-csqa-hidden/card")  # fmt: skip
 
 
