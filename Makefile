@@ -71,7 +71,7 @@ real-router: $(STAMP)
 
 # The same GSM8K recipe reading the SLM's final hidden state as well (the paper's input):
 # a 13 MB card for the HF engine only, kept in build/ (the accuracy sweep's citer-h
-# configs); ~45 min on 2 cores.
+# configs); 23 min on 2 cores (2026-12-07).
 real-router-hidden: $(STAMP)
 	@test -f $(REAL)/pair.json || { echo "no real pair in $(REAL): run make real-pair"; exit 2; }
 	$(REAL_TRAIN) --features hidden:final,logprobs:top8 --work-dir build/real-router-hidden \
